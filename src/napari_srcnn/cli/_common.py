@@ -1,0 +1,45 @@
+"""Arguments shared by several sub-commands, and the progress bar."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from typing import Any
+
+
+def add_model_args(parser: argparse.ArgumentParser, bicubic: bool = False) -> None:
+    """``--model NAME | --weights FILE`` (and ``--bicubic`` for eval)."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--model", metavar="NAME", help="an installed model (see 'napari-srcnn models'); "
+        "default: the one trained for the scale"
+    )
+    group.add_argument("--weights", metavar="FILE", help="a .safetensors weights file")
+    if bicubic:
+        group.add_argument("--bicubic", action="store_true", help="score bicubic only")
+
+
+def add_device_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--device", default="auto", metavar="D", help="auto (default), cpu, cuda or cuda:N"
+    )
+
+
+def model_arg(args: argparse.Namespace) -> str | None:
+    return args.weights or args.model
+
+
+def progress_bar(desc: str, unit: str = "tile") -> tuple[Callable[[int, int], Any], Callable[[], None]]:
+    """A tqdm bar on stderr as a ``progress(done, total)`` callback, and its closer."""
+    from tqdm.auto import tqdm
+
+    bar = tqdm(desc=desc, unit=unit, file=sys.stderr, disable=None, leave=False)
+
+    def update(done: int, total: int) -> None:
+        if bar.total != total:
+            bar.reset(total=total)
+        bar.n = done
+        bar.refresh()
+
+    return update, bar.close

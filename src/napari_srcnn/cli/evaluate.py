@@ -1,0 +1,62 @@
+"""``napari-srcnn eval``: PSNR/SSIM of bicubic and SRCNN by the literature's protocol."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from ._common import add_device_arg, add_model_args, model_arg, progress_bar
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "eval",
+        help="score bicubic and a model on HR images (Y-PSNR/SSIM, Set5/Set14 protocol)",
+        description="Each image is a high-resolution original: its Y channel is mod-cropped, "
+        "degraded with MATLAB bicubic, up-sampled by bicubic and by SRCNN, and scored with "
+        "`scale` pixels shaved.",
+    )
+    p.add_argument("inputs", nargs="+", metavar="DIR_OR_FILE", help="images or folders of images")
+    p.add_argument("--scale", type=int, required=True, metavar="S", help="integer factor")
+    add_model_args(p, bicubic=True)
+    add_device_arg(p)
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..engine.evaluation import evaluate_files, summarize
+    from ..engine.inference import Upscaler, UpscaleOptions
+
+    upscaler = None
+    if not args.bicubic:
+        upscaler = Upscaler(
+            model_arg(args),
+            UpscaleOptions(scale=float(args.scale), channels="per-channel", device=args.device,
+                           normalization="none"),
+        )
+    update, close = progress_bar("eval", unit="image")
+    try:
+        rows = evaluate_files(args.inputs, args.scale, upscaler, progress=update)
+    finally:
+        close()
+    mean = summarize(rows)
+    if args.json:
+        if upscaler is not None:
+            model = {"model": upscaler.model.name, "arch": upscaler.model.info.arch.name}
+        else:
+            model = {"model": "bicubic"}
+        print(json.dumps({"scale": args.scale, **model, "images": rows, "mean": mean}, indent=2))
+        return 0
+    title = "bicubic only" if upscaler is None else f"model {upscaler.model.name} on {upscaler.device}"
+    print(f"×{args.scale}, {title}; Y channel, {args.scale} px shaved")
+    header = f"{'image':<24}{'bicubic PSNR':>14}{'SSIM':>8}"
+    if upscaler is not None:
+        header += f"{'SRCNN PSNR':>13}{'SSIM':>8}{'gain':>8}"
+    print(header)
+    for row in [*rows, {"name": "mean", **mean}]:
+        line = f"{row['name']:<24}{row['bicubic_psnr']:>14.2f}{row['bicubic_ssim']:>8.4f}"
+        if upscaler is not None:
+            line += f"{row['psnr']:>13.2f}{row['ssim']:>8.4f}{row['psnr'] - row['bicubic_psnr']:>+8.2f}"
+        print(line)
+    return 0

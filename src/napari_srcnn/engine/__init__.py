@@ -1,0 +1,1 @@
+"""The SRCNN engine: plain PyTorch + NumPy, no napari or Qt imports."""

@@ -1,0 +1,48 @@
+"""Choosing the compute device: what is available, and validating what was asked for."""
+
+from __future__ import annotations
+
+import torch
+
+from ..errors import DeviceError
+
+__all__ = ["available_devices", "resolve_device"]
+
+
+def available_devices() -> list[str]:
+    """Devices this machine can run on: ``["cpu", "cuda:0", ...]`` (CUDA only when usable)."""
+    devices = ["cpu"]
+    if torch.cuda.is_available():
+        devices += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    return devices
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """Turn ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:i"`` into a usable device.
+
+    ``"auto"`` picks the first CUDA device when there is one, else the CPU. Asking for a CUDA
+    device that does not exist raises :class:`DeviceError` (never a CUDA crash later).
+    """
+    if isinstance(device, torch.device):
+        device = str(device)
+    name = str(device).strip().lower()
+    if name in ("", "auto"):
+        return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise DeviceError(
+            f"unknown device {device!r}; use auto, cpu, cuda or cuda:N"
+        ) from None
+    if dev.type == "cpu":
+        return dev
+    if dev.type != "cuda":
+        raise DeviceError(f"device {device!r} is not supported; use auto, cpu, cuda or cuda:N")
+    if not torch.cuda.is_available():
+        raise DeviceError(f"device {device!r} requested but CUDA is not available on this machine")
+    index = 0 if dev.index is None else dev.index
+    if index >= torch.cuda.device_count():
+        raise DeviceError(
+            f"device {device!r} requested but only {torch.cuda.device_count()} CUDA device(s) exist"
+        )
+    return torch.device("cuda", index)

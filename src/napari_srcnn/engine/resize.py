@@ -1,0 +1,476 @@
+"""MATLAB-compatible bicubic ``imresize`` in PyTorch.
+
+SRCNN's input is the low-resolution image up-sampled by MATLAB's ``imresize`` (bicubic,
+Keys kernel with a = -0.5, antialiased when shrinking, symmetric borders). PyTorch's own
+``F.interpolate(mode="bicubic")`` uses a = -0.75 and clamps at the borders, so its output
+(and every PSNR computed on it) differs from the literature; this module reproduces
+MATLAB's algorithm instead.
+
+The resize is separable. For each axis, :func:`axis_weights` computes MATLAB's
+"contributions": for every output pixel the input indices (already mirrored at the
+borders) and the normalised kernel weights. :func:`resize_axis` applies them with a
+gather and a weighted sum over the few taps, so memory stays O(taps x output) and never
+needs a dense ``n_out x n_in`` matrix. Because the weights are those of the *full* axis,
+a tile can be resized on its own (``offset``) and matches the corresponding slice of
+the full result exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import overload
+
+import numpy as np
+import torch
+
+__all__ = [
+    "AxisWeights",
+    "axis_weights",
+    "cubic",
+    "imresize",
+    "output_size",
+    "resize_axis",
+]
+
+# MATLAB's bicubic kernel is 4 input pixels wide (support [-2, 2]).
+_KERNEL_WIDTH = 4.0
+
+# Relative tolerance when turning ``n * scale`` into an integer size: 35 * 0.2 is
+# 7.000000000000001 in floating point and must give 7, not 8.
+_SIZE_RTOL = 1e-9
+
+def cubic(x: np.ndarray) -> np.ndarray:
+    """Keys' cubic convolution kernel with a = -0.5 (MATLAB's ``cubic``).
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        Distances in input pixels, any shape, float64.
+
+    Returns
+    -------
+    numpy.ndarray
+        Kernel values, same shape as ``x``; zero for ``|x| > 2``.
+    """
+    absx = np.abs(x)
+    absx2 = absx * absx
+    absx3 = absx2 * absx
+    inner = (1.5 * absx3 - 2.5 * absx2 + 1.0) * (absx <= 1)
+    outer = (-0.5 * absx3 + 2.5 * absx2 - 4.0 * absx + 2.0) * ((absx > 1) & (absx <= 2))
+    return inner + outer
+
+
+def output_size(n_in: int, scale: float) -> int:
+    """Length of an axis of ``n_in`` pixels resized by ``scale`` (MATLAB: ``ceil``).
+
+    A product that is an integer up to floating-point error (``35 * 0.2``,
+    ``256 * (1/3) * 3``) is taken as that integer instead of being rounded up.
+
+    Parameters
+    ----------
+    n_in : int
+        Input length, at least 1.
+    scale : float
+        Positive, finite scale factor.
+
+    Returns
+    -------
+    int
+        The output length, at least 1.
+
+    Raises
+    ------
+    ValueError
+        If ``n_in`` < 1 or ``scale`` is not a positive finite number.
+    """
+    _check_length(n_in, "n_in")
+    _check_scale(scale)
+    v = n_in * scale
+    nearest = round(v)
+    if abs(v - nearest) <= _SIZE_RTOL * max(1.0, abs(v)):
+        return max(1, int(nearest))
+    return max(1, math.ceil(v))
+
+
+@dataclass(frozen=True, eq=False)
+class AxisWeights:
+    """MATLAB's resize contributions for one axis.
+
+    Output pixel ``i`` is ``sum_p weights[i, p] * input[indices[i, p]]``.
+
+    Attributes
+    ----------
+    indices : torch.Tensor
+        ``(n_out, P)`` int64 indices into the full input axis, already mirrored at the
+        borders (so always in ``[0, n_in)``).
+    weights : torch.Tensor
+        ``(n_out, P)`` float64 weights; every row sums to 1.
+
+    Notes
+    -----
+    Instances returned by :func:`axis_weights` are cached and shared: treat the tensors
+    as read-only. Equality is identity (tensors have no boolean ``==``).
+    """
+
+    indices: torch.Tensor
+    weights: torch.Tensor
+    # Copies already moved to a device/dtype, so that tiles on a GPU do not pay a
+    # host-to-device transfer (and a sync) for every call.
+    _converted: dict[tuple[torch.device, torch.dtype], tuple[torch.Tensor, torch.Tensor]] = (
+        field(default_factory=dict, init=False, repr=False, compare=False)
+    )
+
+    def __post_init__(self) -> None:
+        if self.indices.ndim != 2 or self.indices.shape != self.weights.shape:
+            raise ValueError(
+                "AxisWeights needs indices and weights of the same (n_out, P) shape, got "
+                f"{tuple(self.indices.shape)} and {tuple(self.weights.shape)}"
+            )
+
+    @property
+    def n_out(self) -> int:
+        """Number of output pixels these weights produce."""
+        return int(self.indices.shape[0])
+
+    @property
+    def n_taps(self) -> int:
+        """Number of input pixels combined per output pixel (P)."""
+        return int(self.indices.shape[1])
+
+    def slice(self, start: int, stop: int) -> AxisWeights:
+        """Contributions of output pixels ``[start, stop)`` only.
+
+        Parameters
+        ----------
+        start, stop : int
+            Output range, ``0 <= start <= stop <= n_out``.
+
+        Returns
+        -------
+        AxisWeights
+            Weights for ``stop - start`` output pixels, still indexing the full input.
+
+        Raises
+        ------
+        ValueError
+            If the range is outside ``[0, n_out]``.
+        """
+        if not 0 <= start <= stop <= self.n_out:
+            raise ValueError(
+                f"output slice [{start}, {stop}) is outside the axis [0, {self.n_out})"
+            )
+        return AxisWeights(self.indices[start:stop], self.weights[start:stop])
+
+    def span(self) -> tuple[int, int]:
+        """Input range ``[lo, hi)`` that these outputs actually read.
+
+        Only taps with a non-zero weight count, so this is the smallest piece of the
+        input axis that :func:`resize_axis` needs (useful to size tiles and halos).
+
+        Returns
+        -------
+        tuple of int
+            ``(lo, hi)``; ``(0, 0)`` when no output pixel is left.
+        """
+        used = self.indices[self.weights != 0]
+        if used.numel() == 0:
+            return (0, 0)
+        return (int(used.min()), int(used.max()) + 1)
+
+    def on(self, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """Indices and weights on ``device``, weights cast to ``dtype`` (cached).
+
+        Parameters
+        ----------
+        device : torch.device
+            Where the data to resize lives.
+        dtype : torch.dtype
+            Floating dtype of the computation.
+
+        Returns
+        -------
+        tuple of torch.Tensor
+            ``(indices, weights)`` on ``device``.
+        """
+        key = (torch.device(device), dtype)
+        cached = self._converted.get(key)
+        if cached is None:
+            cached = (
+                self.indices.to(device=device),
+                self.weights.to(device=device, dtype=dtype),
+            )
+            self._converted[key] = cached
+        return cached
+
+
+def axis_weights(
+    n_in: int,
+    scale: float | None = None,
+    n_out: int | None = None,
+    antialias: bool = True,
+) -> AxisWeights:
+    """MATLAB ``imresize`` contributions for resizing an axis of ``n_in`` pixels.
+
+    Give ``scale`` (``n_out`` is then ``output_size(n_in, scale)``), ``n_out`` (``scale``
+    is then ``n_out / n_in``), or both, as MATLAB does when a scale is requested.
+
+    Parameters
+    ----------
+    n_in : int
+        Input length, at least 1.
+    scale : float, optional
+        Scale factor (> 1 enlarges).
+    n_out : int, optional
+        Output length, at least 1.
+    antialias : bool, default True
+        When shrinking, stretch the kernel by ``1 / scale`` (MATLAB's default); without
+        it a shrink samples the input and aliases.
+
+    Returns
+    -------
+    AxisWeights
+        CPU tensors: ``indices`` int64, ``weights`` float64, shape ``(n_out, P)``. The
+        result is cached and shared between callers.
+
+    Raises
+    ------
+    ValueError
+        If neither ``scale`` nor ``n_out`` is given, or a value is out of range.
+    """
+    if scale is None and n_out is None:
+        raise ValueError("axis_weights needs a scale or an output length (n_out)")
+    _check_length(n_in, "n_in")
+    if n_out is None:
+        assert scale is not None
+        n_out = output_size(n_in, scale)
+    _check_length(n_out, "n_out")
+    if scale is None:
+        scale = n_out / n_in
+    _check_scale(scale)
+    return _axis_weights_cached(int(n_in), float(scale), int(n_out), bool(antialias))
+
+
+@lru_cache(maxsize=256)
+def _axis_weights_cached(n_in: int, scale: float, n_out: int, antialias: bool) -> AxisWeights:
+    # A line-by-line translation of MATLAB's imresize/contributions, in float64 and with
+    # 1-based coordinates kept until the final index conversion.
+    kernel_width = _KERNEL_WIDTH
+    if scale < 1 and antialias:
+        # Stretch the kernel: interpolate and low-pass filter in one step.
+        def h(d: np.ndarray) -> np.ndarray:
+            return scale * cubic(scale * d)
+
+        kernel_width = kernel_width / scale
+    else:
+        h = cubic
+
+    x = np.arange(1, n_out + 1, dtype=np.float64)[:, None]
+    # Pixel edges line up: output 0.5 maps to input 0.5, output 0.5 + scale to 1.5.
+    u = x / scale + 0.5 * (1.0 - 1.0 / scale)
+    left = np.floor(u - kernel_width / 2.0)
+    n_taps = math.ceil(kernel_width) + 2
+    indices = left + np.arange(n_taps, dtype=np.float64)[None, :]
+    weights = h(u - indices)
+    weights = weights / weights.sum(axis=1, keepdims=True)
+
+    # Symmetric (half-sample) mirror: ..., 2, 1 | 1, 2, ..., n | n, n-1, ...
+    aux = np.concatenate([np.arange(n_in), np.arange(n_in - 1, -1, -1)])
+    indices_0 = aux[np.mod(indices.astype(np.int64) - 1, 2 * n_in)]
+
+    keep = np.any(weights != 0, axis=0)
+    return AxisWeights(
+        torch.from_numpy(np.ascontiguousarray(indices_0[:, keep])),
+        torch.from_numpy(np.ascontiguousarray(weights[:, keep])),
+    )
+
+
+def resize_axis(x: torch.Tensor, dim: int, aw: AxisWeights, offset: int = 0) -> torch.Tensor:
+    """Apply one axis' contributions along dimension ``dim`` of ``x``.
+
+    ``x`` may be a piece of the full axis: it holds input pixels
+    ``[offset, offset + x.shape[dim])``. Resizing a tile with the full-image weights
+    (sliced with :meth:`AxisWeights.slice`) gives exactly the slice of the full result,
+    provided the tile covers :meth:`AxisWeights.span`.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        Floating tensor of any shape, on any device. float16 / bfloat16 are computed in
+        float32 and cast back.
+    dim : int
+        Axis to resize (negative values count from the end).
+    aw : AxisWeights
+        Contributions, e.g. from :func:`axis_weights` or a slice of them.
+    offset : int, default 0
+        Position of ``x``'s first pixel along ``dim`` in the full input axis.
+
+    Returns
+    -------
+    torch.Tensor
+        Same dtype and device as ``x``, with ``aw.n_out`` pixels along ``dim``.
+
+    Raises
+    ------
+    ValueError
+        If ``x`` is not floating point, or does not contain every input pixel
+        the requested outputs read.
+    """
+    if not torch.is_floating_point(x):
+        raise ValueError(f"resize_axis needs a floating tensor, got {x.dtype}")
+    dim = dim % x.ndim if x.ndim else 0
+    n = int(x.shape[dim])
+    lo, hi = aw.span()
+    if hi > lo and (lo < offset or hi > offset + n):
+        raise ValueError(
+            f"the outputs read input pixels [{lo}, {hi}) but x holds only "
+            f"[{offset}, {offset + n}) along dim {dim}; enlarge the tile's halo"
+        )
+
+    compute_dtype = x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32
+    idx, w = aw.on(x.device, compute_dtype)
+    # Taps with zero weight may point outside the tile; clamping keeps them harmless.
+    local = (idx - offset).clamp_(0, max(n - 1, 0))
+    xc = x.to(compute_dtype)
+
+    # Weights broadcast along every axis except ``dim``.
+    bshape = [1] * x.ndim
+    bshape[dim] = aw.n_out
+    out_shape = list(x.shape)
+    out_shape[dim] = aw.n_out
+    out = torch.zeros(out_shape, dtype=compute_dtype, device=x.device)
+    if aw.n_out == 0 or n == 0:
+        return out.to(x.dtype)
+    # One gather per tap keeps the working memory at about twice the output, whatever P.
+    for p in range(aw.n_taps):
+        out.addcmul_(torch.index_select(xc, dim, local[:, p]), w[:, p].reshape(bshape))
+    return out.to(x.dtype)
+
+
+@overload
+def imresize(
+    x: torch.Tensor,
+    scale: float | tuple[float, float] | None = ...,
+    output_shape: tuple[int, int] | None = ...,
+    antialias: bool = ...,
+) -> torch.Tensor: ...
+@overload
+def imresize(
+    x: np.ndarray,
+    scale: float | tuple[float, float] | None = ...,
+    output_shape: tuple[int, int] | None = ...,
+    antialias: bool = ...,
+) -> np.ndarray: ...
+def imresize(
+    x: torch.Tensor | np.ndarray,
+    scale: float | tuple[float, float] | None = None,
+    output_shape: tuple[int, int] | None = None,
+    antialias: bool = True,
+) -> torch.Tensor | np.ndarray:
+    """Resize the last two axes like MATLAB's ``imresize(x, scale, 'bicubic')``.
+
+    Parameters
+    ----------
+    x : torch.Tensor or numpy.ndarray
+        ``(..., H, W)``; leading axes are a batch. Floating inputs keep their dtype;
+        integer and boolean inputs are computed and returned in float64, *not* rounded
+        (MATLAB would round back to the integer type; callers round if they want that).
+    scale : float or (float, float), optional
+        Scale factor for (H, W); the output is ``output_size(H, s_h) x output_size(W,
+        s_w)``. Exclusive with ``output_shape``.
+    output_shape : (int, int), optional
+        Output ``(H_out, W_out)``; the scales are then ``H_out / H`` and ``W_out / W``.
+    antialias : bool, default True
+        Low-pass filter when shrinking (MATLAB's default).
+
+    Returns
+    -------
+    torch.Tensor or numpy.ndarray
+        Same container type (and device, for tensors) as ``x``, shape
+        ``(..., H_out, W_out)``.
+
+    Raises
+    ------
+    ValueError
+        If ``x`` has fewer than two axes, or the scale / shape arguments are missing,
+        both given or out of range.
+
+    Notes
+    -----
+    As in MATLAB, the axis with the smaller scale is resized first (rows on a tie),
+    which matters for the exact values when one axis shrinks and the other grows.
+    """
+    if isinstance(x, np.ndarray):
+        arr = x
+        if arr.dtype.kind not in "fc":
+            arr = arr.astype(np.float64)
+        elif arr.dtype.kind == "c":
+            raise ValueError("imresize does not support complex arrays; resize real and "
+                             "imaginary parts separately")
+        # torch cannot wrap read-only or non-native-endian buffers.
+        arr = np.ascontiguousarray(arr.astype(arr.dtype.newbyteorder("="), copy=False))
+        if not arr.flags.writeable:
+            arr = arr.copy()
+        out = _imresize_tensor(torch.from_numpy(arr), scale, output_shape, antialias)
+        return out.numpy()
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"imresize needs a torch.Tensor or numpy.ndarray, got {type(x)!r}")
+    t = x
+    if t.is_complex():
+        raise ValueError("imresize does not support complex tensors")
+    if not torch.is_floating_point(t):
+        t = t.to(torch.float64)
+    return _imresize_tensor(t, scale, output_shape, antialias)
+
+
+def _imresize_tensor(
+    x: torch.Tensor,
+    scale: float | tuple[float, float] | None,
+    output_shape: tuple[int, int] | None,
+    antialias: bool,
+) -> torch.Tensor:
+    if x.ndim < 2:
+        raise ValueError(f"imresize needs an (..., H, W) array, got shape {tuple(x.shape)}")
+    in_shape = (int(x.shape[-2]), int(x.shape[-1]))
+    if (scale is None) == (output_shape is None):
+        raise ValueError("imresize needs exactly one of scale or output_shape")
+    if scale is not None:
+        scales = _pair(scale)
+        out_shape = (output_size(in_shape[0], scales[0]), output_size(in_shape[1], scales[1]))
+    else:
+        assert output_shape is not None
+        if len(output_shape) != 2:
+            raise ValueError(f"output_shape must be (H, W), got {output_shape!r}")
+        out_shape = (int(output_shape[0]), int(output_shape[1]))
+        _check_length(out_shape[0], "output height")
+        _check_length(out_shape[1], "output width")
+        _check_length(in_shape[0], "input height")
+        _check_length(in_shape[1], "input width")
+        scales = (out_shape[0] / in_shape[0], out_shape[1] / in_shape[1])
+
+    order = (0, 1) if scales[0] <= scales[1] else (1, 0)
+    for axis in order:
+        if scales[axis] == 1.0 and out_shape[axis] == in_shape[axis]:
+            continue  # the weights would be the identity
+        aw = axis_weights(in_shape[axis], scales[axis], out_shape[axis], antialias)
+        x = resize_axis(x, x.ndim - 2 + axis, aw)
+    return x
+
+
+def _pair(scale: float | tuple[float, float]) -> tuple[float, float]:
+    if isinstance(scale, (tuple, list)):
+        if len(scale) != 2:
+            raise ValueError(f"scale must be a number or an (H, W) pair, got {scale!r}")
+        return (float(scale[0]), float(scale[1]))
+    return (float(scale), float(scale))
+
+
+def _check_length(n: int, name: str) -> None:
+    if int(n) != n or n < 1:
+        raise ValueError(f"{name} must be a positive integer, got {n!r}")
+
+
+def _check_scale(scale: float) -> None:
+    if not (math.isfinite(scale) and scale > 0):
+        raise ValueError(f"scale must be a positive finite number, got {scale!r}")

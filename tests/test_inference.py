@@ -1,0 +1,174 @@
+import numpy as np
+import pytest
+import torch
+
+from napari_srcnn.engine.inference import Upscaler, UpscaleOptions, upscale
+from napari_srcnn.engine.metrics import psnr
+from napari_srcnn.engine.model import SRCNN, ArchSpec
+from napari_srcnn.engine.resize import imresize
+from napari_srcnn.engine.weights import LoadedModel, ModelInfo, load_model
+from napari_srcnn.errors import CancelledError, DeviceError, InputError
+
+
+@pytest.fixture(scope="module")
+def model955():
+    """A 9-5-5 net with random (non-trivial) weights: tiling must be exact for any weights."""
+    torch.manual_seed(0)
+    net = SRCNN(ArchSpec.parse("9-5-5"))
+    return LoadedModel(net, ModelInfo(name="r955", arch=net.spec, scale=3.0))
+
+
+@pytest.fixture(scope="module")
+def rgb_model():
+    torch.manual_seed(1)
+    net = SRCNN(ArchSpec.parse("9-1-5", channels=3))
+    return LoadedModel(net, ModelInfo(name="rgb", arch=net.spec, scale=2.0, color_mode="rgb"))
+
+
+@pytest.mark.parametrize("scale", [2, 3, 2.5])
+@pytest.mark.parametrize("tile", [16, 37, 64])
+def test_tiled_equals_untiled(model955, camera, scale, tile):
+    image = camera[:70, :53].astype(np.float32) / 255
+    whole = upscale(image, model955, scale, tile=4096)
+    tiled = upscale(image, model955, scale, tile=tile)
+    assert whole.shape == (np.ceil(70 * scale), np.ceil(53 * scale))
+    assert np.abs(whole - tiled).max() <= 1e-5
+
+
+def test_untiled_equals_network_on_padded_bicubic(model955, camera):
+    """The engine is exactly: MATLAB bicubic, replicate padding by the halo, the network."""
+    image = camera[:40, :40].astype(np.float64) / 255
+    out = upscale(image, model955, 3, tile=4096)
+    bic = torch.from_numpy(imresize(image, 3.0)).float()[None, None]
+    ref = model955.net.body(torch.nn.functional.pad(bic, (8,) * 4, mode="replicate"))[0, 0]
+    np.testing.assert_allclose(out, ref.detach().numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int16, np.float32, np.float64, np.float16])
+def test_dtype_round_trip(tiny_model_path, camera, dtype):
+    if np.dtype(dtype).kind == "f":
+        image = (camera[:24, :24] / 255).astype(dtype)
+    else:
+        info = np.iinfo(dtype)
+        image = (camera[:24, :24].astype(np.float64) / 255 * info.max).astype(dtype)
+    out = upscale(image, str(tiny_model_path), 2)
+    assert out.dtype == image.dtype and out.shape == (48, 48)
+    if np.dtype(dtype).kind in "ui":
+        info = np.iinfo(dtype)
+        assert out.min() >= info.min and out.max() <= info.max
+        assert abs(float(out.mean()) - float(image.mean())) < 0.2 * (float(image.max()) - float(image.min()) + 1)
+
+
+def test_float_data_keeps_its_range(tiny_model_path, camera):
+    """Float data outside [0, 1] is normalised by min/max and mapped back, not clipped."""
+    image = camera[:40, :40].astype(np.float32) * 10 + 500  # 500..3050
+    out = upscale(image, str(tiny_model_path), 2)
+    assert out.dtype == np.float32
+    assert 400 < out.mean() < 3100
+    ref = imresize(image.astype(np.float64), 2.0)
+    assert abs(out.mean() - ref.mean()) < 0.05 * ref.std()
+
+
+def test_nd_stack_is_processed_plane_by_plane(model955, camera):
+    stack = np.stack([camera[:20, :30], camera[20:40, :30], camera[40:60, :30]]).reshape(3, 1, 20, 30)
+    stack = np.concatenate([stack, stack[::-1]], axis=1)  # (z=3, c=2, y, x)
+    out = upscale(stack, model955, 2)
+    assert out.shape == (3, 2, 40, 60) and out.dtype == np.uint8
+    single = upscale(stack[1, 0], model955, 2)
+    np.testing.assert_array_equal(out[1, 0], single)
+    np.testing.assert_array_equal(out[0, 1], out[2, 0])
+
+
+def test_channel_axis_last_is_not_upsampled(model955, camera):
+    image = np.stack([camera[:20, :20], camera[20:40, :20], camera[40:60, :20], camera[60:80, :20], camera[:20, 20:40]], -1)
+    out = upscale(image, model955, 2, channel_axis=-1)
+    assert out.shape == (40, 40, 5)
+    np.testing.assert_array_equal(out[..., 2], upscale(image[..., 2], model955, 2))
+
+
+def test_rgb_y_mode_runs_network_on_luma_only(model955, astronaut):
+    out = upscale(astronaut, model955, 2)
+    assert out.shape == (192, 160, 3) and out.dtype == np.uint8
+    per = upscale(astronaut, model955, 2, channels="per-channel")
+    assert per.shape == out.shape and not np.array_equal(per, out)
+
+
+def test_rgb_mode_and_rgba(rgb_model, astronaut):
+    out = upscale(astronaut, rgb_model, 2, channels="rgb")
+    assert out.shape == (192, 160, 3)
+    rgba = np.concatenate([astronaut, np.full(astronaut.shape[:2] + (1,), 200, np.uint8)], -1)
+    out4 = upscale(rgba, rgb_model, 2)
+    np.testing.assert_array_equal(out4[..., :3], out)
+    assert (out4[..., 3] == 200).all()  # alpha: bicubic of a constant
+
+
+def test_shipped_model_beats_bicubic_on_a_real_image():
+    """The default ×3 model must improve on bicubic on an image it never saw."""
+    from skimage import data
+
+    hr = data.astronaut()[100:280, 100:280, 1].astype(np.float64)
+    lr = imresize(hr, 1 / 3)
+    bic = np.clip(imresize(lr, 3.0), 0, 255)
+    lr8 = np.clip(np.round(lr), 0, 255).astype(np.uint8)
+    sr = upscale(lr8, None, 3).astype(np.float64)
+    assert psnr(sr, hr, shave=3) > psnr(bic, hr, shave=3) + 0.3
+
+
+def test_progress_and_cancel(model955, camera):
+    calls = []
+    upscale(camera[:40, :40], model955, 2, tile=32, progress=lambda d, t: calls.append((d, t)))
+    assert calls == [(1, 9), (2, 9), (3, 9), (4, 9), (5, 9), (6, 9), (7, 9), (8, 9), (9, 9)][: len(calls)]
+    assert calls[-1] == (len(calls), len(calls))
+    count = iter(range(100))
+    with pytest.raises(CancelledError):
+        upscale(camera[:40, :40], model955, 2, tile=32, cancel=lambda: next(count) >= 2)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [({"scale": 0.5}, "above 1"), ({"scale": -2}, "above 1"), ({"scale": 1e6}, "at most"),
+     ({"scale": float("nan")}, "above 1"), ({"tile": 4}, "at least 16"), ({"channels": "cmyk"}, "not one of"),
+     ({"percentiles": (50, 10)}, "percentiles"), ({"normalization": "zscore"}, "not one of")],
+)
+def test_bad_options(kwargs, message):
+    with pytest.raises(InputError, match=message):
+        UpscaleOptions(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("image", "message"),
+    [(np.zeros((0, 5), np.uint8), "empty"), (np.zeros(5, np.uint8), "at least 2"),
+     (np.zeros((4, 4), bool), "dtype"), (np.zeros((4, 4), complex), "dtype"),
+     (np.zeros((1, 1), np.uint8), "too small"), (np.zeros((2,) * 7, np.uint8), "dimensions")],
+)
+def test_bad_images(model955, image, message):
+    with pytest.raises(InputError, match=message):
+        upscale(image, model955, 2)
+
+
+def test_nan_pixels_do_not_poison_the_output(model955, camera):
+    image = camera[:30, :30].astype(np.float32) / 255
+    image[5, 5] = np.nan
+    out = upscale(image, model955, 2)
+    assert np.isfinite(out).sum() >= out.size - 4 * 17 * 17  # NaN stays local at most
+
+
+def test_rgb_model_rejects_grayscale(rgb_model, camera):
+    with pytest.raises(InputError, match="RGB model"):
+        upscale(camera[:20, :20], rgb_model, 2)
+
+
+def test_device_choice():
+    with pytest.raises(DeviceError):
+        UpscaleOptions(device="tpu") and Upscaler(None, UpscaleOptions(scale=2, device="tpu"))
+    if not torch.cuda.is_available():
+        with pytest.raises(DeviceError, match="CUDA is not available"):
+            Upscaler(None, UpscaleOptions(scale=2, device="cuda"))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_matches_cpu(model955, camera):
+    cpu = upscale(camera[:64, :64].astype(np.float32) / 255, model955, 2, device="cpu")
+    gpu = upscale(camera[:64, :64].astype(np.float32) / 255, load_model(model955), 2, device="cuda", precision="fp32")
+    np.testing.assert_allclose(cpu, gpu, atol=1e-4)

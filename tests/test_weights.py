@@ -1,0 +1,143 @@
+import json
+import pickle
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from napari_srcnn.engine import weights as W
+from napari_srcnn.engine.model import SRCNN, ArchSpec
+from napari_srcnn.engine.weights import ModelInfo, load_model, read_info, register_model, save_weights
+from napari_srcnn.errors import WeightsError
+
+
+def _net(spec=None, seed=0):
+    torch.manual_seed(seed)
+    return SRCNN(spec or ArchSpec.parse("9-1-5"))
+
+
+def test_round_trip_keeps_tensors_and_metadata(tmp_path):
+    net = _net()
+    info = ModelInfo(name="m", arch=net.spec, scale=3.0, color_mode="y", description="d",
+                     training={"recipe": "adam", "steps": 10}, metrics={"Set5": {"psnr": 32.5}})
+    path = save_weights(tmp_path / "m.safetensors", net, info)
+    loaded = load_model(path)
+    for (k, a), (k2, b) in zip(net.state_dict().items(), loaded.net.state_dict().items(), strict=True):
+        assert k == k2 and torch.equal(a, b)
+    got = read_info(path)
+    assert got.arch == net.spec and got.scale == 3.0 and got.color_mode == "y"
+    assert got.training == {"recipe": "adam", "steps": 10}
+    assert got.metrics["Set5"]["psnr"] == 32.5
+    assert not loaded.net.training
+
+
+def test_save_is_atomic_and_keeps_the_old_file_on_failure(tmp_path, monkeypatch):
+    net = _net()
+    info = ModelInfo(name="m", arch=net.spec, scale=2.0)
+    path = save_weights(tmp_path / "m.safetensors", net, info)
+    before = path.read_bytes()
+
+    def boom(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(W, "save_file", boom)
+    with pytest.raises(OSError):
+        save_weights(path, _net(seed=1), info)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]  # no temp file left
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(b"", "empty"), (b"not a safetensors file at all", "not a valid"), (b"\x02" + b"\x00" * 7 + b"{}", "not a napari-srcnn")],
+)
+def test_garbage_files_are_weights_errors(tmp_path, content, message):
+    path = tmp_path / "bad.safetensors"
+    path.write_bytes(content)
+    with pytest.raises(WeightsError, match=message):
+        load_model(path)
+
+
+def test_truncated_file_is_a_weights_error(tmp_path):
+    net = _net()
+    path = save_weights(tmp_path / "m.safetensors", net, ModelInfo(name="m", arch=net.spec, scale=3.0))
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(WeightsError):
+        load_model(path)
+
+
+def test_wrong_shapes_for_the_declared_architecture(tmp_path):
+    net = _net(ArchSpec.parse("9-5-5"))
+    meta = ModelInfo(name="m", arch=ArchSpec.parse("9-1-5"), scale=3.0).to_metadata()
+    path = tmp_path / "m.safetensors"
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(path), metadata=meta)
+    with pytest.raises(WeightsError, match="do not fit architecture 9-1-5"):
+        load_model(path)
+
+
+def test_missing_paths_and_folders(tmp_path):
+    with pytest.raises(WeightsError, match="does not exist"):
+        load_model(tmp_path / "nope.safetensors")
+    with pytest.raises(WeightsError, match="folder"):
+        load_model(tmp_path)
+    with pytest.raises(WeightsError, match="no model named"):
+        load_model("no-such-model")
+
+
+class _Evil:
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("touch PWNED",))
+
+
+def test_malicious_pickle_is_never_executed(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "evil.pth"
+    with open(path, "wb") as fh:
+        pickle.dump({"conv1.weight": _Evil()}, fh)
+    with pytest.raises(WeightsError, match="refused"):
+        load_model(path, scale=3)
+    assert not (tmp_path / "PWNED").exists()
+
+
+def test_legacy_plain_state_dict_loads_with_weights_only(tmp_path):
+    net = _net(ArchSpec.parse("9-5-5"))
+    convs = net.convs()
+    legacy = {f"conv{i + 1}.{kind}": getattr(c, kind).detach().clone() for i, c in enumerate(convs)
+              for kind in ("weight", "bias")}
+    path = tmp_path / "srcnn_x3.pth"
+    torch.save(legacy, path)
+    with pytest.raises(WeightsError, match="give the scale"):
+        load_model(path)
+    loaded = load_model(path, scale=3)
+    assert loaded.info.arch == ArchSpec.parse("9-5-5")
+    x = torch.rand(1, 1, 20, 20)
+    torch.testing.assert_close(loaded.net(x), net(x))
+
+
+def test_registry_registers_and_picks_the_nearest_scale(tmp_path, monkeypatch):
+    monkeypatch.setattr(W, "_REGISTERED", {})
+    monkeypatch.setattr(W, "_shipped", lambda: {})
+    with pytest.raises(WeightsError, match="no 'y' model"):
+        W.default_model_name(3.0)
+    for scale in (2.0, 4.0):
+        net = _net()
+        save_weights(tmp_path / f"s{scale:g}.safetensors", net, ModelInfo(name=f"s{scale:g}", arch=net.spec, scale=scale))
+        register_model(tmp_path / f"s{scale:g}.safetensors")
+    names = [m.name for m in W.list_models()]
+    assert names == ["s2", "s4"]
+    assert W.default_model_name(2.4) == "s2"
+    assert W.default_model_name(3.6) == "s4"
+    assert W.default_model_name(3.0, "gray") == "s2"  # gray falls back to Y models
+    assert load_model("s4").info.scale == 4.0
+
+
+def test_metadata_is_plain_json_strings(tmp_path):
+    net = _net()
+    meta = ModelInfo(name="m", arch=net.spec, scale=2.5).to_metadata()
+    assert all(isinstance(v, str) for v in meta.values())
+    assert json.loads(meta["arch"])["f2"] == 1
+    with pytest.raises(WeightsError):
+        ModelInfo(name="m", arch=ArchSpec(channels=3), scale=3.0, color_mode="y")
