@@ -162,9 +162,7 @@ def rgb_to_y_uint8(rgb_uint8: np.ndarray) -> np.ndarray:
     if arr.dtype != np.uint8:
         raise ValueError(f"rgb_to_y_uint8 needs a uint8 RGB image, got {arr.dtype}")
     if arr.ndim < 1 or arr.shape[-1] != 3:
-        raise ValueError(
-            f"rgb_to_y_uint8 needs an (..., 3) RGB image, got shape {arr.shape}"
-        )
+        raise ValueError(f"rgb_to_y_uint8 needs an (..., 3) RGB image, got shape {arr.shape}")
     rgb = arr.astype(np.float64)
     y = YCBCR_OFFSET[0] + rgb @ YCBCR_FROM_RGB[0] / 255.0
     # The values are positive, so floor(v + 0.5) is MATLAB's round-half-away-from-zero
@@ -357,11 +355,11 @@ def denormalize(x: Any, norm: Normalization, dtype: Any) -> np.ndarray:
     # float32 is exact enough for 8/16-bit targets; wider integers and float64 need more.
     wide = (out_dtype.kind in "ui" and out_dtype.itemsize >= 4) or out_dtype == np.float64
     work = np.dtype(np.float64) if wide or arr.dtype == np.float64 else np.dtype(np.float32)
-    y = arr.astype(work)  # fresh copy
+    y: np.ndarray = arr.astype(work)  # fresh copy
     if norm.high - norm.low != 1.0:
-        y *= work.type(norm.high - norm.low)
+        np.multiply(y, norm.high - norm.low, out=y)
     if norm.low != 0.0:
-        y += work.type(norm.low)
+        np.add(y, norm.low, out=y)
     if out_dtype.kind in "ui":
         info = np.iinfo(out_dtype)
         top = float(info.max)
@@ -384,4 +382,6 @@ def _check_numeric(dtype: np.dtype) -> None:
             "imaginary parts separately"
         )
     if dtype.kind not in "uif":
-        raise ValueError(f"images of dtype {dtype} are not supported; use an integer or float dtype")
+        raise ValueError(
+            f"images of dtype {dtype} are not supported; use an integer or float dtype"
+        )

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from .color import normalization_for, normalize, rgb_to_ycbcr
+from .color import normalization_for, normalize, rgb_to_y_uint8, rgb_to_ycbcr
 from .data import find_images
 from .inference import Upscaler
 from .io import read_image
@@ -64,27 +64,27 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, float]:
     return {k: float(np.mean([r[k] for r in rows])) for k in keys}
 
 
-def _luma(image: np.ndarray) -> np.ndarray:
-    """Y in [0, 1] of an RGB image, or the normalised intensities of a grayscale one."""
-    x = normalize(image, normalization_for(image, "dtype"))
-    if x.ndim == 3 and x.shape[-1] in (3, 4):
-        return rgb_to_ycbcr(x[..., :3], channel_axis=-1)[..., 0]
-    return x
+def _luma255(image: np.ndarray) -> np.ndarray:
+    """Y on the 0..255 scale: MATLAB ``rgb2ycbcr`` (rounded) for 8-bit RGB, else intensities."""
+    if image.ndim == 3 and image.shape[-1] in (3, 4):
+        if image.dtype == np.uint8:
+            return rgb_to_y_uint8(image[..., :3]).astype(np.float64)
+        rgb = normalize(image[..., :3], normalization_for(image, "dtype"))
+        return rgb_to_ycbcr(rgb, channel_axis=-1)[..., 0].astype(np.float64) * 255
+    return normalize(image, normalization_for(image, "dtype")).astype(np.float64) * 255
 
 
 def compare_to_reference(lr: np.ndarray, sr: np.ndarray, hr: np.ndarray, scale: float) -> dict[str, float]:
-    """PSNR/SSIM (on Y, 0..255 scale) of bicubic(``lr``) and of ``sr`` against ``hr``.
+    """PSNR/SSIM on Y (0..255) of bicubic(``lr``) and of ``sr`` against the original ``hr``.
 
-    ``scale`` pixels (rounded up) are shaved; the images are cropped to their common size.
+    As in the protocol, Y is taken first and the bicubic baseline up-samples the LR Y;
+    ``ceil(scale)`` pixels are shaved and the images are cropped to their common size.
     """
-    if hr.ndim != sr.ndim:
+    if hr.ndim != sr.ndim or hr.ndim not in (2, 3):
         raise InputError(f"reference of shape {hr.shape} does not match the result {sr.shape}")
-    bicubic = imresize(normalize(lr, normalization_for(lr, "dtype")), scale)
-    y_sr, y_hr = _luma(sr) * 255, _luma(hr) * 255
-    y_bic = (rgb_to_ycbcr(np.clip(bicubic[..., :3], 0, 1), channel_axis=-1)[..., 0]
-             if bicubic.ndim == 3 and bicubic.shape[-1] in (3, 4) else bicubic) * 255
-    h = min(y_sr.shape[0], y_hr.shape[0])
-    w = min(y_sr.shape[1], y_hr.shape[1])
+    y_lr, y_sr, y_hr = _luma255(lr), _luma255(sr), _luma255(hr)
+    y_bic = imresize(y_lr, scale)
+    h, w = (min(a.shape[i] for a in (y_sr, y_hr, y_bic)) for i in (0, 1))
     if abs(h - y_hr.shape[0]) > scale or abs(w - y_hr.shape[1]) > scale:
         raise InputError(f"reference of shape {hr.shape} is not ×{scale:g} the input")
     shave = int(math.ceil(scale))

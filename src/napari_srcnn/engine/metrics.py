@@ -227,12 +227,13 @@ def evaluate_pair(
     scale : int
         Integer factor (2, 3, 4, ...).
     upscale_fn : callable, optional
-        The method to score. It receives the **bicubic-upsampled Y divided by 255**, a
-        float32 ``(H, W)`` array at the HR (mod-cropped) size whose values lie in about
-        ``[16/255, 235/255]`` and may overshoot slightly (it is not clipped), i.e. exactly
-        the SRCNN network input. It must return the super-resolved Y as an ``(H, W)``
-        array (numpy or anything ``np.asarray`` accepts, e.g. a CPU tensor) in ``[0, 1]``;
-        the result is clipped to ``[0, 1]`` and scaled by 255 before scoring.
+        The method to score. It receives the **low-resolution Y divided by 255**, a
+        float32 ``(H/scale, W/scale)`` array (MATLAB-bicubic down-sampling of the
+        mod-cropped HR Y, unrounded, values in about ``[16/255, 235/255]``), and must
+        return the super-resolved Y at the HR (mod-cropped) size ``(H, W)`` in ``[0, 1]``
+        (numpy or anything ``np.asarray`` accepts). The result is clipped to ``[0, 1]``
+        and scaled by 255 before scoring. Handing over the LR (not the bicubic image)
+        lets the scored method be the very ``upscale()`` that users run.
     quantize : bool, default True
         Round the bicubic and the ``upscale_fn`` images to 8-bit values (clip to
         0..255, round half away from zero) before scoring, as the published SRCNN
@@ -278,8 +279,9 @@ def evaluate_pair(
         "bicubic_ssim": ssim(scored, y_hr, 255.0, shave=s),
     }
     if upscale_fn is not None:
-        # The network gets the unrounded bicubic image, as in the reference code.
-        sr = np.asarray(upscale_fn((bicubic / 255.0).astype(np.float32)), dtype=np.float64)
+        # The method gets the unrounded LR, as in the reference code (which then applies
+        # the same bicubic up-sampling before the network).
+        sr = np.asarray(upscale_fn((lr / 255.0).astype(np.float32)), dtype=np.float64)
         if sr.shape != y_hr.shape:
             raise ValueError(
                 f"upscale_fn returned shape {sr.shape}, expected the HR shape {y_hr.shape}"

@@ -1,0 +1,129 @@
+"""The ``napari-srcnn`` command, run through its real entry point in a subprocess."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from napari_srcnn.engine.io import ImageMeta, read_image, write_image
+
+
+def cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "napari_srcnn", *map(str, args)],
+                          capture_output=True, text=True, cwd=cwd, timeout=600)
+
+
+def test_version_and_help():
+    from napari_srcnn import __version__
+
+    r = cli("--version")
+    assert r.returncode == 0 and r.stdout.strip() == f"napari-srcnn {__version__}"
+    for command in ("upscale", "eval", "train", "models"):
+        r = cli(command, "--help")
+        assert r.returncode == 0 and "usage: napari-srcnn " + command in r.stdout
+
+
+def test_upscale_tiff_keeps_axes_and_shrinks_pixel_size(tmp_path, tiny_model_path):
+    stack = np.random.default_rng(0).integers(0, 4000, (2, 3, 20, 24), dtype=np.uint16)
+    src = write_image(tmp_path / "in.tif", stack, ImageMeta(axes="ZCYX", spacing=(2.0, None, 0.5, 0.5), unit="µm"))
+    before = src.read_bytes()
+    r = cli("upscale", src, "-o", tmp_path / "out.tif", "--weights", tiny_model_path, "--scale", 2, "--tile", 16)
+    assert r.returncode == 0, r.stderr
+    out, meta = read_image(tmp_path / "out.tif")
+    assert out.shape == (2, 3, 40, 48) and out.dtype == np.uint16
+    assert meta.axes == "ZCYX"
+    assert meta.spacing[2] == pytest.approx(0.25) and meta.spacing[0] == pytest.approx(2.0)
+    assert src.read_bytes() == before  # the input is never modified
+
+
+def test_upscale_png_with_reference_prints_psnr(tmp_path, tiny_model_path, astronaut):
+    hr = astronaut[:96, :80]
+    from napari_srcnn.engine.resize import imresize
+
+    lr = np.moveaxis(imresize(np.moveaxis(hr, -1, 0).astype(np.float64), 0.5), 0, -1)
+    lr = np.clip(np.round(lr), 0, 255).astype(np.uint8)
+    write_image(tmp_path / "lr.png", lr)
+    write_image(tmp_path / "hr.png", hr)
+    r = cli("upscale", tmp_path / "lr.png", "-o", tmp_path, "--weights", tiny_model_path, "--reference", tmp_path / "hr.png")
+    assert r.returncode == 0, r.stderr
+    out, _ = read_image(tmp_path / "lr_x2.png")
+    assert out.shape == hr.shape
+    line = [s for s in r.stdout.splitlines() if s.startswith("PSNR vs hr.png")]
+    assert line and "bicubic" in line[0] and "SRCNN" in line[0]
+
+
+def test_several_inputs_need_a_folder(tmp_path, tiny_model_path, camera):
+    for name in ("a.png", "b.png"):
+        write_image(tmp_path / name, camera[:20, :20])
+    r = cli("upscale", tmp_path / "a.png", tmp_path / "b.png", "-o", tmp_path / "x.png", "--weights", tiny_model_path)
+    assert r.returncode == 2 and "need an output folder" in r.stderr
+    (tmp_path / "out").mkdir()
+    r = cli("upscale", tmp_path / "a.png", tmp_path / "b.png", "-o", tmp_path / "out", "--weights", tiny_model_path)
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a_x2.png", "b_x2.png"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(["upscale", "missing.tif", "-o", "o.tif", "--weights", "W"], "does not exist"),
+     (["upscale", "in.png", "-o", "in.png", "--weights", "W"], "overwrite the input"),
+     (["upscale", "in.png", "-o", "nofolder/o.png", "--weights", "W"], "does not exist"),
+     (["upscale", "in.png", "-o", "o.png", "--scale", "-3", "--weights", "W"], "above 1"),
+     (["upscale", "in.png", "-o", "o.png", "--tile", "3", "--weights", "W"], "at least 16"),
+     (["upscale", "in.png", "-o", "o.png", "--device", "cuda:7", "--weights", "W"], "cuda"),
+     (["upscale", "in.png", "-o", "o.png", "--weights", "bogus.safetensors"], "does not exist"),
+     (["upscale", "in.png", "-o", "o.png", "--scale", "two"], "invalid float"),
+     (["eval", "in.png", "--scale", "2", "--bicubic", "--json", "--model", "x"], "not allowed"),
+     (["frobnicate"], "invalid choice")],
+)
+def test_errors_are_one_line_exit_2(tmp_path, tiny_model_path, camera, args, message):
+    write_image(tmp_path / "in.png", camera[:20, :20])
+    args = [str(tiny_model_path) if a == "W" else a for a in args]
+    r = cli(*args, cwd=tmp_path)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert message in lines[0] and "Traceback" not in r.stderr
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    r = cli("--debug", "upscale", tmp_path / "missing.tif", "-o", tmp_path / "o.tif", "--scale", "2")
+    assert r.returncode != 0 and "Traceback" in r.stderr
+
+
+def test_models_json_lists_registered_metadata():
+    r = cli("models", "--json")
+    assert r.returncode == 0
+    models = json.loads(r.stdout)
+    for m in models:
+        assert {"name", "arch", "scale", "color_mode", "metrics", "training"} <= set(m)
+
+
+def test_eval_json_schema_on_real_images(tmp_path, tiny_model_path):
+    from skimage import data
+
+    write_image(tmp_path / "camera.png", data.camera()[:96, :96])
+    write_image(tmp_path / "astro.png", data.astronaut()[:90, :90])
+    r = cli("eval", tmp_path, "--scale", 2, "--weights", tiny_model_path, "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert [row["name"] for row in out["images"]] == ["astro.png", "camera.png"]
+    for row in out["images"]:
+        assert set(row) == {"name", "bicubic_psnr", "bicubic_ssim", "psnr", "ssim"}
+        assert 15 < row["psnr"] < 60 and 0 < row["ssim"] <= 1
+    assert out["mean"]["bicubic_psnr"] == pytest.approx(np.mean([r["bicubic_psnr"] for r in out["images"]]))
+
+
+# Published bicubic Y-PSNR (shared/datasets/README.md); our protocol must match within 0.05 dB.
+BICUBIC = {("Set5", 2): 33.66, ("Set5", 3): 30.39, ("Set5", 4): 28.42,
+           ("Set14", 2): 30.24, ("Set14", 3): 27.55, ("Set14", 4): 26.00}
+
+
+@pytest.mark.parametrize(("dataset", "scale"), sorted(BICUBIC))
+def test_eval_bicubic_reproduces_the_published_table(datasets, dataset, scale):
+    r = cli("eval", datasets / "eval" / dataset, "--scale", scale, "--bicubic", "--json")
+    assert r.returncode == 0, r.stderr
+    mean = json.loads(r.stdout)["mean"]["bicubic_psnr"]
+    assert abs(mean - BICUBIC[dataset, scale]) <= 0.05, mean
