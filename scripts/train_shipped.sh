@@ -3,7 +3,8 @@
 # Usage: scripts/train_shipped.sh MODEL [extra args]   (run from the repository root)
 # The data are the 80 Sun-Hays training images in ../shared/datasets/train (never Set5/Set14);
 # 10 % of them are held out for model selection. Outputs and checkpoints go to runs/.
-# Interrupted runs continue with the same command plus `--resume runs/MODEL.ckpt.safetensors`.
+# Each run uses one thread (OMP_NUM_THREADS=1) so two lanes share 2 cores without
+# oversubscription. Interrupted runs continue with the same command plus `--resume runs/MODEL.ckpt.safetensors`.
 set -euo pipefail
 DATA=${NAPARI_SRCNN_DATASETS:-../shared/datasets}/train/SunHays80
 OUT=runs
@@ -12,8 +13,10 @@ model=$1; shift
 common=(--channels y --patch 48 --batch 32 --val-every 1000 --val-fraction 0.1 --seed 0)
 case "$model" in
   srcnn-955-y-x3) napari-srcnn train "$DATA" --scale 3 --scratch --arch 9-5-5 --steps 25000 --lr 5e-4 "${common[@]}" -o "$OUT/$model.safetensors" "$@" ;;
-  srcnn-915-y-x3) napari-srcnn train "$DATA" --scale 3 --scratch --arch 9-1-5 --steps 25000 --lr 1e-3 "${common[@]}" -o "$OUT/$model.safetensors" "$@" ;;
-  srcnn-955-y-x2) napari-srcnn train "$DATA" --scale 2 --from "$OUT/srcnn-955-y-x3.safetensors" --steps 6000 --lr 2e-4 "${common[@]}" -o "$OUT/$model.safetensors" "$@" ;;
-  srcnn-955-y-x4) napari-srcnn train "$DATA" --scale 4 --from "$OUT/srcnn-955-y-x3.safetensors" --steps 6000 --lr 2e-4 "${common[@]}" -o "$OUT/$model.safetensors" "$@" ;;
+  srcnn-915-y-x3) napari-srcnn train "$DATA" --scale 3 --scratch --arch 9-1-5 --steps 10000 --lr 1e-3 "${common[@]}" -o "$OUT/$model.safetensors" "$@" ;;
+  # ×2 and ×4 start from a ×3 snapshot (copied to runs/x3-start.safetensors): fine-tuning
+  # across factors converges far faster than training from scratch.
+  srcnn-955-y-x2) napari-srcnn train "$DATA" --scale 2 --from "$OUT/x3-start.safetensors" --steps 3000 --lr 2e-4 "${common[@]}" -o "$OUT/$model.safetensors" "$@" ;;
+  srcnn-955-y-x4) napari-srcnn train "$DATA" --scale 4 --from "$OUT/x3-start.safetensors" --steps 3000 --lr 2e-4 "${common[@]}" -o "$OUT/$model.safetensors" "$@" ;;
   *) echo "unknown model $model" >&2; exit 2 ;;
 esac
