@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import sys
 from pathlib import Path
 
 from ..errors import InputError
 from ._common import add_device_arg
 
-CHANNELS = {"y": "y", "rgb": "rgb", "per-channel": "gray"}
+CHANNELS = {"auto": "auto", "y": "y", "rgb": "rgb", "per-channel": "gray"}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -18,57 +19,133 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "train",
         help="train or fine-tune a model on images or stacks",
         description="Learn SRCNN from high-resolution data (every 2-D plane of every file "
-        "is a training image; LR is made by blur + bicubic down-sampling + bicubic "
+        "is a training image; LR is made by optional blur + bicubic down-sampling + bicubic "
         "up-sampling), or from explicit LR/HR pairs (--lr-data). With no --from/--scratch, "
         "the installed model for the scale is fine-tuned (from scratch if there is none). "
-        "Runs under torchrun for several GPUs/machines (DistributedDataParallel).",
+        "Ends by printing the held-out PSNR of bicubic, of the starting model and of the "
+        "trained one. Runs under torchrun for several GPUs/machines "
+        "(DistributedDataParallel).",
     )
     p.add_argument("data", nargs="+", metavar="DATA", help="HR images, TIFF stacks or folders")
-    p.add_argument("--lr-data", nargs="+", metavar="LR", default=None,
-                   help="LR partners of DATA, in the same order (explicit pairs)")
+    p.add_argument(
+        "--lr-data",
+        nargs="+",
+        metavar="LR",
+        default=None,
+        help="LR partners of DATA, in the same (sorted) order: explicit pairs",
+    )
     p.add_argument("--scale", type=float, default=3.0, metavar="S", help="factor (default 3)")
     start = p.add_mutually_exclusive_group()
-    start.add_argument("--from", dest="init_from", metavar="NAME|FILE",
-                       help="model to fine-tune (default: the installed one for the scale)")
+    start.add_argument(
+        "--from",
+        dest="init_from",
+        metavar="NAME|FILE",
+        help="model to fine-tune (default: the installed one for the scale)",
+    )
     start.add_argument("--scratch", action="store_true", help="train from scratch")
-    p.add_argument("--arch", default="9-5-5", help="architecture from scratch (default 9-5-5; "
-                   "e.g. 9-1-5, 9-3-5, 9-5-5-5, 9-5-5:128,64)")
-    p.add_argument("--channels", choices=("auto", *CHANNELS), default="auto",
-                   help="auto (default): y for RGB images, per-channel otherwise")
+    p.add_argument(
+        "--arch",
+        default=None,
+        help="architecture from scratch (default 9-5-5; e.g. 9-1-5, 9-3-5, 9-5-5-5, 9-5-5:128,64)",
+    )
+    p.add_argument(
+        "--channels",
+        choices=tuple(CHANNELS),
+        default="auto",
+        help="auto (default): y for RGB images, per-channel otherwise",
+    )
     length = p.add_mutually_exclusive_group()
-    length.add_argument("--steps", type=int, default=None, metavar="N",
-                        help="optimiser steps (default 2000)")
-    length.add_argument("--epochs", type=float, default=None, metavar="N",
-                        help="passes over the stride-14 sub-image grid")
-    p.add_argument("--batch", type=int, default=64, metavar="N", help="sub-images per step")
+    length.add_argument(
+        "--steps", type=int, default=None, metavar="N", help="optimiser steps (default 2000)"
+    )
+    length.add_argument(
+        "--epochs",
+        type=float,
+        default=None,
+        metavar="N",
+        help="passes over the stride-14 sub-image grid of the training planes",
+    )
+    p.add_argument(
+        "--batch",
+        type=int,
+        default=64,
+        metavar="N",
+        help="sub-images per step (per process under torchrun; default 64)",
+    )
     p.add_argument("--patch", type=int, default=33, metavar="N", help="sub-image size (33)")
-    p.add_argument("--lr", type=float, default=None, metavar="X",
-                   help="learning rate (default 1e-3 from scratch, 1e-4 fine-tuning)")
-    p.add_argument("--recipe", choices=("adam", "paper"), default="adam")
-    p.add_argument("--blur", type=float, default=0.0, metavar="SIGMA",
-                   help="Gaussian blur before down-sampling (default 0)")
+    p.add_argument(
+        "--grid",
+        nargs="?",
+        type=int,
+        const=14,
+        default=None,
+        metavar="STRIDE",
+        help="the paper's sub-image grid (stride 14, or STRIDE) shuffled every "
+        "epoch, instead of random crops",
+    )
+    p.add_argument(
+        "--lr",
+        type=float,
+        default=None,
+        metavar="X",
+        help="learning rate (default 1e-3 from scratch, 1e-4 fine-tuning and paper)",
+    )
+    p.add_argument(
+        "--recipe",
+        choices=("adam", "paper"),
+        default="adam",
+        help="adam (default) or paper (SGD as in Dong et al.)",
+    )
+    p.add_argument(
+        "--blur",
+        type=float,
+        default=0.0,
+        metavar="SIGMA",
+        help="Gaussian blur (HR pixels) before down-sampling (default 0)",
+    )
     p.add_argument("--no-augment", action="store_true", help="no flips/rotations")
-    p.add_argument("--val-fraction", type=float, default=0.1, metavar="F",
-                   help="share of planes held out for validation (default 0.1)")
-    p.add_argument("--val-every", type=int, default=200, metavar="N")
+    p.add_argument(
+        "--val-fraction",
+        type=float,
+        default=0.1,
+        metavar="F",
+        help="share of planes held out for validation (default 0.1)",
+    )
+    p.add_argument(
+        "--val-every",
+        type=int,
+        default=200,
+        metavar="N",
+        help="validate every N steps (default 200)",
+    )
+    p.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=None,
+        metavar="N",
+        help="write a checkpoint every N steps (default: --val-every)",
+    )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("-o", "--output", default=None, metavar="OUT.safetensors",
-                   help="weights file to write (default: <data>_x<scale>.safetensors)")
-    p.add_argument("--resume", metavar="CKPT", default=None,
-                   help="continue from a checkpoint (OUT.ckpt.safetensors)")
+    p.add_argument(
+        "-o",
+        "--output",
+        default=None,
+        metavar="OUT.safetensors",
+        help="weights file to write (default: <data>_x<scale>.safetensors); the "
+        "checkpoint goes next to it (OUT.ckpt.safetensors)",
+    )
+    p.add_argument(
+        "--resume",
+        metavar="CKPT",
+        default=None,
+        help="continue a run from its checkpoint (same data and settings)",
+    )
     add_device_arg(p)
     p.set_defaults(run=run)
 
 
-def _color_mode(args: argparse.Namespace) -> str:
-    if args.channels != "auto":
-        return CHANNELS[args.channels]
-    from ..engine.data import find_images
-    from ..engine.io import read_image
-
-    first = find_images(args.data)[0]
-    _, meta = read_image(first)
-    return "y" if meta.rgb else "gray"
+def _fmt(value: float) -> str:
+    return "n/a" if value is None or not math.isfinite(value) else f"{value:.2f} dB"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -77,60 +154,126 @@ def run(args: argparse.Namespace) -> int:
     from ..engine.data import training_data_from_paths
     from ..engine.files import check_output_path
     from ..engine.model import ArchSpec
-    from ..engine.training import StepEvent, TrainConfig, train
+    from ..engine.training import StepEvent, TrainConfig, steps_for_epochs, train
     from ..engine.weights import WeightsError, default_model_name
 
     rank = int(os.environ.get("RANK", "0"))
-    mode = _color_mode(args)
-    output = Path(args.output) if args.output else Path(
-        f"{Path(args.data[0]).name.split('.')[0]}_x{args.scale:g}.safetensors")
+    for name in ("batch", "patch", "val_every", "checkpoint_every", "steps", "grid"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise InputError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
+    output = (
+        Path(args.output)
+        if args.output
+        else Path(f"{Path(args.data[0]).name.split('.')[0]}_x{args.scale:g}.safetensors")
+    )
     if not output.name.endswith(".safetensors"):
         raise InputError(f"output {str(output)!r} must end in .safetensors")
-    check_output_path(output, inputs=tuple(args.data))
+    # Never write over the data or over the model being fine-tuned.
+    check_output_path(output, inputs=(*args.data, *([args.init_from] if args.init_from else [])))
+    if args.resume is not None and not Path(args.resume).is_file():
+        raise InputError(f"checkpoint {args.resume!r} does not exist; start without --resume")
+    if not 1 < args.scale <= 16:
+        raise InputError(f"--scale {args.scale:g} must be above 1 and at most 16")
+    arch = ArchSpec.parse(args.arch or "9-5-5")
+    data = training_data_from_paths(
+        args.data,
+        args.scale,
+        CHANNELS[args.channels],
+        lr_paths=args.lr_data,
+        patch_size=args.patch,
+        val_fraction=args.val_fraction,
+        blur_sigma=args.blur,
+        seed=args.seed,
+    )
     init_from = args.init_from
     if not args.scratch and init_from is None:
         try:
-            init_from = default_model_name(args.scale, mode)
+            init_from = default_model_name(args.scale, data.color_mode)
         except WeightsError:
             init_from = None  # nothing installed for this mode: train from scratch
-    data = training_data_from_paths(
-        args.data, args.scale, mode, lr_paths=args.lr_data, patch_size=args.patch,
-        val_fraction=args.val_fraction, blur_sigma=args.blur, seed=args.seed,
-    )
+    if init_from is not None and args.arch is not None and rank == 0:
+        print(f"note: --arch {args.arch} is ignored when fine-tuning {init_from} (use --scratch)")
     steps = args.steps or 2000
     if args.epochs is not None:
-        grid = sum(((p.hr.shape[-2] - args.patch) // 14 + 1) * ((p.hr.shape[-1] - args.patch) // 14 + 1)
-                   for p in data.train)
-        steps = max(1, math.ceil(args.epochs * grid / args.batch))
+        steps = steps_for_epochs(data, args.epochs, args.batch, args.patch)
     config = TrainConfig(
-        output=output, scale=args.scale, arch=ArchSpec.parse(args.arch), init_from=init_from,
-        recipe=args.recipe, steps=steps, batch_size=args.batch, lr=args.lr,
-        patch_size=args.patch, augment=not args.no_augment, val_every=args.val_every,
-        checkpoint_every=args.val_every, device=args.device, seed=args.seed,
+        output=output,
+        scale=args.scale,
+        arch=arch,
+        init_from=init_from,
+        recipe=args.recipe,
+        steps=steps,
+        batch_size=args.batch,
+        lr=args.lr,
+        patch_size=args.patch,
+        augment=not args.no_augment,
+        grid_stride=args.grid,
+        val_every=args.val_every,
+        checkpoint_every=args.checkpoint_every or args.val_every,
+        device=args.device,
+        seed=args.seed,
     )
     if rank == 0:
-        start = f"fine-tuning {init_from}" if init_from else f"training {args.arch} from scratch"
-        print(f"{start} ×{args.scale:g} ({mode}) on {data.description}: "
-              f"{len(data.train)} training / {len(data.val)} validation plane(s), {steps} steps")
-    bar = tqdm(total=steps, unit="step", disable=None if rank == 0 else True)
-    last = {"psnr": float("nan")}
+        what = f"fine-tuning {init_from}" if init_from else f"training {arch.name} from scratch"
+        mode = {"gray": "per-channel"}.get(data.color_mode, data.color_mode)
+        print(
+            f"{what} ×{args.scale:g} ({mode}) on {data.description}: "
+            f"{len(data.train)} training / {len(data.val)} validation plane(s), {steps} steps"
+            + (f", resuming {args.resume}" if args.resume else ""),
+            flush=True,
+        )
+    bar = tqdm(
+        total=steps,
+        unit="step",
+        file=sys.stderr,
+        disable=None if rank == 0 else True,
+        dynamic_ncols=True,
+    )
+    # Without a terminal the bar is off: log one line per validation instead (also when
+    # stdout goes to a file while the bar shows on the terminal).
+    log_lines = rank == 0 and (bool(bar.disable) or not sys.stdout.isatty())
+    last = {"psnr": float("nan"), "loss_sum": 0.0, "loss_n": 0}
 
     def on_event(event) -> None:
         if isinstance(event, StepEvent):
+            last["loss_sum"] += event.loss
+            last["loss_n"] += 1
             bar.n = event.step
             bar.set_postfix(loss=f"{event.loss:.2e}", val_psnr=f"{last['psnr']:.2f}", refresh=False)
             bar.update(0)
-        else:
-            last["psnr"] = event.psnr
+            return
+        last["psnr"] = event.psnr
+        if log_lines:
+            loss = last["loss_sum"] / last["loss_n"] if last["loss_n"] else float("nan")
+            text = f"step {event.step}/{event.total}"
+            if event.step:
+                text += f"  loss {loss:.3e}"
+            text += (
+                f"  val PSNR {_fmt(event.psnr)}  bicubic {_fmt(event.bicubic_psnr)}"
+                f"  best {_fmt(event.best_psnr)}" + ("  *" if event.improved and event.step else "")
+            )
+            print(text, flush=True)
+        last["loss_sum"], last["loss_n"] = 0.0, 0
 
     try:
         result = train(data, config, on_event=on_event, resume=args.resume)
     finally:
         bar.close()
     if rank == 0:
-        print(f"held-out PSNR over {len(data.val)} plane(s): bicubic {result.bicubic_psnr:.2f} dB, "
-              f"start {result.start_psnr:.2f} dB, trained {result.best_psnr:.2f} dB "
-              f"({result.best_psnr - result.bicubic_psnr:+.2f} dB vs bicubic) "
-              f"after {result.steps} steps in {result.seconds:.0f} s")
-        print(f"wrote {result.output}")
+        label = "fine-tuned" if init_from else "trained"
+        start = f", start model {_fmt(result.start_psnr)}" if init_from else ""
+        if data.val:
+            gain = result.best_psnr - result.bicubic_psnr
+            print(
+                f"held-out PSNR on {len(data.val)} plane(s): bicubic {_fmt(result.bicubic_psnr)}"
+                f"{start}, {label} {_fmt(result.best_psnr)} ({gain:+.2f} dB vs bicubic)"
+            )
+        else:
+            print("no validation planes (--val-fraction 0): wrote the last weights, unscored")
+        print(
+            f"{result.steps} steps in {result.seconds:.0f} s; wrote {result.output} "
+            f"(checkpoint {result.checkpoint})",
+            flush=True,
+        )
     return 0

@@ -7,6 +7,9 @@ plane (so patches see true image-level degradation, not per-patch border effects
 patches are cut from aligned (LR↑, HR) planes on the fly. Explicit LR/HR pairs are taken
 as they are (LR is up-sampled bicubically when it is smaller than HR).
 
+Intensities are normalised by the rule inference uses by default (``"auto"``, see
+:func:`normalization_auto`), so a model sees the same range in training and in use.
+
 Planes are split into training and validation *by plane*: a validation plane never
 contributes a training patch.
 """
@@ -18,6 +21,7 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,34 +29,127 @@ import torch
 from ..errors import TrainingDataError
 from .color import Normalization, normalization_for, normalize, rgb_to_ycbcr
 from .io import IMAGE_SUFFIXES, ImageMeta, read_image
-from .resize import imresize, output_size
+from .resize import imresize
 
 __all__ = [
+    "COLOR_MODES",
     "PairedPlanes",
     "PatchSampler",
     "TrainingData",
     "degrade",
     "find_images",
+    "grid_positions",
+    "modcrop_plane",
+    "normalization_auto",
     "planes_from_array",
+    "resolve_color_mode",
     "training_data_from_arrays",
     "training_data_from_paths",
 ]
 
+#: Colour modes of training data: ``"y"`` (luminance of RGB; grayscale as is), ``"rgb"``
+#: (3-channel model), ``"gray"`` (every 2-D plane of every channel on its own), and
+#: ``"auto"`` (``"y"`` when the first image is RGB, else ``"gray"``).
+COLOR_MODES = ("auto", "y", "rgb", "gray")
+
+#: Name of the normalisation rule, as recorded in weights metadata.
+NORMALIZATION_RULE = "auto"
+
+
+def normalization_auto(array: Any) -> Normalization:
+    """The default intensity normalisation, shared by training and inference.
+
+    Integer data is mapped by its dtype's range (uint8 0..255, uint16 0..65535, ...);
+    floating data is taken as is when its finite values lie in ``[0, 1]``, else mapped by
+    its minimum and maximum (computed on a seeded subsample of at most 10⁶ values for big
+    arrays). This is :meth:`napari_srcnn.engine.inference.Upscaler.normalization_for` with
+    ``normalization="auto"``.
+
+    Parameters
+    ----------
+    array : numpy.ndarray
+        The whole image or stack (one normalisation per array, not per plane, so that the
+        planes of a stack keep their relative intensities).
+
+    Returns
+    -------
+    Normalization
+    """
+    arr = np.asarray(array)
+    if arr.dtype.kind in "ui":
+        return normalization_for(arr, "dtype")
+    sample = arr.ravel()[:: max(1, arr.size // 1_000_000)]
+    finite = sample[np.isfinite(sample)]
+    if finite.size and (finite.min() < 0 or finite.max() > 1):
+        return normalization_for(arr, "percentile", percentiles=(0.0, 100.0))
+    return normalization_for(arr, "dtype")
+
 
 def find_images(paths: Iterable[str | os.PathLike]) -> list[Path]:
-    """Expand folders into their image files (sorted); files are kept as given."""
+    """Expand folders into their image files (sorted, recursively); files are kept as given.
+
+    Raises
+    ------
+    TrainingDataError
+        If a path does not exist or no image file is found.
+    """
     found: list[Path] = []
     for item in paths:
         path = Path(item)
         if path.is_dir():
-            found += sorted(p for p in path.rglob("*") if p.name.lower().endswith(IMAGE_SUFFIXES))
+            found += sorted(
+                p
+                for p in path.rglob("*")
+                if p.is_file()
+                and not p.name.startswith(".")
+                and p.name.lower().endswith(IMAGE_SUFFIXES)
+            )
         elif path.exists():
             found.append(path)
         else:
             raise TrainingDataError(f"training data {str(path)!r} does not exist")
     if not found:
-        raise TrainingDataError("no training images found (PNG, JPEG, BMP or TIFF)")
+        names = ", ".join(str(p) for p in paths)
+        raise TrainingDataError(f"no training images (PNG, JPEG, BMP or TIFF) found in {names}")
     return found
+
+
+def _is_rgb(shape: tuple[int, ...], meta: ImageMeta) -> bool:
+    return meta.rgb and len(shape) >= 3 and shape[-1] in (3, 4)
+
+
+def resolve_color_mode(color_mode: str, shape: tuple[int, ...], meta: ImageMeta | None) -> str:
+    """Turn ``"auto"`` into ``"y"`` (RGB data) or ``"gray"``; check the other modes."""
+    if color_mode not in COLOR_MODES:
+        raise TrainingDataError(
+            f"colour mode {color_mode!r} is not one of {', '.join(COLOR_MODES)}"
+        )
+    if color_mode != "auto":
+        return color_mode
+    meta = _meta_for(shape, meta)
+    return "y" if _is_rgb(shape, meta) else "gray"
+
+
+def _meta_for(shape: tuple[int, ...], meta: ImageMeta | None) -> ImageMeta:
+    if meta is None or len(meta.axes) != len(shape):
+        return ImageMeta.default(shape)
+    return meta
+
+
+def _check_array(arr: np.ndarray, what: str) -> None:
+    if arr.size == 0:
+        raise TrainingDataError(f"{what} of shape {arr.shape} is empty")
+    if arr.ndim < 2:
+        raise TrainingDataError(f"{what} of shape {arr.shape} has no 2-D planes")
+    if arr.dtype == bool or arr.dtype.kind not in "uif":
+        raise TrainingDataError(
+            f"{what} of dtype {arr.dtype} is not supported; use integer or float images"
+        )
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        bad = int(np.count_nonzero(~np.isfinite(arr)))
+        raise TrainingDataError(
+            f"{what} contains {bad} NaN or Inf value(s); clean or replace them first"
+        )
 
 
 def planes_from_array(
@@ -60,44 +157,86 @@ def planes_from_array(
     color_mode: str,
     meta: ImageMeta | None = None,
     norm: Normalization | None = None,
+    what: str = "training stack",
 ) -> list[np.ndarray]:
-    """Split an image or stack into normalised float32 planes ``(C, H, W)``.
+    """Split an image or stack of any dimensionality into normalised planes.
 
-    ``color_mode``: ``"y"`` (RGB → luminance, grayscale used as is), ``"rgb"`` (RGB kept as
-    3 channels) or ``"gray"`` (every 2-D plane of every channel is a plane, with C = 1).
+    Parameters
+    ----------
+    array
+        ``(..., H, W)`` or, for colour data, ``(..., H, W, S)`` with S = 3 or 4 (the last
+        axis is colour when ``meta`` says so; without ``meta``, a last axis of 3 or 4 on a
+        3-D or larger array is taken as colour). Integer or float dtype.
+    color_mode
+        ``"y"`` (RGB → BT.601 luminance, non-colour planes as they are), ``"rgb"`` (colour
+        samples kept as 3 channels; a ``C`` axis of length 3 counts as colour), ``"gray"``
+        (every 2-D plane of every channel and colour sample on its own) or ``"auto"``.
+    meta
+        Axes of the array (as :func:`napari_srcnn.engine.io.read_image` returns them).
+    norm
+        Intensity normalisation; default :func:`normalization_auto` of the whole array.
+    what
+        How error messages name the array.
+
+    Returns
+    -------
+    list of numpy.ndarray
+        ``(C, H, W)`` float32 planes, C = 3 for ``"rgb"``, else 1; about ``[0, 1]``.
+
+    Raises
+    ------
+    TrainingDataError
+        Empty, non-numeric or non-finite data, or an RGB mode without colour data.
     """
     arr = np.asarray(array)
-    if arr.size == 0:
-        raise TrainingDataError(f"training stack of shape {arr.shape} is empty")
-    if arr.dtype == bool or arr.dtype.kind not in "uif":
-        raise TrainingDataError(f"training data of dtype {arr.dtype} is not supported")
-    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
-        raise TrainingDataError("training data contains NaN or Inf values; clean it first")
-    meta = meta or ImageMeta.default(arr.shape)
-    norm = norm or normalization_for(arr, "dtype" if arr.dtype.kind in "ui" else "percentile",
-                                     percentiles=(0.0, 100.0) if arr.dtype.kind == "f" else (0.1, 99.9))
-    if arr.dtype.kind == "f" and 0 <= float(arr.min()) and float(arr.max()) <= 1:
-        norm = normalization_for(arr, "dtype")
-    if meta.rgb and arr.shape[-1] in (3, 4):
+    _check_array(arr, what)
+    meta = _meta_for(arr.shape, meta)
+    color_mode = resolve_color_mode(color_mode, arr.shape, meta)
+    norm = norm or normalization_auto(arr)
+    if color_mode == "rgb" and not _is_rgb(arr.shape, meta):
+        ch = meta.channel_axis
+        if ch is not None and arr.shape[ch] == 3 and arr.ndim >= 3:
+            arr = np.moveaxis(arr, ch, -1)  # a 3-channel C axis is taken as R, G, B
+            meta = ImageMeta(axes=meta.axes.replace("C", "") + "S")
+        else:
+            raise TrainingDataError(
+                f"an RGB model needs RGB images (a last axis of 3); {what} has shape {arr.shape}"
+                " — use --channels y or per-channel"
+            )
+    if _is_rgb(arr.shape, meta):
         rgb = normalize(arr[..., :3], norm)
         rgb = rgb.reshape(-1, *rgb.shape[-3:])
         if color_mode == "rgb":
             return [np.ascontiguousarray(p.transpose(2, 0, 1)) for p in rgb]
         if color_mode == "y":
-            return [rgb_to_ycbcr(p, channel_axis=-1)[None, ..., 0].astype(np.float32) for p in rgb]
+            return [
+                np.ascontiguousarray(rgb_to_ycbcr(p, channel_axis=-1)[None, ..., 0]) for p in rgb
+            ]
         # gray: each colour sample is a plane of its own
         return [np.ascontiguousarray(p[..., c])[None] for p in rgb for c in range(3)]
-    if color_mode == "rgb":
-        raise TrainingDataError(f"an RGB model needs RGB images; got shape {arr.shape}")
+    if meta.axes.endswith("S"):
+        arr = np.moveaxis(arr, -1, 0)  # samples that are not RGB(A): planes of their own
     planes = normalize(arr, norm).reshape(-1, *arr.shape[-2:])
-    return [p[None] for p in planes]
+    return [np.ascontiguousarray(p)[None] for p in planes]
 
 
 def degrade(hr: np.ndarray, scale: float, blur_sigma: float = 0.0) -> np.ndarray:
     """The paper's degradation of a ``(C, H, W)`` plane: blur, bicubic ↓scale, bicubic ↑.
 
-    The HR plane must be mod-cropped so that ``H / scale`` is an integer (see
-    :func:`modcrop_plane`); the result has the HR plane's shape.
+    Parameters
+    ----------
+    hr
+        ``(C, H, W)`` float32, mod-cropped so that ``H / scale`` and ``W / scale`` are
+        integers (see :func:`modcrop_plane`).
+    scale
+        Down-sampling factor.
+    blur_sigma
+        Standard deviation (HR pixels) of an optional Gaussian blur before down-sampling.
+
+    Returns
+    -------
+    numpy.ndarray
+        The bicubic-up-sampled LR plane, float32, same shape as ``hr``.
     """
     x = hr
     if blur_sigma > 0:
@@ -126,7 +265,7 @@ def _grid(scale: float) -> int:
 
 @dataclass
 class PairedPlanes:
-    """Aligned planes: ``lr_up`` (bicubic-up-sampled LR) and ``hr``, both ``(C, H, W)``."""
+    """Aligned planes: ``lr_up`` (bicubic-up-sampled LR) and ``hr``, both ``(C, H, W)`` float32."""
 
     lr_up: np.ndarray
     hr: np.ndarray
@@ -134,7 +273,27 @@ class PairedPlanes:
 
 @dataclass
 class TrainingData:
-    """Training and validation planes, ready for patch sampling."""
+    """Training and validation planes, ready for patch sampling.
+
+    Attributes
+    ----------
+    train, val
+        Disjoint lists of planes (a plane is either for training or for validation).
+    channels
+        Channels of every plane (3 for ``"rgb"``, else 1).
+    color_mode
+        ``"y"``, ``"rgb"`` or ``"gray"`` (recorded in the weights).
+    scale
+        The factor the LR planes were made for.
+    description
+        One line naming the data (recorded in the weights).
+    normalization
+        The intensity rule (``"auto"``, see :func:`normalization_auto`).
+    blur_sigma
+        Gaussian blur of the degradation (0 for none or for explicit pairs).
+    skipped
+        Planes left out because they are smaller than a sub-image.
+    """
 
     train: list[PairedPlanes]
     val: list[PairedPlanes]
@@ -142,37 +301,63 @@ class TrainingData:
     color_mode: str
     scale: float
     description: str = ""
+    normalization: str = NORMALIZATION_RULE
+    blur_sigma: float = 0.0
+    skipped: int = 0
 
     @property
     def num_train_pixels(self) -> int:
         return sum(p.hr.shape[-1] * p.hr.shape[-2] for p in self.train)
 
+    def grid_size(self, patch_size: int, stride: int = 14) -> int:
+        """Number of sub-images on the paper's grid (``fsub`` = patch, stride 14) of the
+        training planes: what one epoch means."""
+        return sum(len(grid_positions(p.hr.shape[-2:], patch_size, stride)) for p in self.train)
+
 
 def _split(n: int, val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
-    if not 0 <= val_fraction < 1:
-        raise TrainingDataError(f"validation fraction {val_fraction} must be in [0, 1)")
+    if not (isinstance(val_fraction, (int, float)) and 0 <= val_fraction < 1):
+        raise TrainingDataError(f"validation fraction {val_fraction!r} must be in [0, 1)")
     order = np.random.default_rng(seed).permutation(n).tolist()
     n_val = int(round(n * val_fraction))
     if val_fraction > 0:
         n_val = max(1, n_val)
     if n - n_val < 1:
         raise TrainingDataError(
-            f"{n} plane(s) cannot be split into training and validation; give more planes "
-            "or --val-fraction 0"
+            f"{n} usable plane(s) cannot be split into training and validation planes; "
+            "give more planes or --val-fraction 0"
         )
     return sorted(order[n_val:]), sorted(order[:n_val])
 
 
 def _pairs_from_hr(
-    planes: Sequence[np.ndarray], scale: float, blur_sigma: float, min_size: int
+    planes: Sequence[np.ndarray], scale: float, blur_sigma: float
 ) -> list[PairedPlanes]:
     pairs = []
     for hr in planes:
-        hr = modcrop_plane(hr, scale)
-        if min(hr.shape[-2:]) < min_size:
-            continue
-        pairs.append(PairedPlanes(lr_up=degrade(hr, scale, blur_sigma), hr=np.ascontiguousarray(hr)))
+        hr = np.ascontiguousarray(modcrop_plane(hr, scale))
+        pairs.append(PairedPlanes(lr_up=degrade(hr, scale, blur_sigma), hr=hr))
     return pairs
+
+
+def _explicit_pair(lr: np.ndarray, hr: np.ndarray, scale: float, index: int) -> PairedPlanes:
+    """Bring an explicit LR plane onto the HR grid (bicubic), checking the shapes match."""
+    h, w = hr.shape[-2:]
+    lh, lw = lr.shape[-2:]
+    if lr.shape[0] != hr.shape[0]:
+        raise TrainingDataError(
+            f"LR/HR pair {index}: LR has {lr.shape[0]} channel(s), HR has {hr.shape[0]}"
+        )
+    if (lh, lw) == (h, w):
+        return PairedPlanes(lr_up=np.ascontiguousarray(lr), hr=np.ascontiguousarray(hr))
+    # LR of an HR plane that is not a multiple of the factor is floor, round or ceil of H/s.
+    if abs(lh * scale - h) < scale and abs(lw * scale - w) < scale and lh < h and lw < w:
+        up = imresize(lr, output_shape=(h, w)).astype(np.float32)
+        return PairedPlanes(lr_up=np.ascontiguousarray(up), hr=np.ascontiguousarray(hr))
+    raise TrainingDataError(
+        f"LR/HR pair {index}: LR plane {lh}×{lw} does not match HR plane {h}×{w} at ×{scale:g} "
+        f"(expected {h}×{w} or about {h / scale:.0f}×{w / scale:.0f})"
+    )
 
 
 def training_data_from_arrays(
@@ -182,6 +367,7 @@ def training_data_from_arrays(
     *,
     metas: Sequence[ImageMeta | None] | None = None,
     lr_arrays: Sequence[np.ndarray] | None = None,
+    lr_metas: Sequence[ImageMeta | None] | None = None,
     patch_size: int = 33,
     val_fraction: float = 0.1,
     blur_sigma: float = 0.0,
@@ -193,37 +379,103 @@ def training_data_from_arrays(
     Parameters
     ----------
     arrays
-        HR images/stacks; every 2-D plane is a training image.
+        HR images/stacks of any dimensionality; every 2-D plane is a training image.
     scale
-        Up-sampling factor to learn.
+        Up-sampling factor to learn (> 1).
     color_mode
-        ``"y"``, ``"rgb"`` or ``"gray"`` (per plane, for scientific data).
-    lr_arrays
-        Optional explicit LR partners of ``arrays`` (same number of planes; LR smaller
-        than HR by ``scale`` or already on the HR grid). Without them, LR is made by
-        :func:`degrade`.
+        ``"y"``, ``"rgb"``, ``"gray"`` (per plane and channel, for scientific data) or
+        ``"auto"`` (``"y"`` if the first array is RGB, else ``"gray"``).
+    metas
+        Axes of ``arrays`` (e.g. from napari's ``layer.rgb`` or a TIFF); default: a last
+        axis of 3 or 4 is colour.
+    lr_arrays, lr_metas
+        Optional explicit LR partners of ``arrays`` (same number of planes; each LR plane
+        smaller than its HR plane by ``scale`` or already on the HR grid). Without them,
+        LR is made by :func:`degrade`. Each LR array is normalised by
+        :func:`normalization_auto`, and its HR partner by the same map when both have the
+        same dtype, as inference maps the model's output back with the input's map.
     patch_size
         Sub-image size ``fsub``; planes smaller than it are skipped (error if none is left).
+    val_fraction
+        Share of planes held out for validation (at least one when > 0).
+    blur_sigma
+        Gaussian blur (HR pixels) of the degradation.
+    seed
+        Seed of the train/validation split.
+    description
+        One line naming the data, recorded in the weights.
+
+    Raises
+    ------
+    TrainingDataError
+        Empty, NaN or non-numeric data, planes smaller than a sub-image, mismatched pairs,
+        or too few planes to split.
     """
-    metas = list(metas) if metas is not None else [None] * len(arrays)
     if not arrays:
         raise TrainingDataError("no training images given")
+    if not (isinstance(scale, (int, float)) and math.isfinite(scale) and scale > 1):
+        raise TrainingDataError(f"scale {scale!r} must be a number above 1")
+    if blur_sigma < 0 or not math.isfinite(blur_sigma):
+        raise TrainingDataError(f"blur sigma {blur_sigma!r} must be >= 0")
+    metas = list(metas) if metas is not None else [None] * len(arrays)
+    if len(metas) != len(arrays):
+        raise TrainingDataError(f"{len(metas)} metadata entries for {len(arrays)} arrays")
+    first_shape = tuple(getattr(arrays[0], "shape", np.shape(arrays[0])))
+    color_mode = resolve_color_mode(color_mode, first_shape, metas[0])
+    n_arr = len(arrays)
     hr_planes: list[np.ndarray] = []
-    for arr, meta in zip(arrays, metas, strict=True):
-        hr_planes += planes_from_array(arr, color_mode, meta)
+    lr_planes: list[np.ndarray] = []
+    if lr_arrays is not None and len(lr_arrays) != n_arr:
+        raise TrainingDataError(f"{len(lr_arrays)} LR stack(s) for {n_arr} HR stack(s)")
+    lr_meta_list: list[ImageMeta | None] = (
+        list(lr_metas) if lr_metas is not None else [None] * n_arr
+    )
+    if len(lr_meta_list) != n_arr:
+        raise TrainingDataError(f"{len(lr_meta_list)} LR metadata entries for {n_arr} LR arrays")
+    for i, (arr, meta) in enumerate(zip(arrays, metas, strict=True)):
+        name = "training stack" if n_arr == 1 else f"training stack {i + 1}"
+        arr = np.asarray(arr)
+        norm = None
+        if lr_arrays is not None:
+            lr = np.asarray(lr_arrays[i])
+            lr_name = f"LR {name}"
+            _check_array(lr, lr_name)
+            lr_norm = normalization_auto(lr)
+            lr_planes += planes_from_array(lr, color_mode, lr_meta_list[i], lr_norm, what=lr_name)
+            norm = lr_norm if lr.dtype == arr.dtype else None
+        hr_planes += planes_from_array(arr, color_mode, meta, norm, what=name)
     if lr_arrays is not None:
-        lr_planes: list[np.ndarray] = []
-        for arr, meta in zip(lr_arrays, metas, strict=True):
-            lr_planes += planes_from_array(arr, color_mode, meta)
-        pairs = _explicit_pairs(lr_planes, hr_planes, scale, patch_size)
+        if len(lr_planes) != len(hr_planes):
+            raise TrainingDataError(
+                f"LR and HR data hold different numbers of planes ({len(lr_planes)} vs {len(hr_planes)})"
+            )
+        pairs = [
+            _explicit_pair(lr, hr, scale, i)
+            for i, (lr, hr) in enumerate(zip(lr_planes, hr_planes, strict=True))
+        ]
+        blur_sigma = 0.0
     else:
-        pairs = _pairs_from_hr(hr_planes, scale, blur_sigma, patch_size)
-    if not pairs:
+        pairs = None
+    # Planes too small for one sub-image are skipped (before degrading them).
+    sizes = [p.shape[-2:] for p in hr_planes]
+    keep = [i for i, (h, w) in enumerate(sizes) if min(h, w) >= patch_size]
+    if pairs is None:
+        keep = [i for i in keep if min(modcrop_plane(hr_planes[i], scale).shape[-2:]) >= patch_size]
+    if not keep:
+        hmax = max(s[0] for s in sizes)
+        wmax = max(s[1] for s in sizes)
         raise TrainingDataError(
-            f"every plane is smaller than a {patch_size}×{patch_size} sub-image "
-            f"(largest plane: {max(p.shape[-2] for p in hr_planes)}×{max(p.shape[-1] for p in hr_planes)})"
+            f"every plane is smaller than a {patch_size}×{patch_size} sub-image (largest: "
+            f"{hmax}×{wmax}); use larger images or a smaller --patch"
         )
+    if pairs is None:
+        pairs = _pairs_from_hr([hr_planes[i] for i in keep], scale, blur_sigma)
+    else:
+        pairs = [pairs[i] for i in keep]
+    skipped = len(hr_planes) - len(keep)
     train_idx, val_idx = _split(len(pairs), val_fraction, seed)
+    if skipped:
+        description += f" ({skipped} plane(s) smaller than {patch_size} px skipped)"
     return TrainingData(
         train=[pairs[i] for i in train_idx],
         val=[pairs[i] for i in val_idx],
@@ -231,30 +483,9 @@ def training_data_from_arrays(
         color_mode=color_mode,
         scale=float(scale),
         description=description,
+        blur_sigma=float(blur_sigma),
+        skipped=skipped,
     )
-
-
-def _explicit_pairs(
-    lr_planes: list[np.ndarray], hr_planes: list[np.ndarray], scale: float, patch_size: int
-) -> list[PairedPlanes]:
-    if len(lr_planes) != len(hr_planes):
-        raise TrainingDataError(
-            f"LR and HR stacks hold different numbers of planes ({len(lr_planes)} vs {len(hr_planes)})"
-        )
-    pairs = []
-    for lr, hr in zip(lr_planes, hr_planes, strict=True):
-        h, w = hr.shape[-2:]
-        if lr.shape[-2:] == (h, w):
-            up = lr
-        elif (output_size(lr.shape[-2], scale), output_size(lr.shape[-1], scale)) == (h, w):
-            up = imresize(lr, output_shape=(h, w)).astype(np.float32)
-        else:
-            raise TrainingDataError(
-                f"LR plane {lr.shape[-2:]} does not match HR plane {(h, w)} at ×{scale:g}"
-            )
-        if min(h, w) >= patch_size:
-            pairs.append(PairedPlanes(lr_up=np.ascontiguousarray(up), hr=np.ascontiguousarray(hr)))
-    return pairs
 
 
 def training_data_from_paths(
@@ -268,19 +499,28 @@ def training_data_from_paths(
     blur_sigma: float = 0.0,
     seed: int = 0,
 ) -> TrainingData:
-    """Training data from image files, folders of images or TIFF stacks."""
+    """Training data from image files, folders of images or TIFF stacks.
+
+    Folders are searched recursively for PNG, JPEG, BMP and TIFF files (8 or 16 bit,
+    grayscale or RGB); a TIFF may be a stack of any dimensionality (z, t, channels, ImageJ
+    hyperstack, OME-TIFF), every 2-D plane of which is a training image. ``lr_paths`` are
+    explicit LR partners, matched to ``paths`` in (sorted) order. Other parameters as in
+    :func:`training_data_from_arrays`.
+    """
     files = find_images(paths)
     arrays, metas = [], []
     for f in files:
         arr, meta = read_image(f)
         arrays.append(arr)
         metas.append(meta)
-    lr_arrays = None
+    lr_arrays = lr_metas = None
     if lr_paths is not None:
         lr_files = find_images(lr_paths)
         if len(lr_files) != len(files):
-            raise TrainingDataError(f"{len(lr_files)} LR files for {len(files)} HR files")
-        lr_arrays = [read_image(f)[0] for f in lr_files]
+            raise TrainingDataError(f"{len(lr_files)} LR file(s) for {len(files)} HR file(s)")
+        lr_read = [read_image(f) for f in lr_files]
+        lr_arrays = [a for a, _ in lr_read]
+        lr_metas = [m for _, m in lr_read]
     names = ", ".join(f.name for f in files[:3]) + (" …" if len(files) > 3 else "")
     return training_data_from_arrays(
         arrays,
@@ -288,6 +528,7 @@ def training_data_from_paths(
         color_mode,
         metas=metas,
         lr_arrays=lr_arrays,
+        lr_metas=lr_metas,
         patch_size=patch_size,
         val_fraction=val_fraction,
         blur_sigma=blur_sigma,
@@ -296,25 +537,121 @@ def training_data_from_paths(
     )
 
 
-class PatchSampler:
-    """Random aligned ``patch × patch`` crops of (LR↑, HR) training planes.
+def grid_positions(
+    shape: Sequence[int], patch_size: int, stride: int = 14
+) -> list[tuple[int, int]]:
+    """Top-left corners of the sub-images on a regular grid (the paper's stride 14)."""
+    h, w = int(shape[-2]), int(shape[-1])
+    return [
+        (y, x)
+        for y in range(0, h - patch_size + 1, stride)
+        for x in range(0, w - patch_size + 1, stride)
+    ]
 
-    Planes are drawn with probability proportional to their area, so every pixel is equally
-    likely. All randomness comes from the given ``torch.Generator``, whose state is saved in
-    checkpoints: a resumed run draws exactly the patches the uninterrupted run would have.
+
+class PatchSampler:
+    """Aligned ``patch × patch`` crops of (LR↑, HR) training planes.
+
+    Two ways to pick sub-images:
+
+    * random crops (default): planes are drawn with probability proportional to their
+      number of crop positions, so every pixel is about equally likely;
+    * the paper's grid (``stride`` given): every sub-image of a stride-``stride`` grid once
+      per epoch, in an order shuffled anew each epoch (seeded by ``seed`` and the epoch).
+      Under DDP, rank ``r`` of ``world`` takes every ``world``-th sub-image of that order.
+
+    Flips and rotations (8 dihedral variants, ``augment=True``) apply the same operation to
+    LR and HR. All randomness comes from the ``torch.Generator`` given to :meth:`sample`
+    (and, on the grid, from ``seed``), whose state the trainer saves in checkpoints with
+    :meth:`state_dict`: a resumed run draws exactly the patches the uninterrupted run would.
+
+    Parameters
+    ----------
+    planes
+        Training planes.
+    patch_size
+        Sub-image size (``fsub``).
+    augment
+        Random flips/rotations.
+    stride
+        ``None`` for random crops, else the grid stride (14 in the paper).
+    seed, rank, world
+        Grid order seed and this process's share of it.
     """
 
-    def __init__(self, planes: Sequence[PairedPlanes], patch_size: int, augment: bool = True):
+    def __init__(
+        self,
+        planes: Sequence[PairedPlanes],
+        patch_size: int,
+        augment: bool = True,
+        stride: int | None = None,
+        seed: int = 0,
+        rank: int = 0,
+        world: int = 1,
+    ):
         self.planes = list(planes)
+        if not self.planes:
+            raise TrainingDataError("no training planes to sample sub-images from")
+        small = [p.hr.shape[-2:] for p in self.planes if min(p.hr.shape[-2:]) < patch_size]
+        if small:
+            raise TrainingDataError(
+                f"a training plane of {small[0]} is smaller than the {patch_size}-pixel sub-image"
+            )
+        if stride is not None and stride < 1:
+            raise TrainingDataError(f"grid stride {stride} must be a positive integer")
         self.patch = patch_size
         self.augment = augment
+        self.stride = stride
+        self.seed, self.rank, self.world = seed, rank, world
+        self.position = 0  # sub-images this rank has drawn (grid mode)
         areas = torch.tensor(
-            [(p.hr.shape[-2] - patch_size + 1) * (p.hr.shape[-1] - patch_size + 1) for p in self.planes],
+            [
+                (p.hr.shape[-2] - patch_size + 1) * (p.hr.shape[-1] - patch_size + 1)
+                for p in self.planes
+            ],
             dtype=torch.float64,
         )
         self.weights = areas / areas.sum()
         self.lr = [torch.from_numpy(p.lr_up) for p in self.planes]
         self.hr = [torch.from_numpy(p.hr) for p in self.planes]
+        self._grid: torch.Tensor | None = None
+        if stride is not None:
+            cells = [
+                (j, y, x)
+                for j, p in enumerate(self.planes)
+                for y, x in grid_positions(p.hr.shape, patch_size, stride)
+            ]
+            self._grid = torch.tensor(cells, dtype=torch.int64)
+        self._order: tuple[int, torch.Tensor] | None = None
+
+    def __len__(self) -> int:
+        """Sub-images per epoch on the grid (all ranks together); crop positions otherwise."""
+        if self._grid is not None:
+            return len(self._grid)
+        return int(
+            sum((h.shape[-2] - self.patch + 1) * (h.shape[-1] - self.patch + 1) for h in self.hr)
+        )
+
+    def state_dict(self) -> dict[str, int]:
+        """What a checkpoint must keep besides the generator (the grid position)."""
+        return {"position": self.position}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.position = int(state.get("position", 0))
+
+    def _grid_cells(self, batch: int) -> torch.Tensor:
+        assert self._grid is not None
+        n = len(self._grid)
+        out = []
+        for k in range(self.position, self.position + batch):
+            g = k * self.world + self.rank
+            epoch, i = divmod(g, n)
+            if self._order is None or self._order[0] != epoch:
+                gen = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+                self._order = (epoch, torch.randperm(n, generator=gen))
+            out.append(self._grid[self._order[1][i]])
+        self.position += batch
+        return torch.stack(out)
 
     def sample(self, batch: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """``(lr_up, hr)`` batches of shape ``(batch, C, patch, patch)``, float32, CPU."""
@@ -322,12 +659,16 @@ class PatchSampler:
         which = torch.multinomial(self.weights, batch, replacement=True, generator=generator)
         u = torch.rand(batch, 2, generator=generator, dtype=torch.float64)
         ops = torch.randint(0, 8, (batch,), generator=generator)
+        cells = self._grid_cells(batch) if self._grid is not None else None
         lrs, hrs = [], []
         for i in range(batch):
-            j = int(which[i])
-            h, w = self.hr[j].shape[-2:]
-            y = int(u[i, 0] * (h - k + 1))
-            x = int(u[i, 1] * (w - k + 1))
+            if cells is not None:
+                j, y, x = (int(v) for v in cells[i])
+            else:
+                j = int(which[i])
+                h, w = self.hr[j].shape[-2:]
+                y = int(u[i, 0] * (h - k + 1))
+                x = int(u[i, 1] * (w - k + 1))
             lr = self.lr[j][:, y : y + k, x : x + k]
             hr = self.hr[j][:, y : y + k, x : x + k]
             if self.augment:
@@ -338,16 +679,18 @@ class PatchSampler:
                     lr, hr = torch.rot90(lr, op & 3, (-2, -1)), torch.rot90(hr, op & 3, (-2, -1))
             lrs.append(lr)
             hrs.append(hr)
-        return torch.stack(lrs), torch.stack(hrs)
+        return torch.stack(lrs).contiguous(), torch.stack(hrs).contiguous()
 
     @staticmethod
-    def stride_grid(planes: Sequence[PairedPlanes], patch_size: int, stride: int = 14) -> tuple[torch.Tensor, torch.Tensor]:
-        """All sub-images on the paper's regular grid (``fsub`` = patch, stride 14)."""
+    def stride_grid(
+        planes: Sequence[PairedPlanes], patch_size: int, stride: int = 14
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """All sub-images on the paper's regular grid (``fsub`` = patch, stride 14), stacked."""
         lrs, hrs = [], []
         for p in planes:
-            h, w = p.hr.shape[-2:]
-            for y in range(0, h - patch_size + 1, stride):
-                for x in range(0, w - patch_size + 1, stride):
-                    lrs.append(p.lr_up[:, y : y + patch_size, x : x + patch_size])
-                    hrs.append(p.hr[:, y : y + patch_size, x : x + patch_size])
+            for y, x in grid_positions(p.hr.shape, patch_size, stride):
+                lrs.append(p.lr_up[:, y : y + patch_size, x : x + patch_size])
+                hrs.append(p.hr[:, y : y + patch_size, x : x + patch_size])
+        if not lrs:
+            raise TrainingDataError(f"no {patch_size}-pixel sub-image fits the planes")
         return torch.from_numpy(np.stack(lrs)), torch.from_numpy(np.stack(hrs))

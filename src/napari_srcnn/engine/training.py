@@ -1,10 +1,10 @@
 """The trainer: recipes, validation, checkpoints and resume, callbacks, DDP.
 
 ``train(data, config)`` learns an SRCNN from :class:`~napari_srcnn.engine.data.TrainingData`
-and writes the best model (by validation PSNR) as a weights file. A checkpoint (network,
-optimiser, random-generator state, best score) is written atomically every
-``checkpoint_every`` steps; ``resume=`` continues a run killed at any moment and, on CPU,
-ends with exactly the result of the uninterrupted run.
+and writes the best model (by validation PSNR, the starting model included) as a weights
+file. A checkpoint (network, optimiser, random-generator states, best score) is written
+atomically every ``checkpoint_every`` steps; ``resume=`` continues a run killed at any
+moment and, on CPU, ends with exactly the result of the uninterrupted run.
 
 Under ``torchrun`` (``WORLD_SIZE`` > 1) the same code trains with
 ``DistributedDataParallel`` (NCCL on GPUs, gloo on CPU): every rank draws its own patches,
@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from ..errors import CancelledError, InputError, WeightsError
+from ..errors import InputError, WeightsError
 from .data import PatchSampler, TrainingData
 from .device import resolve_device
 from .files import atomic_path
@@ -42,11 +42,15 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "ValidationEvent",
+    "steps_for_epochs",
     "train",
     "validate",
 ]
 
 RECIPES = ("adam", "paper")
+CHECKPOINT_KIND = "napari-srcnn-checkpoint"
+# Settings a checkpoint must share with the run that resumes it (steps and lr may change).
+_RESUME_KEYS = ("data", "scale", "recipe", "batch_size", "patch_size", "grid_stride", "seed")
 
 
 @dataclass(frozen=True)
@@ -57,32 +61,45 @@ class TrainConfig:
     ----------
     output
         Where the best weights go (``.safetensors``).
+    scale
+        The factor to learn; must be the training data's.
     arch
         Architecture for training from scratch (ignored when ``init_from`` is given).
     init_from
         Model name or weights file to fine-tune; ``None`` trains from scratch.
     recipe
-        ``"adam"`` (default: Adam, cosine learning-rate decay, PyTorch's default init) or
-        ``"paper"`` (SGD with momentum 0.9, lr 1e-4 for the first layers and a tenth of it
-        for the last, weights ~ N(0, 0.001²), biases 0).
+        ``"adam"`` (default: Adam, linear warm-up then cosine decay to 1 %, PyTorch's
+        default init, loss = mean squared error) or ``"paper"`` (Dong et al.: SGD with
+        momentum 0.9, lr 1e-4 for all layers but the last and 1e-5 for the last, weights ~
+        N(0, 0.001²), biases 0, Caffe's Euclidean loss ``Σ(F(Y) − X)² / 2N`` summed over
+        the valid centre, constant learning rate).
     steps
-        Optimiser steps.
+        Optimiser steps (see :func:`steps_for_epochs`).
     batch_size
         Sub-images per step (per process under DDP).
     lr
         Base learning rate (default: 1e-3 for adam from scratch, 1e-4 for adam fine-tuning,
-        1e-4 for paper).
+        1e-4 for paper; the paper's last layer always gets a tenth of it).
     patch_size
         Sub-image size fed to the network (``fsub``, 33 in the paper); the loss is taken
         on the valid centre, ``patch_size - 2*halo`` wide.
+    augment
+        Random flips and 90° rotations of the sub-images.
+    grid_stride
+        ``None``: random crops; an integer: the paper's regular sub-image grid with this
+        stride (14 in the paper), shuffled every epoch.
     val_every, checkpoint_every
-        Validation and checkpoint periods in steps (validation also runs at the end).
+        Validation and checkpoint periods in steps (both also run at the end).
     val_crop
         Validation planes are centre-cropped to at most this size (keeps validation fast).
+    device
+        ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
     amp
         bf16 autocast on CUDA (ignored on CPU).
     seed
-        Seed of every random draw (reproducible on CPU).
+        Seed of every random draw (reproducible on CPU with the same thread count).
+    checkpoint
+        Checkpoint file (default ``OUT.ckpt.safetensors`` next to ``output``).
     """
 
     output: Path
@@ -95,6 +112,7 @@ class TrainConfig:
     lr: float | None = None
     patch_size: int = 33
     augment: bool = True
+    grid_stride: int | None = None
     val_every: int = 200
     checkpoint_every: int = 200
     val_crop: int = 256
@@ -105,30 +123,62 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "output", Path(self.output))
+        if self.checkpoint is not None:
+            object.__setattr__(self, "checkpoint", Path(self.checkpoint))
         if self.recipe not in RECIPES:
             raise InputError(f"recipe {self.recipe!r} is not one of {', '.join(RECIPES)}")
-        for name in ("steps", "batch_size", "val_every", "checkpoint_every", "val_crop"):
+        for name in (
+            "steps",
+            "batch_size",
+            "val_every",
+            "checkpoint_every",
+            "val_crop",
+            "patch_size",
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InputError(f"{name.replace('_', '-')} must be a positive integer, got {value!r}")
-        if not (isinstance(self.scale, (int, float)) and math.isfinite(self.scale) and 1 < self.scale <= 16):
+                raise InputError(
+                    f"{name.replace('_', '-')} must be a positive integer, got {value!r}"
+                )
+        if self.grid_stride is not None and (
+            isinstance(self.grid_stride, bool)
+            or not isinstance(self.grid_stride, int)
+            or self.grid_stride < 1
+        ):
+            raise InputError(f"grid stride must be a positive integer, got {self.grid_stride!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise InputError(f"seed must be a non-negative integer, got {self.seed!r}")
+        if not (
+            isinstance(self.scale, (int, float))
+            and math.isfinite(self.scale)
+            and 1 < self.scale <= 16
+        ):
             raise InputError(f"scale {self.scale!r} must be a number above 1 and at most 16")
         if self.lr is not None and not (math.isfinite(self.lr) and self.lr > 0):
             raise InputError(f"learning rate {self.lr!r} must be positive")
-        if self.patch_size <= 2 * self.arch.halo:
+        if self.init_from is None and self.patch_size <= 2 * self.arch.halo:
             raise InputError(
                 f"patch size {self.patch_size} leaves no output for {self.arch.name} "
                 f"(needs > {2 * self.arch.halo})"
             )
+        if not self.output.name.endswith(".safetensors"):
+            raise InputError(f"output {str(self.output)!r} must end in .safetensors")
 
     @property
     def checkpoint_path(self) -> Path:
-        return self.checkpoint or self.output.with_name(self.output.name.removesuffix(".safetensors") + ".ckpt.safetensors")
+        """The checkpoint file (``OUT.ckpt.safetensors`` unless ``checkpoint`` is set)."""
+        return self.checkpoint or self.output.with_name(
+            self.output.name.removesuffix(".safetensors") + ".ckpt.safetensors"
+        )
 
 
 @dataclass(frozen=True)
 class StepEvent:
-    """Reported after every optimiser step."""
+    """Reported after every optimiser step.
+
+    ``loss`` is the mean squared error per output pixel of the step's batch (averaged over
+    ranks under DDP), whatever the recipe's loss convention; ``lr`` that of the first layer.
+    """
 
     step: int
     total: int
@@ -138,7 +188,11 @@ class StepEvent:
 
 @dataclass(frozen=True)
 class ValidationEvent:
-    """Reported after every validation: PSNR in dB of the model and of bicubic."""
+    """Reported after every validation (step 0 is the starting model).
+
+    PSNRs are in dB on intensities in [0, 1] (NaN without validation planes);
+    ``improved`` is True when these weights were just written as the new best.
+    """
 
     step: int
     total: int
@@ -150,7 +204,12 @@ class ValidationEvent:
 
 @dataclass(frozen=True)
 class TrainResult:
-    """What a finished (or cancelled) run produced."""
+    """What a finished (or cancelled) run produced.
+
+    ``best_psnr`` is the validation PSNR of the written weights, ``start_psnr`` that of the
+    starting model, ``bicubic_psnr`` that of bicubic up-sampling on the same planes (NaN
+    without validation planes).
+    """
 
     output: Path
     steps: int
@@ -160,6 +219,7 @@ class TrainResult:
     seconds: float
     cancelled: bool = False
     history: list[dict[str, float]] = field(default_factory=list)
+    checkpoint: Path | None = None
 
 
 EventFn = Callable[[StepEvent | ValidationEvent], Any]
@@ -168,24 +228,51 @@ EventFn = Callable[[StepEvent | ValidationEvent], Any]
 # ----------------------------------------------------------------------------- helpers
 
 
-def _distributed() -> tuple[int, int]:
-    """(rank, world size), initialising the process group under torchrun."""
+def steps_for_epochs(
+    data: TrainingData,
+    epochs: float,
+    batch_size: int,
+    patch_size: int = 33,
+    world: int | None = None,
+) -> int:
+    """Optimiser steps for ``epochs`` passes over the paper's stride-14 sub-image grid.
+
+    One epoch is every sub-image of the stride-14 grid of the training planes once (also
+    when training on random crops). Under DDP, ``world`` processes each take
+    ``batch_size`` sub-images per step (default: ``$WORLD_SIZE`` or 1).
+    """
+    if not (isinstance(epochs, (int, float)) and math.isfinite(epochs) and epochs > 0):
+        raise InputError(f"epochs {epochs!r} must be a positive number")
+    if world is None:
+        world = max(1, int(os.environ.get("WORLD_SIZE", "1")))
+    grid = data.grid_size(patch_size, 14)
+    return max(1, math.ceil(epochs * grid / (batch_size * world)))
+
+
+def _distributed(device: torch.device) -> tuple[int, int, bool]:
+    """(rank, world size, whether this call initialised the process group)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
-        return 0, 1
+        return 0, 1, False
     import torch.distributed as dist
 
+    created = False
     if not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        backend = "nccl" if device.type == "cuda" else "gloo"
         dist.init_process_group(backend=backend)
-    return dist.get_rank(), dist.get_world_size()
+        created = True
+    return dist.get_rank(), dist.get_world_size(), created
 
 
 def _param_groups(net: SRCNN, recipe: str, lr: float) -> list[dict[str, Any]]:
+    """Optimiser groups: the paper gives the last layer a tenth of the others' rate."""
     convs = net.convs()
     if recipe == "paper":
         early = [p for c in convs[:-1] for p in c.parameters()]
-        return [{"params": early, "lr": lr}, {"params": list(convs[-1].parameters()), "lr": lr * 0.1}]
+        return [
+            {"params": early, "lr": lr},
+            {"params": list(convs[-1].parameters()), "lr": lr * 0.1},
+        ]
     return [{"params": list(net.parameters()), "lr": lr}]
 
 
@@ -200,17 +287,36 @@ def _lr_factor(step: int, total: int, recipe: str) -> float:
     return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
 
 
+def _loss(
+    pred: torch.Tensor, target: torch.Tensor, recipe: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(loss to minimise, per-pixel MSE to report).
+
+    The paper's learning rates belong to Caffe's ``EuclideanLoss``: squared error summed
+    over the pixels of a sub-image, halved, averaged over the batch. With a per-pixel mean
+    instead, SGD at 1e-4 would move several hundred times more slowly.
+    """
+    mse = F.mse_loss(pred, target)
+    if recipe == "paper":
+        return 0.5 * (pred - target).pow(2).sum() / pred.shape[0], mse.detach()
+    return mse, mse.detach()
+
+
 def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     mse = torch.mean((a.double() - b.double()) ** 2).item()
     return float("inf") if mse == 0 else 10 * math.log10(1.0 / mse)
 
 
 @torch.inference_mode()
-def validate(net: SRCNN, data: TrainingData, crop: int = 256, device: str | torch.device = "cpu") -> tuple[float, float]:
+def validate(
+    net: SRCNN, data: TrainingData, crop: int = 256, device: str | torch.device = "cpu"
+) -> tuple[float, float]:
     """Mean PSNR (dB, intensities in [0, 1]) of ``net`` and of bicubic on the validation planes.
 
-    Each plane is centre-cropped to at most ``crop`` pixels; ``scale`` pixels are shaved
-    from the border, as in the evaluation protocol. With no validation planes, returns NaN.
+    Each plane is centre-cropped to at most ``crop`` pixels and run as inference runs it
+    (replicate padding by the halo, output clamped to [0, 1]); ``ceil(scale)`` pixels are
+    shaved from the border, as in the evaluation protocol. With no validation planes,
+    returns ``(nan, nan)``.
     """
     if not data.val:
         return float("nan"), float("nan")
@@ -226,7 +332,7 @@ def validate(net: SRCNN, data: TrainingData, crop: int = 256, device: str | torc
         y, x = (h - ch) // 2, (w - cw) // 2
         lr = torch.from_numpy(pair.lr_up[:, y : y + ch, x : x + cw]).to(device)[None]
         hr = torch.from_numpy(pair.hr[:, y : y + ch, x : x + cw]).to(device)[None]
-        sr = net.body(F.pad(lr, (halo,) * 4, mode="replicate")).clamp(0, 1)
+        sr = net.body(F.pad(lr, (halo,) * 4, mode="replicate")).float().clamp(0, 1)
         cut = (..., slice(shave, ch - shave), slice(shave, cw - shave))
         scores.append(_psnr(sr[cut], hr[cut]))
         bicubic.append(_psnr(lr.clamp(0, 1)[cut], hr[cut]))
@@ -234,32 +340,116 @@ def validate(net: SRCNN, data: TrainingData, crop: int = 256, device: str | torc
     return float(np.mean(scores)), float(np.mean(bicubic))
 
 
+def _finite_or_none(value: float) -> float | None:
+    return float(value) if value is not None and math.isfinite(value) else None
+
+
 # -------------------------------------------------------------------------- checkpoints
 
 
-def _save_checkpoint(path: Path, net: SRCNN, opt: torch.optim.Optimizer, gen: torch.Generator, state: dict) -> None:
+def _fingerprint(config: TrainConfig, arch: ArchSpec, data: TrainingData) -> dict[str, Any]:
+    """What a resumed run must share with the checkpoint to continue it exactly."""
+    shapes = [list(p.hr.shape) for p in data.train] + [[-1]] + [list(p.hr.shape) for p in data.val]
+    return {
+        "data": {
+            "color_mode": data.color_mode,
+            "planes": f"{len(data.train)} training / {len(data.val)} validation",
+            "shapes": _digest(shapes),
+        },
+        "arch": arch.to_dict(),
+        "scale": float(config.scale),
+        "recipe": config.recipe,
+        "batch_size": config.batch_size,
+        "patch_size": config.patch_size,
+        "grid_stride": config.grid_stride,
+        "seed": config.seed,
+    }
+
+
+def _digest(value: Any) -> str:
+    import hashlib
+
+    return hashlib.sha256(json.dumps(value).encode()).hexdigest()[:16]
+
+
+def _save_checkpoint(
+    path: Path,
+    net: SRCNN,
+    opt: torch.optim.Optimizer,
+    rngs: list[torch.Tensor],
+    state: dict,
+    fingerprint: dict,
+) -> None:
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
     opt_state = opt.state_dict()
     for pid, pstate in opt_state["state"].items():
         for key, value in pstate.items():
             if isinstance(value, torch.Tensor):
-                tensors[f"optim.{pid}.{key}"] = value.detach().cpu().contiguous().reshape(value.shape)
-    tensors["rng"] = gen.get_state()
-    meta = {"kind": "napari-srcnn-checkpoint", "state": json.dumps(state),
-            "groups": json.dumps([{k: v for k, v in g.items() if k != "params"} for g in opt_state["param_groups"]])}
+                tensors[f"optim.{pid}.{key}"] = (
+                    value.detach().cpu().contiguous().reshape(value.shape)
+                )
+    tensors["rng"] = rngs[0]
+    for r, g in enumerate(rngs[1:], start=1):
+        tensors[f"rng.{r}"] = g
+    meta = {
+        "kind": CHECKPOINT_KIND,
+        "state": json.dumps(state),
+        "groups": json.dumps(
+            [{k: v for k, v in g.items() if k != "params"} for g in opt_state["param_groups"]]
+        ),
+        "config": json.dumps(fingerprint),
+        "world": str(len(rngs)),
+    }
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=meta)
 
 
-def _load_checkpoint(path: Path, net: SRCNN, opt: torch.optim.Optimizer, gen: torch.Generator) -> dict:
+def read_checkpoint_state(path: str | os.PathLike) -> dict[str, Any]:
+    """The progress record of a checkpoint (``step``, ``best_psnr``, ``history``, …)."""
+    meta, _ = _read_checkpoint(Path(path), tensors=False)
+    return json.loads(meta["state"])
+
+
+def _read_checkpoint(
+    path: Path, tensors: bool = True
+) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
+    if not path.exists():
+        raise WeightsError(
+            f"checkpoint {str(path)!r} does not exist (nothing to resume; start without --resume)"
+        )
     try:
         with safe_open(str(path), framework="pt") as fh:
             meta = fh.metadata() or {}
-            if meta.get("kind") != "napari-srcnn-checkpoint":
+            if meta.get("kind") != CHECKPOINT_KIND:
                 raise WeightsError(f"{str(path)!r} is not a napari-srcnn training checkpoint")
-            tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118
+            loaded = {k: fh.get_tensor(k) for k in fh.keys()} if tensors else {}  # noqa: SIM118
     except (SafetensorError, OSError, ValueError) as exc:
         raise WeightsError(f"cannot read checkpoint {str(path)!r} ({exc})") from None
+    return meta, loaded
+
+
+def _load_checkpoint(
+    path: Path,
+    net: SRCNN,
+    opt: torch.optim.Optimizer,
+    gen: torch.Generator,
+    fingerprint: dict,
+    rank: int,
+) -> dict:
+    meta, tensors = _read_checkpoint(path)
+    saved = json.loads(meta.get("config", "{}"))
+    for key in ("arch", *_RESUME_KEYS):
+        if key in saved and saved[key] != fingerprint[key]:
+            if key == "data":
+                raise InputError(
+                    f"checkpoint {str(path)!r} was made on other training data "
+                    f"({saved[key]['planes']} plane(s), this run has {fingerprint[key]['planes']}); "
+                    "resume with the same data, --val-fraction and --seed"
+                )
+            raise InputError(
+                f"checkpoint {str(path)!r} was written with {key.replace('_', '-')} {saved[key]!r}, "
+                f"this run has {fingerprint[key]!r}; resume with the same settings"
+            )
     model_state = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
     try:
         net.load_state_dict(model_state)
@@ -270,32 +460,69 @@ def _load_checkpoint(path: Path, net: SRCNN, opt: torch.optim.Optimizer, gen: to
         if key.startswith("optim."):
             _, pid, name = key.split(".", 2)
             opt_state["state"].setdefault(int(pid), {})[name] = value
-    for group, saved in zip(opt_state["param_groups"], json.loads(meta["groups"]), strict=True):
-        group.update(saved)
+    for group, saved_group in zip(
+        opt_state["param_groups"], json.loads(meta["groups"]), strict=True
+    ):
+        group.update(saved_group)
     opt.load_state_dict(opt_state)
-    gen.set_state(tensors["rng"])
-    return json.loads(meta["state"])
+    state = json.loads(meta["state"])
+    key = "rng" if rank == 0 else f"rng.{rank}"
+    if key in tensors:
+        gen.set_state(tensors[key])
+    else:  # more processes than the run that wrote it: a fresh, still seeded stream
+        gen.manual_seed(fingerprint["seed"] + 1000 * rank + 7919 * int(state["step"]))
+    return state
+
+
+def _gather_rng(gen: torch.Generator, world: int, device: torch.device) -> list[torch.Tensor]:
+    """Every rank's generator state, in rank order (a collective call under DDP)."""
+    if world == 1:
+        return [gen.get_state()]
+    import torch.distributed as dist
+
+    states: list[Any] = [None] * world
+    dist.all_gather_object(states, gen.get_state())
+    return [torch.as_tensor(s) for s in states]
+
+
+def _reduce(value: torch.Tensor, world: int, op: str = "mean") -> torch.Tensor:
+    """All-reduce a scalar over ranks (a collective call under DDP)."""
+    if world == 1:
+        return value
+    import torch.distributed as dist
+
+    value = value.detach().clone().float()
+    if op == "max":
+        dist.all_reduce(value, op=dist.ReduceOp.MAX)
+        return value
+    dist.all_reduce(value, op=dist.ReduceOp.SUM)
+    return value / world
 
 
 # ------------------------------------------------------------------------------- train
 
 
-def _start_model(config: TrainConfig, data: TrainingData, gen: torch.Generator) -> tuple[SRCNN, ModelInfo | None]:
+def _start_model(
+    config: TrainConfig, data: TrainingData, gen: torch.Generator
+) -> tuple[SRCNN, ModelInfo | None]:
     if config.init_from is not None:
         loaded: LoadedModel = load_model(config.init_from, scale=config.scale)
         if loaded.info.arch.channels != data.channels:
             raise InputError(
                 f"start model {loaded.name!r} has {loaded.info.arch.channels} channel(s); the "
-                f"training data has {data.channels}"
+                f"training data has {data.channels} (colour mode {data.color_mode!r})"
             )
         net = SRCNN(loaded.info.arch, padding="valid")
         net.load_state_dict(loaded.net.state_dict())
         return net, loaded.info
     arch = replace(config.arch, channels=data.channels)
-    torch.manual_seed(config.seed)  # PyTorch's default init draws from the global generator
-    net = SRCNN(arch, padding="valid")
+    # PyTorch's default init draws from the global generator: seed it without leaving a
+    # trace in the caller's random state.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        net = SRCNN(arch, padding="valid")
     if config.recipe == "paper":
-        init_paper(net, generator=gen)
+        init_paper(net, generator=torch.Generator().manual_seed(config.seed))
     return net, None
 
 
@@ -317,32 +544,69 @@ def train(
         The run's settings.
     on_event
         Called with a :class:`StepEvent` after each step and a :class:`ValidationEvent`
-        after each validation (rank 0 only under DDP).
+        after each validation, step 0 (the starting model) included; rank 0 only under
+        DDP. Called on the training thread: keep it short.
     cancel
-        Polled every step; when it returns True the run stops, keeping the best weights
-        written so far (the result has ``cancelled=True``).
+        Polled before every step; when it returns True the run stops after writing a
+        checkpoint (so it can be resumed), keeping the best weights written so far; the
+        result has ``cancelled=True``. Without validation planes, the current weights are
+        written.
     resume
-        A checkpoint written by an earlier run of the same config.
+        A checkpoint written by an earlier run of the same config (steps and lr may
+        differ). The resumed run draws the same patches as the uninterrupted one.
 
     Returns
     -------
     TrainResult
+
+    Raises
+    ------
+    InputError
+        Inconsistent settings, a checkpoint of other settings, or a diverging loss.
+    WeightsError
+        An unreadable start model or checkpoint.
     """
     if abs(data.scale - config.scale) > 1e-9:
-        raise InputError(f"training data was made for ×{data.scale:g}, config asks ×{config.scale:g}")
+        raise InputError(
+            f"training data was made for ×{data.scale:g}, config asks ×{config.scale:g}"
+        )
     if not data.train:
         raise InputError("no training planes")
-    rank, world = _distributed()
     device = resolve_device(config.device)
+    rank, world, created_group = _distributed(device)
+    try:
+        return _train(data, config, device, rank, world, on_event, cancel, resume)
+    finally:
+        if created_group:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+
+
+def _train(
+    data: TrainingData,
+    config: TrainConfig,
+    device: torch.device,
+    rank: int,
+    world: int,
+    on_event: EventFn | None,
+    cancel: Callable[[], bool] | None,
+    resume: str | os.PathLike | None,
+) -> TrainResult:
     if world > 1 and device.type == "cuda":
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         torch.cuda.set_device(device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed patch shapes: pick the fastest kernels
     gen = torch.Generator().manual_seed(config.seed + 1000 * rank)
     net, start_info = _start_model(config, data, gen)
     arch = net.spec
     if config.patch_size <= 2 * arch.halo:
-        raise InputError(f"patch size {config.patch_size} is too small for {arch.name}")
-    net.to(device).to(memory_format=torch.channels_last)
+        raise InputError(
+            f"patch size {config.patch_size} leaves no output for {arch.name} (needs > {2 * arch.halo})"
+        )
+    net.to(device)
+    net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     lr = config.lr or (1e-4 if config.recipe == "paper" or start_info is not None else 1e-3)
     groups = _param_groups(net, config.recipe, lr)
     if config.recipe == "paper":
@@ -354,107 +618,180 @@ def train(
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel
 
-        model = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+        model = DistributedDataParallel(
+            net, device_ids=[device.index] if device.type == "cuda" else None
+        )
 
-    sampler = PatchSampler(data.train, config.patch_size, augment=config.augment)
-    state = {"step": 0, "best_psnr": -math.inf, "start_psnr": math.nan, "bicubic_psnr": math.nan,
-             "history": [], "seconds": 0.0}
+    sampler = PatchSampler(
+        data.train,
+        config.patch_size,
+        augment=config.augment,
+        stride=config.grid_stride,
+        seed=config.seed,
+        rank=rank,
+        world=world,
+    )
+    fingerprint = _fingerprint(config, arch, data)
+    state: dict[str, Any] = {
+        "step": 0,
+        "best_psnr": -math.inf,
+        "start_psnr": math.nan,
+        "bicubic_psnr": math.nan,
+        "history": [],
+        "seconds": 0.0,
+        "written": False,
+    }
     if resume is not None:
-        state = _load_checkpoint(Path(resume), net, opt, gen)
-    elif rank == 0:
-        psnr0, bic0 = validate(net, data, config.val_crop, device)
-        state["start_psnr"], state["bicubic_psnr"] = psnr0, bic0
+        state = {**state, **_load_checkpoint(Path(resume), net, opt, gen, fingerprint, rank)}
+        sampler.position = state["step"] * config.batch_size
     halo = arch.halo
     use_amp = config.amp and device.type == "cuda"
     t0 = time.perf_counter() - state["seconds"]
     cancelled = False
-    model.train()
 
-    def finish_validation(step: int) -> None:
+    def report_validation(step: int, final: bool) -> None:
         psnr, bic = validate(net, data, config.val_crop, device)
-        improved = not math.isnan(psnr) and psnr > state["best_psnr"]
-        if improved or (math.isnan(psnr) and step == config.steps):
-            state["best_psnr"] = psnr if improved else state["best_psnr"]
-            _write_model(config, net, data, start_info, state, time.perf_counter() - t0, step)
         state["bicubic_psnr"] = bic
+        if step == 0:
+            state["start_psnr"] = psnr
+        if math.isnan(psnr):
+            improved = final  # nothing to choose by: keep the last weights
+        else:
+            improved = psnr > state["best_psnr"]
+            if improved:
+                state["best_psnr"] = psnr
+        if improved:
+            _write_model(
+                config, net, data, start_info, state, time.perf_counter() - t0, step, world
+            )
+            state["written"] = True
         state["history"].append({"step": step, "psnr": psnr, "bicubic_psnr": bic})
         if on_event is not None:
-            on_event(ValidationEvent(step, config.steps, psnr, bic, state["best_psnr"], improved))
+            best = state["best_psnr"] if math.isfinite(state["best_psnr"]) else math.nan
+            on_event(ValidationEvent(step, config.steps, psnr, bic, best, improved))
 
+    def save_checkpoint() -> None:
+        rngs = _gather_rng(gen, world, device)  # collective: every rank takes part
+        if rank == 0:
+            state["seconds"] = time.perf_counter() - t0
+            _save_checkpoint(config.checkpoint_path, net, opt, rngs, state, fingerprint)
+
+    if resume is None and rank == 0:
+        report_validation(0, final=False)
+    model.train()
     while state["step"] < config.steps:
-        if cancel is not None and cancel():
+        stop = bool(cancel is not None and cancel())
+        if world > 1:  # every rank must stop at the same step
+            stop = bool(_reduce(torch.tensor(float(stop), device=device), world, "max").item())
+        if stop:
             cancelled = True
+            if rank == 0 and not state["written"]:
+                report_validation(state["step"], final=True)
+            save_checkpoint()
             break
         step = state["step"]
         factor = _lr_factor(step, config.steps, config.recipe)
         for g, base in zip(opt.param_groups, base_lrs, strict=True):
             g["lr"] = base * factor
         lr_batch, hr_batch = sampler.sample(config.batch_size, gen)
-        lr_batch = lr_batch.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
-        target = hr_batch.to(device, non_blocking=True)[..., halo:-halo, halo:-halo]
+        lr_batch = lr_batch.to(device, non_blocking=True).contiguous(
+            memory_format=torch.channels_last
+        )
+        inner = slice(halo, config.patch_size - halo)
+        target = hr_batch.to(device, non_blocking=True)[..., inner, inner]
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
             pred = model(lr_batch)
-        loss = F.mse_loss(pred.float(), target)
-        if not torch.isfinite(loss):
-            raise InputError(f"training diverged at step {step} (loss {loss.item()}); lower --lr")
+        loss, mse = _loss(pred.float(), target, config.recipe)
+        mse = _reduce(mse, world)
+        if not torch.isfinite(mse):
+            raise InputError(
+                f"training diverged at step {step + 1} (loss {mse.item()}); lower --lr"
+            )
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         state["step"] = step + 1
+        done = state["step"] == config.steps
         if rank == 0:
             if on_event is not None:
-                on_event(StepEvent(step + 1, config.steps, float(loss.item()), opt.param_groups[0]["lr"]))
-            done = state["step"] == config.steps
+                on_event(
+                    StepEvent(step + 1, config.steps, float(mse.item()), opt.param_groups[0]["lr"])
+                )
             if state["step"] % config.val_every == 0 or done:
-                finish_validation(state["step"])
-            if state["step"] % config.checkpoint_every == 0 or done:
-                state["seconds"] = time.perf_counter() - t0
-                _save_checkpoint(config.checkpoint_path, net, opt, gen, state)
-    if cancelled and rank == 0 and not config.output.exists():
-        finish_validation(state["step"])
+                report_validation(state["step"], final=done)
+        if state["step"] % config.checkpoint_every == 0 or done:
+            save_checkpoint()
     if world > 1:
         import torch.distributed as dist
 
         dist.barrier()
+    best = state["best_psnr"] if math.isfinite(state["best_psnr"]) else math.nan
     return TrainResult(
         output=config.output,
         steps=state["step"],
-        best_psnr=state["best_psnr"],
+        best_psnr=best,
         bicubic_psnr=state["bicubic_psnr"],
         start_psnr=state["start_psnr"],
         seconds=time.perf_counter() - t0,
         cancelled=cancelled,
         history=list(state["history"]),
+        checkpoint=config.checkpoint_path,
     )
 
 
-def _write_model(config: TrainConfig, net: SRCNN, data: TrainingData, start: ModelInfo | None,
-                 state: dict, seconds: float, step: int) -> None:
+def _write_model(
+    config: TrainConfig,
+    net: SRCNN,
+    data: TrainingData,
+    start: ModelInfo | None,
+    state: dict,
+    seconds: float,
+    step: int,
+    world: int,
+) -> None:
+    param = next(net.parameters())
     hardware = platform.processor() or platform.machine()
-    if next(net.parameters()).is_cuda:
-        hardware = torch.cuda.get_device_name(next(net.parameters()).device)
+    if param.is_cuda:
+        hardware = torch.cuda.get_device_name(param.device)
+    start_name = None
+    if start is not None:
+        start_name = start.name if start.path is None else str(start.path)
     info = ModelInfo(
         name=config.output.name.removesuffix(".safetensors"),
         arch=net.spec,
         scale=config.scale,
         color_mode=data.color_mode,
-        normalization="dtype",
+        normalization=data.normalization,
         description=(f"fine-tuned from {start.name}" if start else "trained from scratch")
         + f" on {data.description}",
         training={
             "data": data.description,
+            "train_planes": len(data.train),
+            "val_planes": len(data.val),
+            "normalization": data.normalization,
+            "blur_sigma": data.blur_sigma,
             "recipe": config.recipe,
             "steps": step,
             "batch_size": config.batch_size,
+            "world_size": world,
             "patch_size": config.patch_size,
+            "augment": config.augment,
+            "grid_stride": config.grid_stride,
             "seed": config.seed,
-            "init_from": start.name if start else None,
+            "init_from": start_name,
             "wall_seconds": round(seconds, 1),
             "hardware": hardware,
-            "device": str(next(net.parameters()).device),
+            "device": str(param.device),
             "config": json.loads(json.dumps(asdict(config), default=str)),
         },
-        metrics={"validation": {"psnr": state["best_psnr"], "bicubic_psnr": state["bicubic_psnr"],
-                                "start_psnr": state["start_psnr"], "step": step}},
+        metrics={
+            "validation": {
+                "psnr": _finite_or_none(state["best_psnr"]),
+                "bicubic_psnr": _finite_or_none(state["bicubic_psnr"]),
+                "start_psnr": _finite_or_none(state["start_psnr"]),
+                "step": step,
+                "planes": len(data.val),
+            }
+        },
     )
     save_weights(config.output, net, info)

@@ -1,0 +1,463 @@
+"""``napari-srcnn train``: the real command, killed and resumed, under torchrun, on bad data.
+
+The slow parts are process start-up (importing torch) and the CPU; every run here uses a
+tiny network on small real images so that the file stays well under a minute or two.
+"""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+import tifffile
+import torch
+from safetensors import safe_open
+
+from napari_srcnn.cli import main
+from napari_srcnn.engine.io import write_image
+from napari_srcnn.engine.training import read_checkpoint_state
+from napari_srcnn.engine.weights import load_model
+
+TINY = [
+    "--scratch",
+    "--arch",
+    "3-1-3:8,4",
+    "--patch",
+    "21",
+    "--batch",
+    "8",
+    "--lr",
+    "3e-3",
+    "--device",
+    "cpu",
+    "--seed",
+    "0",
+]
+
+
+# One compute thread per process: on a small machine that is busy with other work, two
+# OpenMP threads per process spin against each other and run up to ten times slower.
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def command(*args):
+    return [sys.executable, "-m", "napari_srcnn", *map(str, args)]
+
+
+def popen(*args):
+    return subprocess.Popen(
+        command(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV
+    )
+
+
+def cli(*args, cwd=None):
+    return subprocess.run(
+        command(*args), capture_output=True, text=True, cwd=cwd, timeout=600, env=ENV
+    )
+
+
+def weights(path):
+    return {k: v.clone() for k, v in load_model(path).net.state_dict().items()}
+
+
+@pytest.fixture(scope="module")
+def camera_stack(tmp_path_factory, camera):
+    """Four 64×64 planes of a real photo as a 16-bit z-stack TIFF."""
+    tiles = np.stack([camera[y : y + 64, x : x + 64] for y in (0, 64) for x in (0, 64)])
+    path = tmp_path_factory.mktemp("stack") / "camera_z.tif"
+    tifffile.imwrite(path, tiles.astype(np.uint16) * 257, imagej=True, metadata={"axes": "ZYX"})
+    return path
+
+
+@pytest.fixture(scope="module")
+def ihc_stack(tmp_path_factory):
+    """A real microscopy stack: scikit-image's immunohistochemistry slide (bundled, CC0),
+    green channel, cut into sixteen 128×128 fields of view stored as a 16-bit z-stack."""
+    from skimage import data
+
+    ihc = data.immunohistochemistry()[..., 1]
+    fields = np.stack(
+        [ihc[y : y + 128, x : x + 128] for y in range(0, 512, 128) for x in range(0, 512, 128)]
+    )
+    path = tmp_path_factory.mktemp("ihc") / "ihc_fields.tif"
+    tifffile.imwrite(path, fields.astype(np.uint16) * 257, imagej=True, metadata={"axes": "ZYX"})
+    return path
+
+
+# ------------------------------------------------------------------ kill and resume
+
+
+def _wait_for(predicate, proc, timeout=240):
+    start = time.monotonic()
+    while not predicate():
+        if proc.poll() is not None:
+            pytest.fail(
+                f"training ended (rc {proc.returncode}) before it could be killed:\n"
+                + proc.stdout.read()
+                + proc.stderr.read()
+            )
+        if time.monotonic() - start > timeout:
+            proc.kill()
+            pytest.fail("no checkpoint appeared")
+        time.sleep(0.01)
+
+
+def _checkpoint_step(path):
+    try:
+        return read_checkpoint_state(path)["step"]
+    except Exception:  # not written yet
+        return -1
+
+
+def test_sigkill_at_two_points_then_resume_equals_uninterrupted(tmp_path, camera_stack):
+    args = [
+        "train",
+        camera_stack,
+        "--scale",
+        2,
+        *TINY,
+        "--steps",
+        100,
+        "--val-every",
+        10,
+        "--val-fraction",
+        0.25,
+    ]
+    ref = popen(*args, "-o", tmp_path / "ref.safetensors")
+    out = tmp_path / "run.safetensors"
+    ckpt = tmp_path / "run.ckpt.safetensors"
+    steps_killed = []
+    for cond, resume in (
+        (lambda: _checkpoint_step(ckpt) >= 10, []),
+        (lambda: _checkpoint_step(ckpt) >= 50, ["--resume", ckpt]),
+    ):
+        proc = popen(*args, "-o", out, *resume)
+        _wait_for(cond, proc)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert proc.returncode == -signal.SIGKILL
+        steps_killed.append(_checkpoint_step(ckpt))
+    assert steps_killed[0] < 100 and steps_killed[1] < 100
+    final = cli(*args, "-o", out, "--resume", ckpt)
+    assert final.returncode == 0, final.stderr
+    ref_out, ref_err = ref.communicate(timeout=600)
+    assert ref.returncode == 0, ref_err
+    pattern = re.compile(r"trained (\d+\.\d+) dB")
+    assert pattern.search(final.stdout).group(1) == pattern.search(ref_out).group(1)
+    a, b = load_model(tmp_path / "ref.safetensors"), load_model(out)
+    assert abs(a.info.metrics["validation"]["psnr"] - b.info.metrics["validation"]["psnr"]) < 0.01
+    assert a.info.metrics == b.info.metrics  # same best step, same scores: bit-identical run
+    assert all(torch.equal(v, b.net.state_dict()[k]) for k, v in a.net.state_dict().items())
+    assert (
+        read_checkpoint_state(ckpt)["history"]
+        == read_checkpoint_state(tmp_path / "ref.ckpt.safetensors")["history"]
+    )
+
+
+# ------------------------------------------------------------------ a real fine-tune
+
+
+@pytest.fixture(scope="module")
+def start_model(tmp_path_factory):
+    """A small 1-channel ×2 model pre-trained on natural photos (standing in for a shipped one).
+
+    It starts as a network that reproduces its bicubic input (so that a CPU-minute of
+    training already beats bicubic) and is trained on four scikit-image photos.
+    """
+    from skimage import data
+
+    from napari_srcnn.engine.data import training_data_from_arrays
+    from napari_srcnn.engine.model import SRCNN, ArchSpec
+    from napari_srcnn.engine.training import TrainConfig, train
+    from napari_srcnn.engine.weights import ModelInfo, save_weights
+
+    folder = tmp_path_factory.mktemp("start")
+    arch = ArchSpec.parse("9-1-5:32,16")
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        net = SRCNN(arch)
+    with torch.no_grad():
+        for conv in net.convs():
+            conv.weight.mul_(0.1)
+            k = conv.weight.shape[-1] // 2
+            conv.weight[0] = 0
+            conv.weight[0, 0, k, k] = 1
+            conv.bias[0] = 0
+        net.convs()[-1].weight[0, 1:] = 0
+    save_weights(
+        folder / "identity.safetensors", net, ModelInfo(name="identity", arch=arch, scale=2.0)
+    )
+    photos = [data.camera(), data.coins(), data.astronaut(), data.chelsea()]
+    tdata = training_data_from_arrays(photos, 2.0, "y", val_fraction=0.25)
+    config = TrainConfig(
+        output=folder / "natural-x2.safetensors",
+        scale=2.0,
+        init_from=str(folder / "identity.safetensors"),
+        steps=200,
+        batch_size=32,
+        lr=1e-3,
+        val_every=150,
+        device="cpu",
+    )
+    return train(tdata, config).output
+
+
+def test_fine_tune_on_a_microscopy_stack_beats_bicubic(tmp_path, ihc_stack, start_model):
+    out = tmp_path / "ihc-x2.safetensors"
+    r = cli(
+        "train",
+        ihc_stack,
+        "--scale",
+        2,
+        "--from",
+        start_model,
+        "--steps",
+        150,
+        "--batch",
+        32,
+        "--lr",
+        "5e-4",
+        "--val-every",
+        50,
+        "--val-fraction",
+        0.25,
+        "--device",
+        "cpu",
+        "-o",
+        out,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "fine-tuning" in r.stdout and "12 training / 4 validation plane(s)" in r.stdout
+    m = re.search(
+        r"held-out PSNR on 4 plane\(s\): bicubic (\S+) dB, start model (\S+) dB, "
+        r"fine-tuned (\S+) dB",
+        r.stdout,
+    )
+    assert m, r.stdout
+    bicubic, start, tuned = (float(v) for v in m.groups())
+    print(
+        f"\nihc ×2, 4 held-out fields: bicubic {bicubic:.2f} dB, start {start:.2f} dB, "
+        f"fine-tuned {tuned:.2f} dB"
+    )
+    assert tuned > bicubic + 0.3
+    assert tuned > start
+    # The weights load in `upscale` (keeping the 16-bit dtype) and in `eval`.
+    info = load_model(out).info
+    assert (
+        info.color_mode == "gray"
+        and info.normalization == "auto"
+        and info.training["val_planes"] == 4
+    )
+    field = tifffile.imread(ihc_stack)[0]
+    write_image(tmp_path / "lr.tif", field[::2, ::2])
+    assert (
+        main(
+            [
+                "upscale",
+                str(tmp_path / "lr.tif"),
+                "-o",
+                str(tmp_path / "sr.tif"),
+                "--weights",
+                str(out),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
+    assert tifffile.imread(tmp_path / "sr.tif").dtype == np.uint16
+    write_image(tmp_path / "hr.png", (field // 257).astype(np.uint8))
+    assert (
+        main(
+            [
+                "eval",
+                str(tmp_path / "hr.png"),
+                "--scale",
+                "2",
+                "--weights",
+                str(out),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
+
+
+# ------------------------------------------------------------------ options and logging
+
+
+def test_epochs_grid_no_augment_blur_and_log_lines(tmp_path, camera_stack, capsys):
+    out = tmp_path / "g.safetensors"
+    rc = main(
+        [
+            "train",
+            str(camera_stack),
+            "--scale",
+            "2",
+            *TINY,
+            "--epochs",
+            "2",
+            "--grid",
+            "--no-augment",
+            "--blur",
+            "0.8",
+            "--val-every",
+            "4",
+            "--val-fraction",
+            "0.25",
+            "-o",
+            str(out),
+        ]
+    )
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    # Three 64×64 training planes hold 4×4 sub-images of 21 px on the stride-14 grid:
+    # 2 epochs of 48 at 8 per step are 12 steps.
+    assert "12 steps" in captured.out.splitlines()[0]
+    lines = [ln for ln in captured.out.splitlines() if ln.startswith("step ")]
+    assert [ln.split()[1] for ln in lines] == ["0/12", "4/12", "8/12", "12/12"]
+    assert all(
+        re.search(r"val PSNR \d+\.\d\d dB  bicubic \d+\.\d\d dB  best \d+\.\d\d dB", ln)
+        for ln in lines
+    )
+    assert "loss" in lines[1] and "trained" in captured.out
+    training = load_model(out).info.training
+    assert (
+        training["grid_stride"] == 14
+        and training["augment"] is False
+        and training["blur_sigma"] == 0.8
+    )
+    assert training["config"]["steps"] == 12
+
+
+# ------------------------------------------------------------------ bad data
+
+
+@pytest.fixture(scope="module")
+def bad_files(tmp_path_factory, camera):
+    d = tmp_path_factory.mktemp("bad")
+    tifffile.imwrite(d / "small.tif", np.zeros((5, 20, 30), np.uint16))
+    nan = np.ones((2, 64, 64), np.float32)
+    nan[1, 3, 4] = np.nan
+    tifffile.imwrite(d / "nan.tif", nan)
+    (d / "empty.tif").write_bytes(b"")
+    (d / "empty_dir").mkdir()
+    (d / "w.safetensors").write_bytes(b"weights")
+    for name, planes in (
+        ("hr", [camera[:64, :64]] * 4),
+        ("lr", [camera[:20, :30]] * 4),
+        ("lr2", [camera[:32, :32]] * 2),
+    ):
+        tifffile.imwrite(d / f"{name}.tif", np.stack(planes), photometric="minisblack")
+    return d
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["empty.tif"], "empty file"),
+        (["empty_dir"], "no training images"),
+        (["missing.tif"], "does not exist"),
+        (["small.tif"], "smaller than a 33×33 sub-image"),
+        (["nan.tif"], "NaN or Inf"),
+        (["hr.tif", "--lr-data", "lr.tif"], "does not match HR plane"),
+        (["hr.tif", "--lr-data", "lr2.tif"], "different numbers of planes"),
+        (["hr.tif", "--val-fraction", "1"], "validation fraction"),
+        (["hr.tif", "--epochs", "-1"], "epochs"),
+        (["hr.tif", "--batch", "0"], "--batch must be a positive integer"),
+        (["hr.tif", "--resume", "nope.ckpt.safetensors"], "does not exist; start without --resume"),
+        (["hr.tif", "-o", "out.pt"], "must end in .safetensors"),
+        (["hr.tif", "--channels", "rgb"], "RGB model needs RGB images"),
+        (["hr.tif", "--from", "w.safetensors", "-o", "w.safetensors"], "would overwrite the input"),
+    ],
+)
+def test_bad_data_is_one_line_and_exit_2(bad_files, args, message, capsys, monkeypatch):
+    monkeypatch.chdir(bad_files)
+    length = [] if "--epochs" in args else ["--steps", "1"]
+    start = [] if "--from" in args else ["--scratch"]
+    rc = main(["train", *args, "--scale", "2", *length, "--device", "cpu", *start])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert err.startswith("napari-srcnn: error: ") and err.count("\n") == 1 and message in err
+
+
+def test_bad_data_exit_code_of_the_real_process(bad_files):
+    r = cli("train", bad_files / "nan.tif", "--scale", 2, "--scratch")
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.count("\n") == 1 and "NaN" in r.stderr
+
+
+# ------------------------------------------------------------------ torchrun / DDP
+
+PROBE = """
+import os, sys
+real_replace = os.replace
+
+def replace(src, dst, *args, **kwargs):  # every file the trainer writes ends in os.replace
+    with open(os.path.join({log!r}, "rank%s.log" % os.environ["RANK"]), "a") as log:
+        log.write(os.fspath(dst) + "\\n")
+    return real_replace(src, dst, *args, **kwargs)
+
+os.replace = replace
+from napari_srcnn.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_torchrun_two_cpu_processes_on_gloo(tmp_path, camera_stack):
+    probe = tmp_path / "probe.py"
+    probe.write_text(textwrap.dedent(PROBE.format(log=str(tmp_path))))
+    out = tmp_path / "ddp.safetensors"
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            str(probe),
+            "train",
+            str(camera_stack),
+            "--scale",
+            "2",
+            *TINY,
+            "--steps",
+            "8",
+            "--val-every",
+            "4",
+            "--val-fraction",
+            "0.25",
+            "-o",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=ENV,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.count("wrote ") == 1 and r.stdout.count("held-out PSNR") == 1
+    assert not (tmp_path / "rank1.log").exists()  # only rank 0 writes files
+    written = (tmp_path / "rank0.log").read_text().split()
+    assert str(out) in written and str(tmp_path / "ddp.ckpt.safetensors") in written
+    info = load_model(out).info
+    assert info.training["world_size"] == 2 and info.training["steps"] in (0, 4, 8)
+    with safe_open(str(tmp_path / "ddp.ckpt.safetensors"), framework="pt") as fh:
+        keys = set(fh.keys())  # noqa: SIM118
+        assert {"rng", "rng.1"} <= keys and fh.metadata()["world"] == "2"
+    assert read_checkpoint_state(tmp_path / "ddp.ckpt.safetensors")["step"] == 8

@@ -1,0 +1,306 @@
+"""Training data: planes from arrays and files, normalisation, degradation, split, sampling."""
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import tifffile
+import torch
+
+from napari_srcnn.engine.color import rgb_to_ycbcr
+from napari_srcnn.engine.data import (
+    PairedPlanes,
+    PatchSampler,
+    degrade,
+    find_images,
+    grid_positions,
+    modcrop_plane,
+    normalization_auto,
+    planes_from_array,
+    training_data_from_arrays,
+    training_data_from_paths,
+)
+from napari_srcnn.engine.inference import UpscaleOptions, Upscaler
+from napari_srcnn.engine.io import ImageMeta, write_image
+from napari_srcnn.engine.resize import imresize
+from napari_srcnn.errors import TrainingDataError
+
+
+@pytest.fixture(scope="module")
+def stack16(camera):
+    """A real 16-bit z-stack: four 64×64 crops of the cameraman, 12-bit range."""
+    tiles = [camera[y : y + 64, x : x + 64] for y in (0, 64) for x in (0, 64)]
+    return np.stack(tiles).astype(np.uint16) * 16
+
+
+# ------------------------------------------------------------------ normalisation
+
+
+@pytest.mark.parametrize(
+    "array",
+    [
+        np.arange(256, dtype=np.uint8).reshape(16, 16),
+        (np.arange(256, dtype=np.uint16) * 16).reshape(16, 16),
+        np.linspace(-300, 300, 256).astype(np.int16).reshape(16, 16),
+        np.linspace(0, 1, 256, dtype=np.float32).reshape(16, 16),
+        np.linspace(-2, 7, 256).reshape(16, 16),
+        np.linspace(0.1, 250, 256, dtype=np.float32).reshape(16, 16),
+    ],
+    ids=["uint8", "uint16", "int16", "float01", "float64-wide", "float32-wide"],
+)
+def test_normalisation_is_the_inference_rule(array):
+    """Training sees intensities mapped exactly as `upscale` maps them by default."""
+    upscaler = SimpleNamespace(options=UpscaleOptions())
+    assert normalization_auto(array) == Upscaler.normalization_for(upscaler, array)
+    plane = planes_from_array(array, "gray")[0][0]
+    norm = normalization_auto(array)
+    np.testing.assert_allclose(
+        plane, (array.astype(np.float64) - norm.low) / (norm.high - norm.low), atol=1e-6
+    )
+
+
+def test_uint16_by_dtype_range_and_float_min_max(stack16):
+    planes = planes_from_array(stack16, "gray")
+    assert len(planes) == 4 and planes[0].shape == (1, 64, 64) and planes[0].dtype == np.float32
+    np.testing.assert_allclose(planes[1][0], stack16[1] / 65535, atol=1e-7)
+    wide = stack16.astype(np.float32) - 1000  # float outside [0, 1]: min/max of the whole stack
+    planes = planes_from_array(wide, "gray")
+    lo, hi = wide.min(), wide.max()
+    assert min(p.min() for p in planes) == 0 and max(p.max() for p in planes) == pytest.approx(1)
+    np.testing.assert_allclose(planes[2][0], (wide[2] - lo) / (hi - lo), atol=1e-6)
+
+
+# ------------------------------------------------------------------ planes and colour
+
+
+def test_rgb_in_y_rgb_and_per_channel_modes(astronaut):
+    y = planes_from_array(astronaut, "y")
+    assert len(y) == 1 and y[0].shape == (1, 96, 80)
+    np.testing.assert_allclose(y[0][0], rgb_to_ycbcr(astronaut / 255.0)[..., 0], atol=1e-5)
+    rgb = planes_from_array(astronaut, "rgb")
+    assert len(rgb) == 1 and rgb[0].shape == (3, 96, 80)
+    np.testing.assert_allclose(rgb[0][1], astronaut[..., 1] / 255, atol=1e-6)
+    gray = planes_from_array(astronaut, "gray")
+    assert len(gray) == 3 and all(p.shape == (1, 96, 80) for p in gray)
+    rgba = np.concatenate([astronaut, np.full((96, 80, 1), 255, np.uint8)], axis=-1)
+    np.testing.assert_array_equal(planes_from_array(rgba, "rgb")[0], rgb[0])
+    assert planes_from_array(astronaut, "auto")[0].shape == (1, 96, 80)  # auto: y for RGB
+
+
+def test_hyperstack_every_plane_is_an_image(stack16):
+    zcyx = np.stack([stack16, stack16 // 2, stack16 // 3], axis=1)  # (4, 3, 64, 64)
+    meta = ImageMeta(axes="ZCYX")
+    planes = planes_from_array(zcyx, "gray", meta)
+    assert len(planes) == 12
+    np.testing.assert_allclose(planes[4][0], zcyx[1, 1] / 65535, atol=1e-7)
+    # A 3-channel C axis serves an RGB model.
+    rgb = planes_from_array(zcyx, "rgb", meta)
+    assert len(rgb) == 4 and rgb[0].shape == (3, 64, 64)
+    np.testing.assert_allclose(rgb[3][2], zcyx[3, 2] / 65535, atol=1e-7)
+    # Samples that are not RGB (YXS with 2 samples) become planes, not a bogus W axis.
+    two = np.stack([stack16[0], stack16[1]], axis=-1)
+    planes = planes_from_array(two, "gray", ImageMeta(axes="YXS"))
+    assert len(planes) == 2 and planes[1].shape == (1, 64, 64)
+
+
+def test_tiff_stacks_and_image_folders(tmp_path, camera, astronaut, stack16):
+    folder = tmp_path / "imgs"
+    (folder / "sub").mkdir(parents=True)
+    write_image(folder / "a.png", camera)  # 8-bit gray
+    write_image(folder / "b.png", (camera.astype(np.uint16) * 257))  # 16-bit PNG
+    write_image(folder / "sub" / "c.jpg", camera)
+    import imageio.v3 as iio
+
+    iio.imwrite(folder / "d.bmp", camera)
+    (folder / "notes.txt").write_text("not an image")
+    data = training_data_from_paths([folder], 2, "gray", patch_size=33, val_fraction=0.25)
+    assert len(data.train) == 3 and len(data.val) == 1 and data.color_mode == "gray"
+    # An ImageJ hyperstack and an OME-TIFF: every 2-D plane is an image.
+    tifffile.imwrite(
+        tmp_path / "h.tif",
+        np.stack([stack16, stack16], axis=1)[None],
+        imagej=True,
+        metadata={"axes": "TZCYX"},
+    )
+    tifffile.imwrite(tmp_path / "o.ome.tif", stack16[:3], ome=True, metadata={"axes": "ZYX"})
+    data = training_data_from_paths(
+        [tmp_path / "h.tif", tmp_path / "o.ome.tif"], 2, "auto", val_fraction=0.1
+    )
+    assert len(data.train) + len(data.val) == 8 + 3 and len(data.val) == 1
+    assert data.color_mode == "gray" and "2 file(s)" in data.description
+    # RGB files default to y.
+    write_image(tmp_path / "rgb.png", astronaut)
+    assert (
+        training_data_from_paths([tmp_path / "rgb.png"], 2, "auto", val_fraction=0).color_mode
+        == "y"
+    )
+
+
+# ------------------------------------------------------------------ degradation
+
+
+def test_degrade_is_bicubic_down_then_up(camera):
+    hr = modcrop_plane(camera[None, :65, :70].astype(np.float32) / 255, 3)
+    assert hr.shape == (1, 63, 69)
+    lr_up = degrade(hr, 3)
+    expected = imresize(imresize(hr, 1 / 3), 3.0)
+    assert lr_up.shape == hr.shape and lr_up.dtype == np.float32
+    np.testing.assert_allclose(lr_up, expected, atol=1e-6)
+    blurred = degrade(hr, 3, blur_sigma=1.5)
+    # The Gaussian removes detail that bicubic alone keeps.
+    assert np.abs(blurred - hr).mean() > np.abs(lr_up - hr).mean()
+    assert modcrop_plane(hr, 2.5).shape == (1, 60, 65)  # ×2.5: multiples of 5
+
+
+def test_blur_reaches_the_pairs(camera):
+    plain = training_data_from_arrays([camera], 2, val_fraction=0)
+    blurred = training_data_from_arrays([camera], 2, val_fraction=0, blur_sigma=1.0)
+    assert blurred.blur_sigma == 1.0
+    np.testing.assert_array_equal(plain.train[0].hr, blurred.train[0].hr)
+    assert not np.allclose(plain.train[0].lr_up, blurred.train[0].lr_up)
+
+
+def test_explicit_pairs(camera, stack16):
+    hr = stack16
+    lr = np.stack([imresize(p.astype(np.float64), 0.5) for p in hr]).round().astype(np.uint16)
+    data = training_data_from_arrays([hr], 2, lr_arrays=[lr], val_fraction=0.25)
+    pair = (data.train + data.val)[0]
+    assert pair.lr_up.shape == pair.hr.shape == (1, 64, 64)
+    same = training_data_from_arrays([hr], 2, lr_arrays=[hr], val_fraction=0)
+    np.testing.assert_array_equal(same.train[0].lr_up, same.train[0].hr)
+    # HR not a multiple of the factor: LR is ceil or floor of H / s.
+    odd = hr[:, :63, :63]
+    lr_odd = np.stack([imresize(p.astype(np.float64), 0.5) for p in odd]).astype(np.float32) / 65535
+    assert training_data_from_arrays([odd], 2, lr_arrays=[lr_odd], val_fraction=0).train[
+        0
+    ].lr_up.shape == (1, 63, 63)
+
+
+# ------------------------------------------------------------------ split
+
+
+def test_split_by_plane_is_disjoint_and_seeded(stack16):
+    stack = np.concatenate([stack16] * 5)  # 20 planes
+    for i in range(len(stack)):
+        stack[i, 0, 0] = i  # tag every plane
+    a = training_data_from_arrays([stack], 2, val_fraction=0.2, seed=3)
+    tags = lambda planes: {round(float(p.hr[0, 0, 0]) * 65535) for p in planes}  # noqa: E731
+    assert len(a.val) == 4 and len(a.train) == 16
+    assert tags(a.train).isdisjoint(tags(a.val)) and tags(a.train) | tags(a.val) == set(range(20))
+    b = training_data_from_arrays([stack], 2, val_fraction=0.2, seed=3)
+    assert tags(b.val) == tags(a.val)
+    c = training_data_from_arrays([stack], 2, val_fraction=0.2, seed=4)
+    assert tags(c.val) != tags(a.val)
+
+
+# ------------------------------------------------------------------ bad data
+
+
+@pytest.mark.parametrize(
+    ("arrays", "kwargs", "message"),
+    [
+        ([np.zeros((0, 64, 64), np.uint16)], {}, "is empty"),
+        ([np.zeros((5,), np.uint8)], {}, "no 2-D planes"),
+        ([np.full((2, 64, 64), np.nan, np.float32)], {}, "NaN or Inf"),
+        ([np.where(np.eye(64) > 0, np.inf, 0.5)], {}, "NaN or Inf"),
+        ([np.zeros((64, 64), bool)], {}, "dtype bool"),
+        ([np.zeros((3, 20, 64), np.uint8)], {}, "smaller than a 33×33 sub-image"),
+        ([np.zeros((64, 64), np.uint8)], {"val_fraction": 0.5}, "cannot be split"),
+        ([np.zeros((4, 64, 64), np.uint8)], {"val_fraction": 1.5}, "validation fraction"),
+        (
+            [np.zeros((2, 64, 64), np.uint8)],
+            {"lr_arrays": [np.zeros((2, 20, 32), np.uint8)]},
+            "does not match",
+        ),
+        (
+            [np.zeros((2, 64, 64), np.uint8)],
+            {"lr_arrays": [np.zeros((3, 32, 32), np.uint8)]},
+            "different numbers of planes",
+        ),
+        ([np.zeros((64, 64), np.uint8)], {"color_mode": "rgb"}, "RGB model needs RGB"),
+        ([np.zeros((64, 64), np.uint8)], {"color_mode": "lab"}, "colour mode"),
+        ([], {}, "no training images"),
+    ],
+)
+def test_bad_data_is_a_one_line_error(arrays, kwargs, message):
+    kwargs = {"val_fraction": 0.0, **kwargs}
+    with pytest.raises(TrainingDataError, match=message) as info:
+        training_data_from_arrays(arrays, 2, **kwargs)
+    assert "\n" not in str(info.value)
+
+
+def test_missing_paths_and_empty_folders(tmp_path):
+    with pytest.raises(TrainingDataError, match="does not exist"):
+        find_images([tmp_path / "nope"])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(TrainingDataError, match="no training images"):
+        training_data_from_paths([tmp_path / "empty"], 2)
+
+
+def test_small_planes_are_skipped_and_reported(camera):
+    data = training_data_from_arrays([camera, camera[:20, :20]], 2, val_fraction=0)
+    assert len(data.train) == 1 and data.skipped == 1 and "1 plane(s) smaller" in data.description
+
+
+# ------------------------------------------------------------------ sampling
+
+
+def _tagged_planes():
+    rng = np.random.default_rng(0)
+    hr = [rng.random((1, h, w), dtype=np.float32) for h, w in ((40, 50), (33, 61), (70, 45))]
+    # lr_up = 2·hr lets us check LR and HR stay aligned through every flip/rotation.
+    return [PairedPlanes(lr_up=2 * p, hr=p) for p in hr]
+
+
+def test_random_patches_are_aligned_seeded_and_augmented():
+    planes = _tagged_planes()
+    sampler = PatchSampler(planes, 33, augment=True)
+    lr, hr = sampler.sample(64, torch.Generator().manual_seed(0))
+    assert lr.shape == hr.shape == (64, 1, 33, 33) and lr.dtype == torch.float32
+    torch.testing.assert_close(lr, 2 * hr)
+    lr2, hr2 = PatchSampler(planes, 33).sample(64, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(hr, hr2)
+    # Without augmentation every patch is a plain crop of some plane.
+    _, plain = PatchSampler(planes, 33, augment=False).sample(16, torch.Generator().manual_seed(1))
+    crops = {
+        tuple(p.hr[0, y, x : x + 3].round(6))
+        for p in planes
+        for y in range(p.hr.shape[1])
+        for x in range(p.hr.shape[2] - 2)
+    }
+    assert all(tuple(np.round(patch[0, 0, :3].numpy(), 6)) in crops for patch in plain)
+    # With it, some patches are flipped/rotated: not every top-left row is a crop row.
+    assert not all(tuple(np.round(patch[0, 0, :3].numpy(), 6)) in crops for patch in hr)
+
+
+def test_grid_covers_every_sub_image_once_per_epoch_and_shards():
+    planes = _tagged_planes()
+    n = sum(len(grid_positions(p.hr.shape, 33, 14)) for p in planes)
+    assert n == 1 * 2 + 1 * 3 + 3 * 1
+    assert len(PatchSampler(planes, 33, stride=14)) == n
+    _, grid = PatchSampler.stride_grid(planes, 33, 14)
+    key = lambda t: tuple(np.round(t[0, 0, :4].numpy(), 6))  # noqa: E731
+    want = sorted(key(t) for t in grid)
+    sampler = PatchSampler(planes, 33, augment=False, stride=14, seed=5)
+    gen = torch.Generator().manual_seed(0)
+    _, epoch1 = sampler.sample(n, gen)
+    _, epoch2 = sampler.sample(n, gen)
+    assert sorted(key(t) for t in epoch1) == want == sorted(key(t) for t in epoch2)
+    assert [key(t) for t in epoch1] != [key(t) for t in epoch2]  # reshuffled
+    # Two DDP ranks split each epoch between them.
+    r0 = PatchSampler(planes, 33, augment=False, stride=14, seed=5, rank=0, world=2)
+    r1 = PatchSampler(planes, 33, augment=False, stride=14, seed=5, rank=1, world=2)
+    _, a = r0.sample(n // 2, gen)
+    _, b = r1.sample(n // 2, gen)
+    assert sorted([key(t) for t in a] + [key(t) for t in b]) == want
+    # Restoring the position continues the same sequence.
+    again = PatchSampler(planes, 33, augment=False, stride=14, seed=5)
+    again.load_state_dict({"position": n})
+    _, cont = again.sample(n, torch.Generator().manual_seed(0))
+    assert [key(t) for t in cont] == [key(t) for t in epoch2]
+
+
+def test_grid_size_counts_the_stride_14_grid(camera):
+    data = training_data_from_arrays([camera[:61, :75]], 2, val_fraction=0)
+    # 60×74 after mod-crop: rows 0, 14 (2 positions), cols 0, 14, 28 (3 positions).
+    assert data.grid_size(33) == 2 * 3

@@ -1,0 +1,296 @@
+"""The trainer: recipes, events, best weights, cancel, checkpoints and resume."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from napari_srcnn.engine.data import training_data_from_arrays
+from napari_srcnn.engine.inference import upscale
+from napari_srcnn.engine.model import SRCNN, ArchSpec, init_paper
+from napari_srcnn.engine.training import (
+    StepEvent,
+    TrainConfig,
+    ValidationEvent,
+    _loss,
+    _param_groups,
+    read_checkpoint_state,
+    steps_for_epochs,
+    train,
+    validate,
+)
+from napari_srcnn.engine.weights import ModelInfo, load_model, save_weights
+from napari_srcnn.errors import InputError, WeightsError
+
+TINY = ArchSpec.parse("3-1-3:8,4")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One compute thread: two OpenMP threads on two busy cores spin and run far slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def tiles(camera):
+    """Four 64×64 planes of a real photo as a uint16 stack (one is held out)."""
+    return (
+        np.stack([camera[y : y + 64, x : x + 64] for y in (0, 64) for x in (0, 64)]).astype(
+            np.uint16
+        )
+        * 257
+    )
+
+
+@pytest.fixture(scope="module")
+def tdata(tiles):
+    return training_data_from_arrays([tiles], 2, "gray", patch_size=21, val_fraction=0.25, seed=0)
+
+
+def config(tmp_path, name="m", **kw):
+    base = dict(
+        output=tmp_path / f"{name}.safetensors",
+        scale=2.0,
+        arch=TINY,
+        steps=12,
+        batch_size=8,
+        patch_size=21,
+        lr=3e-3,
+        val_every=4,
+        checkpoint_every=4,
+        val_crop=64,
+        device="cpu",
+    )
+    return TrainConfig(**{**base, **kw})
+
+
+def weights(path):
+    return {k: v.clone() for k, v in load_model(path).net.state_dict().items()}
+
+
+# ------------------------------------------------------------------ recipes
+
+
+def test_paper_recipe_groups_init_and_loss():
+    net = SRCNN(ArchSpec.parse("9-5-5"), padding="valid")
+    groups = _param_groups(net, "paper", 1e-4)
+    convs = net.convs()
+    assert [g["lr"] for g in groups] == [1e-4, pytest.approx(1e-5)]
+    assert {id(p) for p in groups[0]["params"]} == {
+        id(p) for c in convs[:2] for p in c.parameters()
+    }
+    assert {id(p) for p in groups[1]["params"]} == {id(p) for p in convs[2].parameters()}
+    assert len(_param_groups(net, "adam", 1e-3)) == 1
+    init_paper(net, generator=torch.Generator().manual_seed(0))
+    w = torch.cat([c.weight.flatten() for c in convs])
+    assert abs(w.std().item() - 1e-3) < 5e-5 and all((c.bias == 0).all() for c in convs)
+    # Caffe's Euclidean loss (what the paper's learning rates are for) vs the mean.
+    pred, target = torch.rand(4, 1, 21, 21), torch.rand(4, 1, 21, 21)
+    paper, mse = _loss(pred, target, "paper")
+    assert paper.item() == pytest.approx(((pred - target) ** 2).sum().item() / 2 / 4)
+    assert mse.item() == pytest.approx(((pred - target) ** 2).mean().item())
+    assert _loss(pred, target, "adam")[0].item() == pytest.approx(mse.item())
+
+
+def test_paper_recipe_trains_with_sgd_momentum(tmp_path, tdata):
+    events = []
+    result = train(
+        tdata,
+        config(tmp_path, recipe="paper", lr=None, steps=8, grid_stride=14),
+        on_event=events.append,
+    )
+    assert result.steps == 8 and math.isfinite(result.best_psnr)
+    info = load_model(result.output).info
+    assert info.training["recipe"] == "paper" and info.training["grid_stride"] == 14
+    lrs = [e.lr for e in events if isinstance(e, StepEvent)]
+    assert lrs == [1e-4] * 8  # constant learning rate, first layers at 1e-4
+
+
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"recipe": "sgd"}, "recipe"),
+        ({"steps": 0}, "steps"),
+        ({"lr": -1.0}, "learning rate"),
+        ({"patch_size": 4}, "leaves no output"),
+        ({"scale": 1.0}, "scale"),
+        ({"grid_stride": 0}, "grid"),
+        ({"output": "x.pt"}, "must end in .safetensors"),
+        ({"batch_size": 2.5}, "batch-size"),
+    ],
+)
+def test_bad_config_is_an_input_error(tmp_path, kw, message):
+    with pytest.raises(InputError, match=message):
+        config(tmp_path, **kw)
+
+
+def test_steps_for_epochs(tdata):
+    grid = tdata.grid_size(21)  # three 64×64 planes: 4×4 sub-images each
+    assert grid == 3 * 16
+    assert steps_for_epochs(tdata, 2, 8, 21, world=1) == 12
+    assert steps_for_epochs(tdata, 2, 8, 21, world=2) == 6
+    assert steps_for_epochs(tdata, 0.01, 8, 21, world=1) == 1
+    with pytest.raises(InputError, match="epochs"):
+        steps_for_epochs(tdata, 0, 8, 21)
+
+
+# ------------------------------------------------------------------ a run
+
+
+def test_train_events_best_weights_and_metadata(tmp_path, tdata, tiles):
+    events = []
+    rng_before = torch.random.get_rng_state()
+    result = train(tdata, config(tmp_path), on_event=events.append)
+    assert torch.equal(torch.random.get_rng_state(), rng_before)  # the caller's RNG is left alone
+    steps = [e for e in events if isinstance(e, StepEvent)]
+    vals = [e for e in events if isinstance(e, ValidationEvent)]
+    assert [e.step for e in steps] == list(range(1, 13)) and all(e.total == 12 for e in steps)
+    assert [e.step for e in vals] == [0, 4, 8, 12]
+    assert all(math.isfinite(e.loss) and e.loss > 0 for e in steps)
+    assert all(v.bicubic_psnr == vals[0].bicubic_psnr for v in vals)
+    assert result.start_psnr == vals[0].psnr and result.bicubic_psnr == vals[0].bicubic_psnr
+    best = max(v.psnr for v in vals)
+    assert result.best_psnr == best == vals[-1].best_psnr
+    assert [h["step"] for h in result.history] == [0, 4, 8, 12]
+    # The written weights are the best ones: validating them again gives the best PSNR.
+    loaded = load_model(result.output)
+    assert validate(loaded.net, tdata, 64)[0] == pytest.approx(best, abs=1e-4)
+    info = loaded.info
+    assert info.scale == 2.0 and info.color_mode == "gray" and info.normalization == "auto"
+    assert info.metrics["validation"]["psnr"] == pytest.approx(best)
+    assert info.training["train_planes"] == 3 and info.training["val_planes"] == 1
+    assert info.training["seed"] == 0 and info.training["augment"] is True
+    # The weights run in `upscale` on the same kind of data (uint16 in, uint16 out).
+    out = upscale(tiles[0, :32, :32], str(result.output), 2)
+    assert out.shape == (64, 64) and out.dtype == np.uint16
+
+
+def test_validate_scores_bicubic_like_the_protocol(tdata):
+    """An identity network scores exactly bicubic; bicubic is scored with the shave."""
+    net = SRCNN(ArchSpec(f1=1, f2=1, f3=1, n1=1, n2=1))
+    with torch.no_grad():
+        for conv in net.convs():
+            conv.weight.fill_(1.0)
+            conv.bias.zero_()
+    psnr, bicubic = validate(net, tdata, crop=64)
+    assert psnr == pytest.approx(bicubic, abs=1e-9)
+    pair = tdata.val[0]
+    err = (np.clip(pair.lr_up, 0, 1) - pair.hr)[:, 2:-2, 2:-2].astype(np.float64)
+    assert bicubic == pytest.approx(10 * np.log10(1 / np.mean(err**2)), abs=1e-6)
+
+
+def test_same_seed_same_result(tmp_path, tdata):
+    a = train(tdata, config(tmp_path, "a", steps=6, val_every=6))
+    b = train(tdata, config(tmp_path, "b", steps=6, val_every=6))
+    assert a.best_psnr == b.best_psnr
+    wa, wb = weights(a.output), weights(b.output)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    c = train(tdata, config(tmp_path, "c", steps=6, val_every=6, seed=1))
+    assert not torch.equal(weights(c.output)["body.0.weight"], wa["body.0.weight"])
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [{}, {"recipe": "paper", "lr": 1e-3, "grid_stride": 14, "augment": False}],
+    ids=["adam-random", "paper-grid"],
+)
+def test_cancel_then_resume_equals_uninterrupted(tmp_path, tdata, kw):
+    full = train(tdata, config(tmp_path, "full", **kw))
+    seen = []
+
+    def cancel():
+        return len(seen) >= 6
+
+    part = train(
+        tdata,
+        config(tmp_path, "part", **kw),
+        on_event=lambda e: seen.append(e) if isinstance(e, StepEvent) else None,
+        cancel=cancel,
+    )
+    assert part.cancelled and part.steps == 6 and part.output.exists()
+    assert read_checkpoint_state(part.checkpoint)["step"] == 6
+    resumed = train(tdata, config(tmp_path, "part", **kw), resume=part.checkpoint)
+    assert not resumed.cancelled and resumed.steps == 12
+    assert resumed.best_psnr == full.best_psnr and resumed.history == full.history
+    wf, wr = weights(full.output), weights(resumed.output)
+    assert all(torch.equal(wf[k], wr[k]) for k in wf)
+
+
+def test_cancel_without_validation_planes_keeps_the_last_weights(tmp_path, tiles):
+    data = training_data_from_arrays([tiles], 2, "gray", patch_size=21, val_fraction=0)
+    events = []
+    result = train(
+        data,
+        config(tmp_path, steps=50),
+        on_event=events.append,
+        cancel=lambda: sum(isinstance(e, StepEvent) for e in events) >= 3,
+    )
+    assert result.cancelled and result.steps == 3 and math.isnan(result.best_psnr)
+    assert load_model(result.output).info.training["steps"] == 3
+    # Without cancel: the final weights are written, unscored.
+    result = train(data, config(tmp_path, "f", steps=5))
+    assert (
+        math.isnan(result.best_psnr)
+        and load_model(result.output).info.metrics["validation"]["psnr"] is None
+    )
+
+
+def identity_model(path, arch=TINY, scale=2.0):
+    """A network that reproduces its (bicubic) input exactly: a good start that is easy to spoil."""
+    net = SRCNN(arch)
+    with torch.no_grad():
+        for conv in net.convs():
+            conv.weight.mul_(0.1)
+            k = conv.weight.shape[-1] // 2
+            conv.weight[0] = 0
+            conv.weight[0, 0, k, k] = 1
+            conv.bias[0] = 0
+        net.convs()[-1].weight[0, 1:] = 0
+    save_weights(path, net, ModelInfo(name="identity", arch=arch, scale=scale, color_mode="gray"))
+    return path
+
+
+def test_fine_tune_keeps_the_start_model_if_nothing_beats_it(tmp_path, tdata):
+    start = identity_model(tmp_path / "start.safetensors")
+    events = []
+    # A learning rate so large that every step makes things worse.
+    tuned = train(
+        tdata,
+        config(tmp_path, "tuned", init_from=str(start), lr=0.5, steps=4, val_every=2),
+        on_event=events.append,
+    )
+    vals = [e for e in events if isinstance(e, ValidationEvent)]
+    assert tuned.start_psnr == pytest.approx(tuned.bicubic_psnr, abs=1e-6)  # identity = bicubic
+    assert all(v.psnr < tuned.start_psnr for v in vals[1:]) and not any(
+        v.improved for v in vals[1:]
+    )
+    assert tuned.best_psnr == tuned.start_psnr
+    ws, wt = weights(start), weights(tuned.output)
+    assert all(torch.equal(ws[k], wt[k]) for k in ws)
+    info = load_model(tuned.output).info
+    assert info.training["init_from"] == str(start) and info.training["steps"] == 0
+
+
+def test_resume_errors(tmp_path, tdata, tiles, astronaut):
+    first = train(tdata, config(tmp_path, steps=4))
+    with pytest.raises(InputError, match="batch-size 8"):
+        train(tdata, config(tmp_path, batch_size=4), resume=first.checkpoint)
+    other = training_data_from_arrays([tiles[:3]], 2, "gray", patch_size=21, val_fraction=0.34)
+    with pytest.raises(
+        InputError,
+        match="other training data .3 training / 1 validation plane.s., this run has 2 training",
+    ):
+        train(other, config(tmp_path), resume=first.checkpoint)
+    with pytest.raises(WeightsError, match="does not exist"):
+        train(tdata, config(tmp_path), resume=tmp_path / "none.ckpt.safetensors")
+    with pytest.raises(WeightsError, match="not a napari-srcnn training checkpoint"):
+        train(tdata, config(tmp_path), resume=first.output)
+    rgb = training_data_from_arrays([astronaut], 2, "rgb", patch_size=21, val_fraction=0)
+    with pytest.raises(InputError, match="1 channel"):
+        train(rgb, config(tmp_path, "rgb", init_from=str(first.output)))
+    with pytest.raises(InputError, match="×2"):
+        train(tdata, config(tmp_path, scale=3.0))
