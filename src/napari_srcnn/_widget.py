@@ -1,0 +1,5 @@
+"""napari widget contributions (see ``napari.yaml``); the widgets live in :mod:`.widgets`."""
+
+from .widgets import TrainWidget, UpscaleWidget
+
+__all__ = ["TrainWidget", "UpscaleWidget"]

@@ -1,0 +1,176 @@
+"""What the widgets run in their worker threads: one engine call each, with expected
+failures turned into an outcome for the UI thread.
+
+``SRCNNError``s (bad settings, a missing model, an unavailable device, unusable training
+data) and cancellation are returned, not raised, so that napari's worker does not report
+them as crashes; the widget shows them as one-line notifications. Any other exception is a
+bug: it propagates and napari shows it with its traceback.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._common import AUTO_START, SCRATCH, one_line
+
+__all__ = ["TrainOutcome", "TrainRequest", "UpscaleOutcome", "run_training", "run_upscale"]
+
+
+@dataclass
+class UpscaleOutcome:
+    """What a run hands back to the UI thread: a result, or why there is none."""
+
+    result: Any = None  # numpy, or a lazy dask array
+    error: str | None = None
+    cancelled: bool = False
+    settings: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def run_upscale(
+    data: Any,
+    model: str | None,
+    options: dict[str, Any],
+    progress: Any = None,
+    cancel: Any = None,
+    lazy: bool = False,
+) -> UpscaleOutcome:
+    """Run the engine on ``data`` (worker thread). Expected failures become an outcome.
+
+    ``SRCNNError``s (bad settings, missing model, unavailable device) and cancellation are
+    returned, not raised, so that napari's worker does not report them as crashes; any
+    other exception propagates and napari shows it with its traceback.
+
+    With ``lazy``, ``data`` is a dask array and so is the result: the engine only plans
+    the work, chunks are computed when napari displays them (no progress, no cancel).
+    Otherwise dask/zarr data is read into memory here, off the UI thread, and the engine
+    runs tile by tile with progress and cancel.
+    """
+    from ..engine.inference import UpscaleOptions, Upscaler
+    from ..errors import CancelledError, SRCNNError
+
+    try:
+        upscaler = Upscaler(model, UpscaleOptions(**options))
+        array = data if lazy else np.asarray(data)
+        start = time.perf_counter()
+        result = upscaler(array, progress=progress, cancel=cancel)
+        seconds = time.perf_counter() - start
+    except CancelledError:
+        return UpscaleOutcome(cancelled=True)
+    except SRCNNError as exc:
+        return UpscaleOutcome(error=one_line(exc))
+    info = upscaler.model.info
+    settings = {
+        "model": upscaler.model.name,
+        "model_file": str(info.path) if info.path else None,
+        "arch": info.arch.name,
+        "model_scale": info.scale,
+        "model_color_mode": info.color_mode,
+        "scale": upscaler.scale,
+        "channels": upscaler.options.channels,
+        "channel_axis": upscaler.options.channel_axis,
+        "tile": upscaler.options.tile,
+        "normalization": upscaler.options.normalization,
+        "device": str(upscaler.device),
+        "seconds": round(seconds, 3),
+        "lazy": lazy,
+    }
+    return UpscaleOutcome(result=result, settings=settings, seconds=seconds)
+
+
+@dataclass
+class TrainRequest:
+    """Everything a training run needs, taken from the widget on the UI thread."""
+
+    hr: list[Any]
+    rgb: list[bool]
+    names: list[str]
+    lr: Any | None
+    lr_rgb: bool
+    scale: float
+    color_mode: str
+    start: str | None  # a model name or file, SCRATCH, or AUTO_START
+    arch: str
+    steps: int
+    lr_rate: float | None
+    batch_size: int
+    patch_size: int
+    val_fraction: float
+    val_every: int
+    device: str
+    output: Path
+
+
+@dataclass
+class TrainOutcome:
+    """What a run hands back to the UI thread."""
+
+    result: Any = None
+    error: str | None = None
+    init_from: str | None = None
+    train_planes: int = 0
+    val_planes: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def run_training(request: TrainRequest, on_event: Any = None, cancel: Any = None) -> TrainOutcome:
+    """Build the training data and train (worker thread). ``SRCNNError`` → an outcome."""
+    from ..engine.data import training_data_from_arrays
+    from ..engine.io import ImageMeta
+    from ..engine.model import ArchSpec
+    from ..engine.training import TrainConfig, train
+    from ..engine.weights import default_model_name
+    from ..errors import SRCNNError
+
+    try:
+        arrays = [np.asarray(a) for a in request.hr]  # dask/zarr: computed off the UI thread
+        metas = [
+            ImageMeta.default(a.shape, rgb=rgb) for a, rgb in zip(arrays, request.rgb, strict=True)
+        ]
+        lr_arrays = lr_metas = None
+        if request.lr is not None:
+            lr = np.asarray(request.lr)
+            lr_arrays, lr_metas = [lr], [ImageMeta.default(lr.shape, rgb=request.lr_rgb)]
+        data = training_data_from_arrays(
+            arrays,
+            request.scale,
+            request.color_mode,
+            metas=metas,
+            lr_arrays=lr_arrays,
+            lr_metas=lr_metas,
+            patch_size=request.patch_size,
+            val_fraction=request.val_fraction,
+            description="napari layer(s) " + ", ".join(request.names),
+        )
+        init_from = request.start
+        if init_from == SCRATCH:
+            init_from = None
+        elif init_from == AUTO_START:
+            try:
+                init_from = default_model_name(request.scale, data.color_mode)
+            except SRCNNError:
+                init_from = None  # nothing installed for this mode: from scratch, as the CLI
+        config = TrainConfig(
+            output=request.output,
+            scale=request.scale,
+            arch=ArchSpec.parse(request.arch),
+            init_from=init_from,
+            steps=request.steps,
+            batch_size=request.batch_size,
+            lr=request.lr_rate,
+            patch_size=request.patch_size,
+            val_every=request.val_every,
+            checkpoint_every=request.val_every,
+            device=request.device,
+        )
+        result = train(data, config, on_event=on_event, cancel=cancel)
+    except SRCNNError as exc:
+        return TrainOutcome(error=one_line(exc))
+    return TrainOutcome(
+        result=result, init_from=init_from, train_planes=len(data.train), val_planes=len(data.val)
+    )

@@ -1,0 +1,412 @@
+"""The "SRCNN train / fine-tune" dock widget.
+
+Learns from Image layers: self-supervised from high-resolution layers (the engine makes the
+low-resolution partners by bicubic down-sampling), or from an explicit LR + HR pair. The
+settings become one :class:`~napari_srcnn.engine.training.TrainConfig` and one
+``train(data, config, on_event=..., cancel=...)`` call in a worker thread; the engine's step
+and validation events feed a live plot. The written model is registered at once, so the
+upscale widget lists it.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from magicgui.widgets import (
+    ComboBox,
+    Container,
+    FileEdit,
+    FloatSpinBox,
+    Label,
+    LineEdit,
+    PushButton,
+    Select,
+    SpinBox,
+)
+
+from ._common import (
+    AUTO_MODEL,
+    AUTO_START,
+    MODEL_FILE,
+    SCRATCH,
+    device_choices,
+    image_layer_choices,
+    model_choices,
+    one_line,
+    register_weights,
+    registry_events,
+    relay_warning,
+)
+from ._jobs import TrainOutcome, TrainRequest, run_training
+from ._plot import TrainingPlot
+
+if TYPE_CHECKING:
+    import napari
+
+__all__ = ["TrainWidget"]
+
+SELF_SUPERVISED = "HR layer(s): self-supervised"
+PAIR = "LR + HR layer pair"
+#: Colour-mode menu: label → training-data colour mode (as the CLI's ``--channels``).
+COLOR_LABELS = {"auto": "auto", "Y (luminance)": "y", "RGB": "rgb", "per channel": "gray"}
+#: Milliseconds between two refreshes of the plot from the queued training events.
+REFRESH_MS = 250
+
+
+def _default_output(name: str, scale: float) -> Path:
+    """``~/.napari-srcnn/models/<layer>_x<scale>.safetensors`` (the folder is made on use)."""
+    stem = "".join(c if c.isalnum() or c in "-_" else "_" for c in name).strip("_") or "model"
+    return Path.home() / ".napari-srcnn" / "models" / f"{stem}_x{scale:g}.safetensors"
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.2f} dB" if value is not None and math.isfinite(value) else "n/a"
+
+
+class TrainWidget(Container):
+    """Train or fine-tune an SRCNN on Image layers, with a live loss / PSNR plot.
+
+    Parameters
+    ----------
+    napari_viewer
+        The viewer (napari passes it when it creates the dock widget).
+    """
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer):
+        super().__init__(labels=True)
+        self.viewer = napari_viewer
+        self._mode = ComboBox(label="learn from", choices=[SELF_SUPERVISED, PAIR])
+        self._hr = Select(label="HR layer(s)", choices=self._image_layers)
+        self._lr = ComboBox(
+            label="LR layer", choices=self._image_layers, nullable=True, visible=False
+        )
+        self._scale = FloatSpinBox(label="scale ×", value=3.0, min=1.1, max=16.0, step=1.0)
+        self._colors = ComboBox(
+            label="colour mode",
+            choices=list(COLOR_LABELS),
+            value="auto",
+            tooltip="auto: Y for RGB layers, per channel otherwise",
+        )
+        self._start = ComboBox(
+            label="start model",
+            choices=self._start_choices,
+            tooltip="fine-tune a model, or train from scratch",
+        )
+        self._weights = FileEdit(
+            label="weights file",
+            mode="r",
+            filter="Weights (*.safetensors *.pt *.pth)",
+            visible=False,
+        )
+        self._arch = LineEdit(
+            label="architecture",
+            value="9-5-5",
+            tooltip="from scratch: 9-5-5, 9-3-5, 9-1-5, 9-5-5-5, 9-5-5:128,64",
+        )
+        self._steps = SpinBox(label="steps", value=2000, min=1, max=10_000_000, step=100)
+        self._rate = LineEdit(
+            label="learning rate", value="auto", tooltip="auto: 1e-3 from scratch, 1e-4 fine-tuning"
+        )
+        self._batch = SpinBox(label="batch size", value=64, min=1, max=4096)
+        self._patch = SpinBox(
+            label="patch size", value=33, min=8, max=512, tooltip="sub-image size (33 in the paper)"
+        )
+        self._val_fraction = FloatSpinBox(
+            label="validation fraction",
+            value=0.1,
+            min=0.0,
+            max=0.9,
+            step=0.05,
+            tooltip="share of planes held out for validation",
+        )
+        self._val_every = SpinBox(
+            label="validate every",
+            value=200,
+            min=1,
+            max=1_000_000,
+            tooltip="steps between validations (and checkpoints)",
+        )
+        self._device = ComboBox(label="device", choices=lambda _w: device_choices())
+        self._output = FileEdit(
+            label="output file",
+            mode="w",
+            filter="Weights (*.safetensors)",
+            tooltip="default: ~/.napari-srcnn/models/<layer>_x<scale>.safetensors",
+        )
+        self._run = PushButton(text="Train")
+        self._cancel = PushButton(text="Cancel (keep best)", enabled=False)
+        self._status = Label(value="")
+        self._status.native.setWordWrap(True)
+        self.extend(
+            [
+                self._mode,
+                self._hr,
+                self._lr,
+                self._scale,
+                self._colors,
+                self._start,
+                self._weights,
+                self._arch,
+                self._steps,
+                self._rate,
+                self._batch,
+                self._patch,
+                self._val_fraction,
+                self._val_every,
+                self._device,
+                self._output,
+                self._run,
+                self._cancel,
+                self._status,
+            ]
+        )
+        self.plot = TrainingPlot(self._theme_colors())
+        self.native.layout().addWidget(self.plot.native)
+
+        self._worker: Any = None
+        self._cancel_event = threading.Event()
+        self._events: collections.deque = collections.deque()
+        self._pbar: Any = None
+        self._timer: Any = None
+        self.last_outcome: TrainOutcome | None = None
+
+        self._mode.changed.connect(self._on_mode)
+        self._start.changed.connect(self._on_start)
+        self._run.changed.connect(self.run)
+        self._cancel.changed.connect(self.cancel)
+        registry_events.changed.connect(self._on_registry_changed)
+        self.reset_choices()
+        self._on_start(self._start.value)
+
+    # ------------------------------------------------------------------ choices
+
+    def _image_layers(self, _widget: Any = None) -> list[tuple[str, Any]]:
+        return image_layer_choices(self.viewer)
+
+    @staticmethod
+    def _start_choices(_widget: Any = None) -> list[str]:
+        return [AUTO_START, SCRATCH, *model_choices(AUTO_MODEL)[1:]]
+
+    def _theme_colors(self) -> dict[str, str]:
+        try:
+            from napari.utils.theme import get_theme
+
+            theme = get_theme(self.viewer.theme)
+            return {
+                "background": theme.canvas.as_hex(),
+                "foreground": theme.foreground.as_hex(),
+                "text": theme.text.as_hex(),
+            }
+        except Exception:  # a custom theme without these fields: matplotlib's defaults
+            return {"background": "white", "foreground": "black", "text": "black"}
+
+    def _on_mode(self, mode: str) -> None:
+        self._lr.visible = mode == PAIR
+
+    def _on_start(self, start: str) -> None:
+        self._weights.visible = start == MODEL_FILE
+        self._arch.visible = start in (SCRATCH, AUTO_START)
+
+    def _on_registry_changed(self, _name: str) -> None:
+        try:
+            current = self._start.value
+            self._start.reset_choices()
+        except RuntimeError:  # the Qt widget was deleted with its viewer: stop listening
+            registry_events.changed.disconnect(self._on_registry_changed)
+            return
+        if current in self._start.choices:
+            self._start.value = current
+
+    # ------------------------------------------------------------------ running
+
+    @property
+    def running(self) -> bool:
+        return self._worker is not None
+
+    def request(self) -> TrainRequest:
+        """The current settings as a :class:`TrainRequest` (raises ``InputError``)."""
+        from ..errors import InputError
+
+        hr_layers = list(self._hr.value or [])
+        if not hr_layers:
+            raise InputError("choose the high-resolution layer(s) to learn from")
+        lr_layer = None
+        if self._mode.value == PAIR:
+            lr_layer = self._lr.value
+            if lr_layer is None:
+                raise InputError("choose the low-resolution layer of the pair")
+            if len(hr_layers) != 1:
+                raise InputError("an LR + HR pair takes exactly one HR layer")
+            if lr_layer is hr_layers[0]:
+                raise InputError("the LR and the HR layer must be different layers")
+        start = self._start.value
+        if start == MODEL_FILE:
+            path = str(self._weights.value)
+            if not self._weights.value or path in ("", "."):
+                raise InputError("choose a weights file to fine-tune (or another start model)")
+            start = path
+        rate_text = str(self._rate.value).strip().lower()
+        try:
+            rate = None if rate_text in ("", "auto") else float(rate_text)
+        except ValueError:
+            raise InputError(f"learning rate {self._rate.value!r} is not a number") from None
+        scale = float(self._scale.value)
+        output_value = self._output.value
+        if output_value is None or str(output_value) in ("", "."):
+            output = _default_output(hr_layers[0].name, scale)
+            output.parent.mkdir(parents=True, exist_ok=True)
+            self._output.value = output
+        else:
+            output = Path(output_value)
+            if not output.name.endswith(".safetensors"):
+                output = output.with_name(output.name + ".safetensors")
+                self._output.value = output
+
+        def level0(layer: Any) -> Any:
+            return layer.data[0] if layer.multiscale else layer.data
+
+        return TrainRequest(
+            hr=[level0(layer) for layer in hr_layers],
+            rgb=[bool(layer.rgb) for layer in hr_layers],
+            names=[layer.name for layer in hr_layers],
+            lr=None if lr_layer is None else level0(lr_layer),
+            lr_rgb=bool(lr_layer.rgb) if lr_layer is not None else False,
+            scale=scale,
+            color_mode=COLOR_LABELS[self._colors.value],
+            start=start,
+            arch=str(self._arch.value),
+            steps=int(self._steps.value),
+            lr_rate=rate,
+            batch_size=int(self._batch.value),
+            patch_size=int(self._patch.value),
+            val_fraction=float(self._val_fraction.value),
+            val_every=int(self._val_every.value),
+            device=self._device.value or "auto",
+            output=output,
+        )
+
+    def run(self) -> Any:
+        """Start training in a worker thread; returns the worker."""
+        from napari.qt.threading import create_worker
+        from napari.utils import cancelable_progress
+        from qtpy.QtCore import QTimer
+
+        from ..errors import SRCNNError
+
+        if self.running:
+            return self._worker
+        try:
+            request = self.request()
+        except SRCNNError as exc:
+            self._error(one_line(exc))
+            return None
+        self._cancel_event.clear()
+        self._events.clear()
+        self.plot.clear()
+        self._pbar = cancelable_progress(
+            total=request.steps, desc="SRCNN training", cancel_callback=self.cancel
+        )
+        worker = create_worker(
+            run_training,
+            request,
+            on_event=self._events.append,
+            cancel=self._should_cancel,
+            _start_thread=False,
+        )
+        worker.returned.connect(self._on_done)
+        worker.finished.connect(self._on_finished)
+        worker.warned.connect(relay_warning)
+        self._worker = worker
+        self._timer = QTimer()
+        self._timer.setInterval(REFRESH_MS)
+        self._timer.timeout.connect(self._drain_events)
+        self._timer.start()
+        self._set_running(True)
+        self._status.value = f"training ×{request.scale:g} → {request.output.name}…"
+        worker.start()
+        return worker
+
+    def _should_cancel(self) -> bool:
+        worker = self._worker
+        return self._cancel_event.is_set() or (worker is not None and worker.abort_requested)
+
+    def cancel(self) -> None:
+        """Stop after the current step; the best weights so far are kept."""
+        if self.running:
+            self._cancel_event.set()
+            self._status.value = "cancelling (keeping the best weights)…"
+
+    def _drain_events(self) -> None:
+        """Move queued engine events (appended by the worker thread) into the plot."""
+        events = []
+        while self._events:
+            events.append(self._events.popleft())
+        if not events:
+            return
+        self.plot.add_events(events)
+        steps = [e.step for e in events if hasattr(e, "loss")]
+        if steps and self._pbar is not None:
+            self._pbar.update(steps[-1] - self._pbar.n)
+        val = [e for e in events if hasattr(e, "psnr")]
+        if val and math.isfinite(val[-1].psnr):
+            e = val[-1]
+            self._status.value = (
+                f"step {e.step}/{e.total}: val PSNR {_fmt(e.psnr)} "
+                f"(bicubic {_fmt(e.bicubic_psnr)}, best {_fmt(e.best_psnr)})"
+            )
+
+    def _on_done(self, outcome: TrainOutcome) -> None:
+        self._drain_events()
+        self.last_outcome = outcome
+        if outcome.error is not None:
+            self._error(outcome.error)
+            return
+        result = outcome.result
+        name = None
+        if Path(result.output).is_file():
+            from ..errors import SRCNNError
+
+            try:
+                name = register_weights(result.output)
+            except SRCNNError as exc:
+                self._error(one_line(exc))
+                return
+        outcome.extra["model_name"] = name
+        what = "cancelled" if result.cancelled else "done"
+        scores = (
+            f"val PSNR {_fmt(result.best_psnr)} vs bicubic {_fmt(result.bicubic_psnr)}"
+            if outcome.val_planes
+            else "no validation planes"
+        )
+        self._status.value = (
+            f"{what} after {result.steps} steps ({result.seconds:.0f} s): "
+            f"{scores}; model {name!r} is ready in the upscale widget"
+        )
+        from napari.utils.notifications import show_info
+
+        show_info(f"SRCNN training {what}: {scores}; wrote {result.output}")
+
+    def _on_finished(self) -> None:
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer = None
+        self._drain_events()
+        if self._pbar is not None:
+            self._pbar.close()
+            self._pbar = None
+        self._worker = None
+        self._set_running(False)
+
+    def _set_running(self, running: bool) -> None:
+        self._run.enabled = not running
+        self._cancel.enabled = running
+
+    def _error(self, message: str) -> None:
+        from napari.utils.notifications import show_error
+
+        self._status.value = f"error: {message}"
+        show_error(message)

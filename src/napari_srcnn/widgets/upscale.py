@@ -1,0 +1,453 @@
+"""The "SRCNN upscale" dock widget: one Image layer in, one up-sampled layer out.
+
+The widget translates its settings into one engine call,
+``Upscaler(model, UpscaleOptions(...))(data, progress=..., cancel=...)``, run off the UI
+thread by a napari ``thread_worker``, and turns the result into a layer that overlays the
+source (see :func:`~napari_srcnn.widgets._common.overlay_transform`).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    FileEdit,
+    FloatSpinBox,
+    Label,
+    PushButton,
+    SpinBox,
+)
+
+from ._common import (
+    AUTO_MODEL,
+    MODEL_FILE,
+    LayerSnapshot,
+    device_choices,
+    image_layer_choices,
+    model_choices,
+    one_line,
+    register_weights,
+    registry_events,
+    relay_warning,
+    result_layer_data,
+)
+from ._jobs import UpscaleOutcome, run_upscale
+
+if TYPE_CHECKING:
+    import napari
+
+__all__ = ["UpscaleWidget"]
+
+#: Colour-mode menu: label → ``UpscaleOptions.channels``.
+CHANNEL_LABELS = {
+    "auto": "auto",
+    "Y (luminance; chroma bicubic)": "y",
+    "RGB (3-channel model)": "rgb",
+    "per channel": "per-channel",
+}
+#: Seconds between two progress updates sent to the UI thread (tiles can be very quick).
+PROGRESS_INTERVAL = 0.05
+
+
+def _is_chunked(data: Any) -> bool:
+    """dask or zarr (or another chunked, not in-memory) array."""
+    return not isinstance(data, np.ndarray) and hasattr(data, "chunks")
+
+
+def _layer_shape(layer: Any) -> tuple[int, ...]:
+    """Shape of the layer's dimensions (level 0 of a multiscale; RGB samples excluded)."""
+    data = layer.data[0] if layer.multiscale else layer.data
+    return tuple(data.shape[: layer.ndim])
+
+
+class UpscaleWidget(Container):
+    """Upscale an Image layer with SRCNN; the result overlays the source.
+
+    Parameters
+    ----------
+    napari_viewer
+        The viewer (napari passes it when it creates the dock widget).
+    """
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer):
+        super().__init__(labels=True)
+        self.viewer = napari_viewer
+        self._image = ComboBox(label="image", choices=self._image_layers)
+        self._scale = FloatSpinBox(
+            label="scale ×",
+            value=3.0,
+            min=1.1,
+            max=16.0,
+            step=1.0,
+            tooltip="×2, ×3, ×4 are the trained factors; any factor runs",
+        )
+        self._model = ComboBox(
+            label="model",
+            choices=lambda _w: model_choices(AUTO_MODEL),
+            tooltip="auto: the installed model trained nearest the scale",
+        )
+        self._weights = FileEdit(
+            label="weights file",
+            mode="r",
+            filter="Weights (*.safetensors *.pt *.pth)",
+            visible=False,
+        )
+        self._channels = ComboBox(
+            label="colour mode",
+            choices=list(CHANNEL_LABELS),
+            value="auto",
+            tooltip="auto: RGB layers through the model's colour mode, "
+            "everything else plane by plane",
+        )
+        self._channel_axis = ComboBox(
+            label="channel axis",
+            choices=self._axis_choices,
+            tooltip="a stacked channel axis (never up-sampled); "
+            "from the file's metadata when known",
+        )
+        self._device = ComboBox(label="device", choices=lambda _w: device_choices())
+        self._tile = SpinBox(
+            label="tile (px)",
+            value=512,
+            min=16,
+            max=8192,
+            step=64,
+            tooltip="output tile edge; the result does not depend on it",
+        )
+        self._preview = CheckBox(text="preview on the current slice", value=False)
+        self._lazy = CheckBox(
+            text="lazy result (dask/zarr layers)",
+            value=False,
+            tooltip="compute the result chunk by chunk as napari displays it, instead of "
+            "all at once with a progress bar",
+        )
+        self._run = PushButton(text="Upscale")
+        self._cancel = PushButton(text="Cancel", enabled=False)
+        self._status = Label(value="")
+        self._status.native.setWordWrap(True)
+        self.extend(
+            [
+                self._image,
+                self._scale,
+                self._model,
+                self._weights,
+                self._channels,
+                self._channel_axis,
+                self._device,
+                self._tile,
+                self._preview,
+                self._lazy,
+                self._run,
+                self._cancel,
+                self._status,
+            ]
+        )
+        self._worker: Any = None
+        self._cancel_event = threading.Event()
+        self._pbar: Any = None
+        self._last_outcome: UpscaleOutcome | None = None
+
+        self._image.changed.connect(self._on_image_changed)
+        self._model.changed.connect(self._on_model_changed)
+        self._weights.changed.connect(self._on_weights_file)
+        self._run.changed.connect(self.run)
+        self._cancel.changed.connect(self.cancel)
+        registry_events.changed.connect(self._on_registry_changed)
+        self.reset_choices()
+        self._on_image_changed(self._image.value)
+
+    # ------------------------------------------------------------------ choices
+
+    def _image_layers(self, _widget: Any = None) -> list[tuple[str, Any]]:
+        return image_layer_choices(self.viewer)
+
+    def _axis_choices(self, _widget: Any = None) -> list[tuple[str, int | None]]:
+        layer = self._image.value if hasattr(self, "_image") else None
+        choices: list[tuple[str, int | None]] = [("none", None)]
+        if layer is None:
+            return choices
+        shape = _layer_shape(layer)
+        labels = list(getattr(layer, "axis_labels", None) or range(layer.ndim))
+        for i in range(layer.ndim - 2):  # only leading axes: napari shows the last two as Y/X
+            choices.append((f"{labels[i]} (axis {i}, {shape[i]})", i))
+        return choices
+
+    @staticmethod
+    def _metadata_channel_axis(layer: Any) -> int | None:
+        """The ``C`` axis named in the layer's metadata (reader convention), if any."""
+        axes = layer.metadata.get("axes") if isinstance(layer.metadata, dict) else None
+        if not isinstance(axes, str):
+            return None
+        axes = axes[: layer.ndim] if layer.rgb and axes.endswith("S") else axes
+        if len(axes) != layer.ndim or "C" not in axes[:-2]:
+            return None
+        return axes.index("C")
+
+    def _on_image_changed(self, layer: Any) -> None:
+        self._channel_axis.reset_choices()
+        self._channel_axis.value = None if layer is None else self._metadata_channel_axis(layer)
+        self._preview.enabled = layer is not None and layer.ndim > 2
+        data = None if layer is None else (layer.data[0] if layer.multiscale else layer.data)
+        self._lazy.enabled = data is not None and _is_chunked(data)
+        if not self._lazy.enabled:
+            self._lazy.value = False
+
+    def _on_model_changed(self, value: str) -> None:
+        self._weights.visible = value == MODEL_FILE
+
+    def _on_weights_file(self, path: Any) -> None:
+        """A picked ``.safetensors`` file becomes a named model, selected here and listed
+        in every SRCNN widget; legacy ``.pt`` files are used by path."""
+        from pathlib import Path
+
+        from ..errors import SRCNNError
+
+        path = Path(path)
+        if not path.is_file() or not path.name.endswith(".safetensors"):
+            return
+        try:
+            name = register_weights(path)
+        except SRCNNError as exc:
+            self._error(one_line(exc))
+            return
+        self._model.value = name
+
+    def _on_registry_changed(self, _name: str) -> None:
+        try:
+            current = self._model.value
+            self._model.reset_choices()
+        except RuntimeError:  # the Qt widget was deleted with its viewer: stop listening
+            registry_events.changed.disconnect(self._on_registry_changed)
+            return
+        if current in self._model.choices:
+            self._model.value = current
+
+    # ------------------------------------------------------------------ running
+
+    @property
+    def running(self) -> bool:
+        return self._worker is not None
+
+    def request(self) -> tuple[Any, str | None, dict[str, Any], tuple[int, ...] | None, bool]:
+        """The current settings as ``(data, model, options, plane_index, lazy)``."""
+        from ..errors import InputError
+
+        layer = self._image.value
+        if layer is None:
+            raise InputError("choose an Image layer to upscale")
+        data = layer.data[0] if layer.multiscale else layer.data
+        model: str | None = self._model.value
+        if model == AUTO_MODEL:
+            model = None
+        elif model == MODEL_FILE:
+            path = str(self._weights.value)
+            if not self._weights.value or path in (".", ""):
+                raise InputError("choose a weights file (or another model)")
+            model = path
+        channel_axis = self._channel_axis.value
+        plane_index = None
+        if self._preview.value and layer.ndim > 2:
+            plane_index = self.current_plane(layer)
+            data = data[plane_index]
+            channel_axis = None
+        elif channel_axis is None and not layer.rgb and data.ndim >= 3 and data.shape[-1] in (3, 4):
+            # napari does not show this layer as RGB, so its last two axes are Y/X; the
+            # engine would read a last axis of 3/4 as colour unless a channel axis is
+            # named. Naming a leading one changes nothing else (leading axes are planes).
+            channel_axis = 0
+        lazy = bool(self._lazy.value) and plane_index is None and _is_chunked(data)
+        if lazy and not hasattr(data, "dask"):  # zarr & co: the engine's lazy path takes dask
+            import dask.array as da
+
+            data = da.from_array(data, chunks=data.chunks)
+        options = {
+            "scale": float(self._scale.value),
+            "channels": CHANNEL_LABELS[self._channels.value],
+            "channel_axis": channel_axis,
+            "tile": int(self._tile.value),
+            "device": self._device.value or "auto",
+        }
+        return data, model, options, plane_index, lazy
+
+    def current_plane(self, layer: Any) -> tuple[int, ...]:
+        """Index of the displayed plane over the layer's leading (non-Y/X) axes."""
+        shape = _layer_shape(layer)
+        position = layer.world_to_data(self.viewer.dims.point)
+        return tuple(
+            int(np.clip(round(float(p)), 0, n - 1))
+            for p, n in zip(position[: layer.ndim - 2], shape[: layer.ndim - 2], strict=True)
+        )
+
+    def run(self) -> Any:
+        """Start upscaling the chosen layer in a worker thread; returns the worker."""
+        from napari.qt.threading import create_worker
+        from napari.utils import cancelable_progress
+
+        from ..errors import SRCNNError
+
+        if self.running:
+            return self._worker
+        try:
+            data, model, options, plane_index, lazy = self.request()
+        except SRCNNError as exc:
+            self._error(one_line(exc))
+            return None
+        source = LayerSnapshot.of(self._image.value)
+        factor = options["scale"]
+        self._cancel_event.clear()
+        self._last_outcome = None
+        self._pbar = cancelable_progress(
+            total=0, desc=f"SRCNN ×{factor:g} {source.name}", cancel_callback=self.cancel
+        )
+        worker = create_worker(
+            run_upscale,
+            data,
+            model,
+            options,
+            progress=self._throttled_progress(),
+            cancel=self._should_cancel,
+            lazy=lazy,
+            _start_thread=False,
+        )
+        worker.returned.connect(lambda outcome: self._on_done(outcome, source, factor, plane_index))
+        worker.finished.connect(self._on_finished)
+        worker.warned.connect(relay_warning)
+        self._worker = worker
+        self._set_running(True)
+        self._status.value = f"upscaling {source.name} ×{factor:g}…"
+        worker.start()
+        return worker
+
+    def _should_cancel(self) -> bool:
+        """Polled by the engine before every tile (worker thread): our Cancel button, the
+        activity dock's cancel, or napari's ``worker.quit()``."""
+        worker = self._worker
+        return self._cancel_event.is_set() or (worker is not None and worker.abort_requested)
+
+    def cancel(self) -> None:
+        """Ask the running job to stop before its next tile.
+
+        Only the event is set: ``worker.quit()`` would also drop the worker's ``returned``
+        signal, and with it the outcome that says the run was cancelled.
+        """
+        if self.running:
+            self._cancel_event.set()
+            self._status.value = "cancelling…"
+
+    def _throttled_progress(self) -> Any:
+        """A ``progress(done, total)`` for the worker that forwards to the UI thread at most
+        every :data:`PROGRESS_INTERVAL` seconds (and always the last tile)."""
+        from superqt.utils import ensure_main_thread
+
+        @ensure_main_thread
+        def show(done: int, total: int) -> None:
+            pbar = self._pbar
+            if pbar is None:
+                return
+            if pbar.total != total:
+                pbar.total = total
+            pbar.update(done - pbar.n)
+
+        last = [0.0]
+
+        def progress(done: int, total: int) -> None:
+            now = time.perf_counter()
+            if done == total or now - last[0] >= PROGRESS_INTERVAL:
+                last[0] = now
+                show(done, total)
+
+        return progress
+
+    def _on_done(
+        self,
+        outcome: UpscaleOutcome,
+        source: LayerSnapshot,
+        factor: float,
+        plane_index: tuple[int, ...] | None,
+    ) -> None:
+        self._last_outcome = outcome
+        if outcome.cancelled:
+            self._status.value = "cancelled"
+            from napari.utils.notifications import show_info
+
+            show_info("SRCNN upscaling cancelled")
+            return
+        if outcome.error is not None:
+            self._error(outcome.error)
+            return
+        settings = dict(outcome.settings)
+        if plane_index is not None:
+            settings["preview_plane"] = list(plane_index)
+        data, kwargs, _ = result_layer_data(source, outcome.result, factor, settings, plane_index)
+        self._show_layer(data, kwargs)
+        where = "preview" if plane_index is not None else f"{data.shape}"
+        if settings.get("lazy"):
+            where += ", lazy: computed as displayed"
+        self._status.value = (
+            f"×{factor:g} with {settings['model']} on {settings['device']} "
+            f"in {outcome.seconds:.2f} s → {where}"
+        )
+
+    def _show_layer(self, data: np.ndarray, kwargs: dict[str, Any]) -> None:
+        """Add the result, or update an earlier result of the same name in place (removing
+        a layer makes napari run a full garbage collection: ~0.5 s)."""
+        from napari.layers import Image
+
+        name = kwargs["name"]
+        old = self.viewer.layers[name] if name in self.viewer.layers else None  # noqa: SIM401 (LayerList has no .get)
+        if (
+            isinstance(old, Image)
+            and old.rgb == kwargs["rgb"]
+            and old.ndim == data.ndim - kwargs["rgb"]
+        ):
+            old.data = data
+            for key in (
+                "scale",
+                "translate",
+                "rotate",
+                "shear",
+                "affine",
+                "metadata",
+                "blending",
+                "opacity",
+                "colormap",
+                "gamma",
+                "contrast_limits",
+                "units",
+                "axis_labels",
+            ):
+                if key in kwargs and kwargs[key] is not None:
+                    setattr(old, key, kwargs[key])
+            return
+        layer = Image(data, **kwargs)
+        if old is not None:
+            index = self.viewer.layers.index(old)
+            self.viewer.layers.pop(index)
+            self.viewer.layers.insert(index, layer)
+        else:
+            self.viewer.layers.append(layer)
+
+    def _on_finished(self) -> None:
+        if self._last_outcome is None:  # napari's own cancel (worker.quit) drops the result
+            self._status.value = "cancelled"
+        if self._pbar is not None:
+            self._pbar.close()
+            self._pbar = None
+        self._worker = None
+        self._set_running(False)
+
+    def _set_running(self, running: bool) -> None:
+        self._run.enabled = not running
+        self._cancel.enabled = running
+
+    def _error(self, message: str) -> None:
+        from napari.utils.notifications import show_error
+
+        self._status.value = f"error: {message}"
+        show_error(message)

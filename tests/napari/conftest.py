@@ -1,0 +1,47 @@
+"""Fixtures of the napari GUI tests: a registered tiny model, and helpers to run a widget."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_model_path) -> str:
+    """The tiny trained ×2 model of ``tests/conftest.py``, registered for the widgets."""
+    from napari_srcnn.engine import weights
+
+    name = weights.register_model(tiny_model_path).name
+    yield name
+    # No public unregister yet: keep the registry as other test modules expect it.
+    weights._REGISTERED.pop(name, None)
+
+
+@pytest.fixture(autouse=True)
+def _restore_model_registry():
+    """Models registered by a test (training runs, dropped weights files) do not leak."""
+    from napari_srcnn.engine import weights
+
+    before = dict(weights._REGISTERED)
+    yield
+    weights._REGISTERED.clear()
+    weights._REGISTERED.update(before)
+
+
+@pytest.fixture
+def run_widget(qtbot):
+    """``run_widget(widget)``: click its run button, wait until the worker has finished and
+    its result is shown; returns the seconds from click to result."""
+
+    def run(widget, timeout: float = 60.0) -> float:
+        start = time.perf_counter()
+        widget._run.native.click()
+        # Idle in Qt's event loop between checks, as napari does while a worker runs
+        # (a tight Python polling loop would compete with the worker for the GIL).
+        while widget.running:
+            qtbot.wait(20)
+            assert time.perf_counter() - start < timeout, "the widget's worker did not finish"
+        return time.perf_counter() - start
+
+    return run

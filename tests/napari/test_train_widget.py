@@ -1,0 +1,123 @@
+"""The train / fine-tune widget in a real napari viewer: live plot, cancel, registration."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_srcnn.widgets import TrainWidget, UpscaleWidget
+from napari_srcnn.widgets.train import PAIR, SCRATCH
+
+pytestmark = pytest.mark.gui
+
+
+@pytest.fixture
+def viewer(make_napari_viewer):
+    return make_napari_viewer()
+
+
+@pytest.fixture
+def stack(camera):
+    """Four 48×48 planes of a real photo: three to train on, one to validate."""
+    return np.stack([camera[i * 20 : i * 20 + 48, 10:58] for i in range(4)])
+
+
+def _widget(viewer, tmp_path, **values):
+    w = TrainWidget(viewer)
+    viewer.window.add_dock_widget(w, name="SRCNN train")
+    w.reset_choices()
+    defaults = dict(
+        scale=2.0,
+        steps=12,
+        batch=4,
+        patch=24,
+        val_fraction=0.25,
+        val_every=4,
+        device="cpu",
+        output=tmp_path / "trained.safetensors",
+    )
+    for key, value in {**defaults, **values}.items():
+        getattr(w, f"_{key}").value = value
+    return w
+
+
+def test_fine_tunes_from_an_hr_layer_with_a_live_plot(
+    qtbot, run_widget, viewer, tiny_model, stack, tmp_path
+):
+    layer = viewer.add_image(stack, name="planes")
+    upscale = UpscaleWidget(viewer)
+    w = _widget(viewer, tmp_path, hr=[layer], start=tiny_model)
+    run_widget(w, timeout=120)
+    outcome = w.last_outcome
+    assert outcome.error is None, outcome.error
+    result = outcome.result
+    assert not result.cancelled and result.steps == 12
+    assert outcome.init_from == tiny_model and outcome.train_planes == 3 and outcome.val_planes == 1
+    # the live plot got every step's loss and every validation, bicubic included
+    assert w.plot.steps == list(range(1, 13))
+    assert w.plot.val_steps == [0, 4, 8, 12]
+    assert all(np.isfinite(w.plot.psnr)) and all(np.isfinite(w.plot.bicubic))
+    assert "val PSNR" in w._status.value
+    # the new model is in the upscale widget at once, and upscales
+    name = outcome.extra["model_name"]
+    assert name == "trained" and name in upscale._model.choices
+    upscale._image.value = layer
+    upscale._model.value = name
+    upscale._scale.value = 2.0
+    run_widget(upscale)
+    assert viewer.layers["planes ×2 SRCNN"].data.shape == (4, 96, 96)
+
+
+def test_trains_from_scratch_on_an_lr_hr_pair(qtbot, run_widget, viewer, stack, tmp_path):
+    from napari_srcnn.engine.resize import imresize
+
+    hr = viewer.add_image(stack, name="hr")
+    lr_data = np.clip(np.round(imresize(stack.astype(np.float64), 0.5)), 0, 255).astype(np.uint8)
+    lr = viewer.add_image(lr_data, name="lr", scale=(1, 2, 2))
+    w = _widget(
+        viewer, tmp_path, mode=PAIR, hr=[hr], lr=lr, start=SCRATCH, arch="3-1-3:8,4", rate="3e-3"
+    )
+    run_widget(w, timeout=120)
+    outcome = w.last_outcome
+    assert outcome.error is None, outcome.error
+    assert outcome.init_from is None and outcome.result.steps == 12
+    from napari_srcnn.engine.weights import read_info
+
+    info = read_info(tmp_path / "trained.safetensors")
+    assert info.arch.name == "3-1-3:8,4" and info.scale == 2.0
+
+
+def test_cancel_keeps_the_best_weights(qtbot, viewer, tiny_model, stack, tmp_path):
+    layer = viewer.add_image(stack, name="planes")
+    w = _widget(viewer, tmp_path, hr=[layer], start=tiny_model, steps=100_000, val_every=5)
+    w._run.native.click()
+    qtbot.waitUntil(lambda: len(w.plot.val_steps) >= 2, timeout=120_000)
+    w._cancel.native.click()
+    qtbot.waitUntil(lambda: not w.running, timeout=60_000)
+    result = w.last_outcome.result
+    assert result.cancelled and result.steps < 100_000
+    assert (tmp_path / "trained.safetensors").is_file()
+    assert w.last_outcome.extra["model_name"] == "trained"
+    assert w._status.value.startswith("cancelled")
+
+
+def test_settings_errors_are_reported(qtbot, run_widget, viewer, stack, tmp_path, monkeypatch):
+    errors = []
+    monkeypatch.setattr("napari.utils.notifications.show_error", errors.append)
+    w = _widget(viewer, tmp_path)
+    assert w.run() is None and "high-resolution layer" in errors[-1]
+    layer = viewer.add_image(stack[0], name="one plane")
+    w.reset_choices()
+    w._hr.value = [layer]
+    w._mode.value = PAIR
+    assert w.run() is None and "low-resolution layer" in errors[-1]
+    w._mode.value = w._mode.choices[0]
+    w._rate.value = "fast"
+    assert w.run() is None and "not a number" in errors[-1]
+    # an engine error (one plane cannot be split into training and validation) arrives as
+    # a one-line notification and leaves the widget ready
+    w._rate.value = "auto"
+    w._start.value = SCRATCH
+    run_widget(w)
+    assert "split" in errors[-1] and "\n" not in errors[-1]
+    assert w._run.enabled and not w.running
