@@ -11,8 +11,13 @@ from napari_srcnn.engine.io import ImageMeta, read_image, write_image
 
 
 def cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "napari_srcnn", *map(str, args)],
-                          capture_output=True, text=True, cwd=cwd, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "napari_srcnn", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=600,
+    )
 
 
 def test_version_and_help():
@@ -27,9 +32,22 @@ def test_version_and_help():
 
 def test_upscale_tiff_keeps_axes_and_shrinks_pixel_size(tmp_path, tiny_model_path):
     stack = np.random.default_rng(0).integers(0, 4000, (2, 3, 20, 24), dtype=np.uint16)
-    src = write_image(tmp_path / "in.tif", stack, ImageMeta(axes="ZCYX", spacing=(2.0, None, 0.5, 0.5), unit="µm"))
+    src = write_image(
+        tmp_path / "in.tif", stack, ImageMeta(axes="ZCYX", spacing=(2.0, None, 0.5, 0.5), unit="µm")
+    )
     before = src.read_bytes()
-    r = cli("upscale", src, "-o", tmp_path / "out.tif", "--weights", tiny_model_path, "--scale", 2, "--tile", 16)
+    r = cli(
+        "upscale",
+        src,
+        "-o",
+        tmp_path / "out.tif",
+        "--weights",
+        tiny_model_path,
+        "--scale",
+        2,
+        "--tile",
+        16,
+    )
     assert r.returncode == 0, r.stderr
     out, meta = read_image(tmp_path / "out.tif")
     assert out.shape == (2, 3, 40, 48) and out.dtype == np.uint16
@@ -46,7 +64,16 @@ def test_upscale_png_with_reference_prints_psnr(tmp_path, tiny_model_path, astro
     lr = np.clip(np.round(lr), 0, 255).astype(np.uint8)
     write_image(tmp_path / "lr.png", lr)
     write_image(tmp_path / "hr.png", hr)
-    r = cli("upscale", tmp_path / "lr.png", "-o", tmp_path, "--weights", tiny_model_path, "--reference", tmp_path / "hr.png")
+    r = cli(
+        "upscale",
+        tmp_path / "lr.png",
+        "-o",
+        tmp_path,
+        "--weights",
+        tiny_model_path,
+        "--reference",
+        tmp_path / "hr.png",
+    )
     assert r.returncode == 0, r.stderr
     out, _ = read_image(tmp_path / "lr_x2.png")
     assert out.shape == hr.shape
@@ -57,26 +84,44 @@ def test_upscale_png_with_reference_prints_psnr(tmp_path, tiny_model_path, astro
 def test_several_inputs_need_a_folder(tmp_path, tiny_model_path, camera):
     for name in ("a.png", "b.png"):
         write_image(tmp_path / name, camera[:20, :20])
-    r = cli("upscale", tmp_path / "a.png", tmp_path / "b.png", "-o", tmp_path / "x.png", "--weights", tiny_model_path)
+    r = cli(
+        "upscale",
+        tmp_path / "a.png",
+        tmp_path / "b.png",
+        "-o",
+        tmp_path / "x.png",
+        "--weights",
+        tiny_model_path,
+    )
     assert r.returncode == 2 and "need an output folder" in r.stderr
     (tmp_path / "out").mkdir()
-    r = cli("upscale", tmp_path / "a.png", tmp_path / "b.png", "-o", tmp_path / "out", "--weights", tiny_model_path)
+    r = cli(
+        "upscale",
+        tmp_path / "a.png",
+        tmp_path / "b.png",
+        "-o",
+        tmp_path / "out",
+        "--weights",
+        tiny_model_path,
+    )
     assert r.returncode == 0, r.stderr
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a_x2.png", "b_x2.png"]
 
 
 @pytest.mark.parametrize(
     ("args", "message"),
-    [(["upscale", "missing.tif", "-o", "o.tif", "--weights", "W"], "does not exist"),
-     (["upscale", "in.png", "-o", "in.png", "--weights", "W"], "overwrite the input"),
-     (["upscale", "in.png", "-o", "nofolder/o.png", "--weights", "W"], "does not exist"),
-     (["upscale", "in.png", "-o", "o.png", "--scale", "-3", "--weights", "W"], "above 1"),
-     (["upscale", "in.png", "-o", "o.png", "--tile", "3", "--weights", "W"], "at least 16"),
-     (["upscale", "in.png", "-o", "o.png", "--device", "cuda:7", "--weights", "W"], "cuda"),
-     (["upscale", "in.png", "-o", "o.png", "--weights", "bogus.safetensors"], "does not exist"),
-     (["upscale", "in.png", "-o", "o.png", "--scale", "two"], "invalid float"),
-     (["eval", "in.png", "--scale", "2", "--bicubic", "--json", "--model", "x"], "not allowed"),
-     (["frobnicate"], "invalid choice")],
+    [
+        (["upscale", "missing.tif", "-o", "o.tif", "--weights", "W"], "does not exist"),
+        (["upscale", "in.png", "-o", "in.png", "--weights", "W"], "overwrite the input"),
+        (["upscale", "in.png", "-o", "nofolder/o.png", "--weights", "W"], "does not exist"),
+        (["upscale", "in.png", "-o", "o.png", "--scale", "-3", "--weights", "W"], "above 1"),
+        (["upscale", "in.png", "-o", "o.png", "--tile", "3", "--weights", "W"], "at least 16"),
+        (["upscale", "in.png", "-o", "o.png", "--device", "cuda:7", "--weights", "W"], "cuda"),
+        (["upscale", "in.png", "-o", "o.png", "--weights", "bogus.safetensors"], "does not exist"),
+        (["upscale", "in.png", "-o", "o.png", "--scale", "two"], "invalid float"),
+        (["eval", "in.png", "--scale", "2", "--bicubic", "--json", "--model", "x"], "not allowed"),
+        (["frobnicate"], "invalid choice"),
+    ],
 )
 def test_errors_are_one_line_exit_2(tmp_path, tiny_model_path, camera, args, message):
     write_image(tmp_path / "in.png", camera[:20, :20])
@@ -89,7 +134,9 @@ def test_errors_are_one_line_exit_2(tmp_path, tiny_model_path, camera, args, mes
 
 
 def test_debug_shows_the_traceback(tmp_path):
-    r = cli("--debug", "upscale", tmp_path / "missing.tif", "-o", tmp_path / "o.tif", "--scale", "2")
+    r = cli(
+        "--debug", "upscale", tmp_path / "missing.tif", "-o", tmp_path / "o.tif", "--scale", "2"
+    )
     assert r.returncode != 0 and "Traceback" in r.stderr
 
 
@@ -113,12 +160,20 @@ def test_eval_json_schema_on_real_images(tmp_path, tiny_model_path):
     for row in out["images"]:
         assert set(row) == {"name", "bicubic_psnr", "bicubic_ssim", "psnr", "ssim"}
         assert 15 < row["psnr"] < 60 and 0 < row["ssim"] <= 1
-    assert out["mean"]["bicubic_psnr"] == pytest.approx(np.mean([r["bicubic_psnr"] for r in out["images"]]))
+    assert out["mean"]["bicubic_psnr"] == pytest.approx(
+        np.mean([r["bicubic_psnr"] for r in out["images"]])
+    )
 
 
 # Published bicubic Y-PSNR (shared/datasets/README.md); our protocol must match within 0.05 dB.
-BICUBIC = {("Set5", 2): 33.66, ("Set5", 3): 30.39, ("Set5", 4): 28.42,
-           ("Set14", 2): 30.24, ("Set14", 3): 27.55, ("Set14", 4): 26.00}
+BICUBIC = {
+    ("Set5", 2): 33.66,
+    ("Set5", 3): 30.39,
+    ("Set5", 4): 28.42,
+    ("Set14", 2): 30.24,
+    ("Set14", 3): 27.55,
+    ("Set14", 4): 26.00,
+}
 
 
 @pytest.mark.parametrize(("dataset", "scale"), sorted(BICUBIC))
@@ -127,3 +182,135 @@ def test_eval_bicubic_reproduces_the_published_table(datasets, dataset, scale):
     assert r.returncode == 0, r.stderr
     mean = json.loads(r.stdout)["mean"]["bicubic_psnr"]
     assert abs(mean - BICUBIC[dataset, scale]) <= 0.05, mean
+
+
+def _evil_pth(folder):
+    """A legacy .pth whose pickle would create PWNED if it were ever unpickled."""
+    import pickle
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(folder / "PWNED"), "w"))
+
+    path = folder / "evil.pth"
+    with open(path, "wb") as fh:
+        pickle.dump({"conv1.weight": Payload()}, fh, protocol=2)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (
+            lambda d: [
+                "upscale",
+                d / "in.png",
+                "-o",
+                d / "o.tif",
+                "--weights",
+                _evil_pth(d),
+                "--scale",
+                2,
+            ],
+            "refused to load",
+        ),
+        (
+            lambda d: [
+                "upscale",
+                (d / "t.tif").write_bytes(b"II*\x00" + b"\x01" * 30) and d / "t.tif",
+                "-o",
+                d / "o.tif",
+                "--weights",
+                "W",
+            ],
+            "cannot read",
+        ),
+    ],
+    ids=["malicious-pickle", "corrupt-tiff"],
+)
+def test_hostile_inputs_through_the_real_entry_point(
+    tmp_path, tiny_model_path, camera, make, message
+):
+    """In a real process: one stderr line, no traceback, no library log lines (tifffile
+    logs its own complaint about a corrupt file; in-process tests cannot see it because
+    pytest installs logging handlers), nothing executed, nothing written."""
+    write_image(tmp_path / "in.png", camera[:20, :20])
+    args = [str(tiny_model_path) if a == "W" else a for a in make(tmp_path)]
+    r = cli(*args, cwd=tmp_path)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], r.stderr
+    assert not (tmp_path / "PWNED").exists()
+    assert not (tmp_path / "o.tif").exists()
+
+
+def test_debug_shows_the_traceback_of_a_hostile_weights_file(tmp_path, camera):
+    write_image(tmp_path / "in.png", camera[:20, :20])
+    r = cli(
+        "--debug",
+        "upscale",
+        tmp_path / "in.png",
+        "-o",
+        tmp_path / "o.tif",
+        "--weights",
+        _evil_pth(tmp_path),
+        "--scale",
+        2,
+    )
+    assert r.returncode != 0 and "Traceback" in r.stderr and "WeightsError" in r.stderr
+    assert not (tmp_path / "PWNED").exists()
+
+
+def test_scale_mismatch_is_one_warning_line_and_still_works(tmp_path, tiny_model_path, camera):
+    write_image(tmp_path / "in.png", camera[:20, :20])
+    r = cli(
+        "upscale",
+        tmp_path / "in.png",
+        "-o",
+        tmp_path / "o.png",
+        "--weights",
+        tiny_model_path,
+        "--scale",
+        3,
+    )
+    assert r.returncode == 0, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("napari-srcnn: warning: ") and "×2" in lines[0]
+    assert read_image(tmp_path / "o.png")[0].shape == (60, 60)
+
+
+@pytest.mark.parametrize("scale", ["0", "-2", "1", "17"])
+def test_eval_scale_is_checked_before_any_work(tmp_path, camera, capsys, scale):
+    from napari_srcnn.cli import main
+
+    write_image(tmp_path / "c.png", camera[:40, :40])
+    assert main(["eval", str(tmp_path), "--scale", scale, "--bicubic"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "from 2 to 16" in err[0]
+
+
+def test_models_survives_broken_and_odd_registered_files(tmp_path, monkeypatch, capsys):
+    import torch
+
+    from napari_srcnn.cli import main
+    from napari_srcnn.engine import weights as W
+    from napari_srcnn.engine.model import SRCNN, ArchSpec
+    from napari_srcnn.engine.weights import ModelInfo, save_weights
+
+    net = SRCNN(ArchSpec.parse("3-1-3:4,2"))
+    odd = ModelInfo(
+        name="odd", arch=net.spec, scale=2.0, metrics={"Set5": 31.0, "Set14": {"psnr": "high"}}
+    )
+    good = save_weights(tmp_path / "odd.safetensors", net, odd)
+    (tmp_path / "bad.safetensors").write_bytes(b"\x00" * 64)
+    monkeypatch.setattr(W, "_REGISTERED", {"odd": good, "bad": tmp_path / "bad.safetensors"})
+    assert main(["models"]) == 0
+    out, err = capsys.readouterr()
+    assert "odd" in out and "bad" not in out
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("napari-srcnn: warning: model 'bad' left out")
+    assert main(["models", "--json"]) == 0
+    assert [
+        m["name"] for m in json.loads(capsys.readouterr().out) if m["name"] in ("odd", "bad")
+    ] == ["odd"]
+    del torch

@@ -42,7 +42,17 @@ def test_float64_and_rgb_tiffs(tmp_path, astronaut):
 def test_ome_tiff_physical_size(tmp_path):
     x = np.zeros((4, 10, 12), np.uint16)
     path = tmp_path / "o.ome.tif"
-    tifffile.imwrite(path, x, ome=True, metadata={"axes": "ZYX", "PhysicalSizeX": 0.65, "PhysicalSizeY": 0.65, "PhysicalSizeZ": 2.0})
+    tifffile.imwrite(
+        path,
+        x,
+        ome=True,
+        metadata={
+            "axes": "ZYX",
+            "PhysicalSizeX": 0.65,
+            "PhysicalSizeY": 0.65,
+            "PhysicalSizeZ": 2.0,
+        },
+    )
     data, meta = read_image(path)
     assert data.shape == (4, 10, 12) and meta.axes == "ZYX"
     assert meta.spacing == pytest.approx((2.0, 0.65, 0.65))
@@ -64,8 +74,12 @@ def test_png_jpeg(tmp_path, astronaut, camera):
 
 @pytest.mark.parametrize(
     ("name", "content", "message"),
-    [("empty.tif", b"", "empty file"), ("junk.tif", b"II*\x00garbage" * 3, "cannot read"),
-     ("junk.png", b"\x89PNG\r\n\x1a\nnope", "cannot read"), ("x.gif", b"GIF89a", "unsupported")],
+    [
+        ("empty.tif", b"", "empty file"),
+        ("junk.tif", b"II*\x00garbage" * 3, "cannot read"),
+        ("junk.png", b"\x89PNG\r\n\x1a\nnope", "cannot read"),
+        ("x.gif", b"GIF89a", "unsupported"),
+    ],
 )
 def test_bad_files(tmp_path, name, content, message):
     path = tmp_path / name
@@ -83,3 +97,62 @@ def test_truncated_tiff_missing_and_folder(tmp_path, camera):
         read_image(tmp_path / "missing.tif")
     with pytest.raises(InputError, match="folder"):
         read_image(tmp_path)
+
+
+def test_gray_alpha_png_is_two_channels_not_colour(tmp_path, camera):
+    la = np.stack([camera[:10, :12], np.full((10, 12), 200, np.uint8)], -1)
+    path = write_image(tmp_path / "la.png", la)
+    data, meta = read_image(path)
+    np.testing.assert_array_equal(data, la)
+    assert meta.axes == "YXC" and meta.channel_axis == 2 and not meta.rgb
+    assert meta.spatial_axes == (0, 1)
+
+
+def test_tiff_extra_samples_that_are_not_rgb_become_a_channel_axis(tmp_path):
+    x = np.random.default_rng(0).integers(0, 255, (10, 12, 2), dtype=np.uint8)
+    tifffile.imwrite(tmp_path / "s.tif", x, photometric="minisblack", planarconfig="contig")
+    data, meta = read_image(tmp_path / "s.tif")
+    assert "S" not in meta.axes and data.shape[meta.spatial_axes[0]] == 10
+    assert data.shape[meta.spatial_axes[1]] == 12
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "message"),
+    [
+        ("rgb16.png", np.zeros((4, 4, 3), np.uint16), "16-bit PNG holds grayscale only"),
+        ("rgba.bmp", np.zeros((4, 4, 4), np.uint8), "cannot store 4 channels"),
+        ("la.jpg", np.zeros((4, 4, 2), np.uint8), "cannot store 2 channels"),
+        ("obj.tif", np.zeros((4, 4), object), "cannot store object"),
+        ("five.png", np.zeros((4, 4, 5), np.uint8), "to .tif instead"),
+    ],
+)
+def test_write_refuses_what_the_format_would_silently_lose(tmp_path, name, data, message):
+    with pytest.raises(InputError, match=message):
+        write_image(tmp_path / name, data)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_meta_must_match_the_array(tmp_path):
+    with pytest.raises(InputError, match="do not match"):
+        write_image(tmp_path / "a.tif", np.zeros((4, 4), np.uint8), ImageMeta(axes="ZYX"))
+
+
+def test_one_dimensional_tiff_and_memory_ceiling(tmp_path, monkeypatch):
+    from napari_srcnn.engine import io as image_io
+
+    tifffile.imwrite(tmp_path / "line.tif", np.arange(10, dtype=np.uint8))
+    with pytest.raises(InputError, match="1-D array"):
+        read_image(tmp_path / "line.tif")
+    write_image(tmp_path / "big.tif", np.zeros((64, 64), np.uint16))
+    write_image(tmp_path / "big.png", np.zeros((64, 64), np.uint8))
+    monkeypatch.setattr(image_io, "max_image_bytes", lambda: 1000)
+    for name in ("big.tif", "big.png"):
+        with pytest.raises(InputError, match="more than this machine's memory"):
+            read_image(tmp_path / name)
+
+
+def test_unreadable_paths_are_input_errors(tmp_path):
+    with pytest.raises(InputError, match="cannot read"):
+        read_image(tmp_path / ("x" * 300 + ".tif"))
+    with pytest.raises(InputError):
+        read_image(str(tmp_path / "nul\0.tif"))

@@ -3,6 +3,10 @@
 Every error a user can cause is an :class:`SRCNNError` with a one-line message that says
 what to do. The CLI turns them into ``error: <message>`` on stderr and exit code 2; the
 napari widgets show them as notifications.
+
+Things that work but deserve the user's attention are :class:`SRCNNWarning` s (Python
+warnings): the CLI prints them as one ``warning:`` line, napari shows them as warning
+notifications. See ``docs/reliability.md`` for which input raises what.
 """
 
 from __future__ import annotations
@@ -12,8 +16,11 @@ __all__ = [
     "DeviceError",
     "InputError",
     "SRCNNError",
+    "SRCNNWarning",
+    "ScaleMismatchWarning",
     "TrainingDataError",
     "WeightsError",
+    "WriteError",
 ]
 
 
@@ -39,3 +46,25 @@ class TrainingDataError(InputError):
 
 class CancelledError(SRCNNError):
     """Work stopped because the caller's cancel callback asked for it."""
+
+
+class WriteError(SRCNNError, OSError):
+    """A file that could not be written (disk full, no permission, read-only folder).
+
+    Raised by every writer of the package (images, weights, checkpoints): the file is
+    written to a temporary file next to the target and renamed, so when this is raised the
+    previous content of the target is intact and no partial file is left behind. It is also
+    an :class:`OSError`, so ``except OSError`` keeps working.
+    """
+
+
+class SRCNNWarning(UserWarning):
+    """Base class of the warnings napari-srcnn issues (the work is done, with a caveat)."""
+
+
+class ScaleMismatchWarning(SRCNNWarning):
+    """A model is used at another factor than the one it was trained for.
+
+    SRCNN works on a bicubic up-sampling, so any factor runs; the result is best at the
+    trained factor.
+    """

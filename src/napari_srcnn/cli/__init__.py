@@ -1,71 +1,145 @@
 """The ``napari-srcnn`` command line: the engine for headless machines.
 
 Every sub-command lives in its own module and only translates arguments into one engine
-call. Errors the user can fix (:class:`~napari_srcnn.errors.SRCNNError`) print one line on
-stderr and exit with code 2; ``--debug`` shows the traceback instead.
+call. What the user sees when something goes wrong:
+
+- an error the user can fix (:class:`~napari_srcnn.errors.SRCNNError`, a file that cannot be
+  read or written, out of memory): one line ``napari-srcnn: error: ...`` on stderr, exit
+  code 2;
+- a warning (:class:`~napari_srcnn.errors.SRCNNWarning`, e.g. a model used at another
+  factor than it was trained for): one line ``napari-srcnn: warning: ...``, the work goes on;
+- a bug of napari-srcnn itself: one line ``napari-srcnn: internal error: ...``, exit code 1;
+- ``--debug``: the full traceback instead, for all of these errors, and the libraries'
+  own log messages (tifffile's complaints about a corrupt file, ...), which are otherwise
+  silenced because the error line already says what is wrong.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import sys
+import warnings
 from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import SRCNNError
 
+EXIT_INTERNAL = 1
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+PROG = "napari-srcnn"
+
+
+def _one_line(text: object, limit: int = 400) -> str:
+    from ..engine.files import one_line
+
+    return one_line(text, limit)
 
 
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line on stderr (and exit code 2)."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {_one_line(message)} (see --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import evaluate, models, train, upscale
+    """The ``napari-srcnn`` argument parser with every sub-command."""
+    from . import evaluate, models, samples, train, upscale
 
     parser = _Parser(
-        prog="napari-srcnn",
+        prog=PROG,
         description="SRCNN super-resolution for microscopy and scientific images.",
     )
     parser.add_argument("--version", action="version", version=f"napari-srcnn {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for module in (upscale, evaluate, train, models):
+    for module in (upscale, evaluate, train, models, samples):
         module.add_parser(sub)
     return parser
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """``warnings.showwarning`` for the CLI: one line, no source location."""
+    stream = file or sys.stderr
+    # A closed or broken stderr: a warning is not worth a crash.
+    with contextlib.suppress(OSError, ValueError):
+        stream.write(f"{PROG}: warning: {_one_line(message)}\n")
+
+
+def _error(message: str) -> None:
+    print(f"{PROG}: error: {_one_line(message)}", file=sys.stderr)
+
+
+def _is_out_of_memory(exc: BaseException) -> bool:
+    if isinstance(exc, MemoryError):
+        return True
+    torch = sys.modules.get("torch")
+    oom = getattr(getattr(torch, "cuda", None), "OutOfMemoryError", None)
+    return oom is not None and isinstance(exc, oom)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``napari-srcnn`` console script. Returns the exit code."""
+    """Entry point of the ``napari-srcnn`` console script.
+
+    Parameters
+    ----------
+    argv
+        Arguments without the program name; default ``sys.argv[1:]``.
+
+    Returns
+    -------
+    int
+        The exit code: 0 success, 1 internal error (a bug: please report it), 2 an error
+        the user can fix (bad input, file, option, device), 130 interrupted.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
+    # Libraries log their own complaints about a broken file (tifffile: "invalid offset to
+    # first page ..."); the error line says it already. --debug lets them through.
+    root, quiet = logging.getLogger(), logging.NullHandler()
+    if not args.debug:
+        root.addHandler(quiet)
+    try:
+        with warnings.catch_warnings():
+            if not args.debug:
+                warnings.showwarning = _show_warning
+            return _run(args)
+    finally:
+        root.removeHandler(quiet)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         return int(args.run(args) or 0)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except SRCNNError as exc:
         if args.debug:
             raise
-        print(f"napari-srcnn: error: {exc}", file=sys.stderr)
+        _error(str(exc))
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("napari-srcnn: interrupted", file=sys.stderr)
-        return 130
-    except MemoryError:
+    except Exception as exc:
         if args.debug:
             raise
-        print("napari-srcnn: error: out of memory; use a smaller --tile", file=sys.stderr)
-        return EXIT_USAGE
-    except OSError as exc:
-        if args.debug:
-            raise
-        print(f"napari-srcnn: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        if _is_out_of_memory(exc):
+            _error("out of memory; use a smaller --tile, fewer or smaller images, or --device cpu")
+            return EXIT_USAGE
+        if isinstance(exc, OSError):  # a file the user named cannot be read or written
+            _error(str(exc))
+            return EXIT_USAGE
+        print(
+            f"{PROG}: internal error: {type(exc).__name__}: {_one_line(exc, 300)} "
+            "(rerun with --debug for the traceback and please report it)",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":  # pragma: no cover

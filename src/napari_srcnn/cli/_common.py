@@ -9,11 +9,21 @@ from typing import Any
 
 
 def add_model_args(parser: argparse.ArgumentParser, bicubic: bool = False) -> None:
-    """``--model NAME | --weights FILE`` (and ``--bicubic`` for eval)."""
+    """Add ``--model NAME | --weights FILE`` (mutually exclusive) to ``parser``.
+
+    Parameters
+    ----------
+    parser
+        The sub-command's parser.
+    bicubic
+        Also offer ``--bicubic`` (score bicubic only), for ``eval``.
+    """
     group = parser.add_mutually_exclusive_group()
     group.add_argument(
-        "--model", metavar="NAME", help="an installed model (see 'napari-srcnn models'); "
-        "default: the one trained for the scale"
+        "--model",
+        metavar="NAME",
+        help="an installed model (see 'napari-srcnn models'); "
+        "default: the one trained for the scale",
     )
     group.add_argument("--weights", metavar="FILE", help="a .safetensors weights file")
     if bicubic:
@@ -21,17 +31,36 @@ def add_model_args(parser: argparse.ArgumentParser, bicubic: bool = False) -> No
 
 
 def add_device_arg(parser: argparse.ArgumentParser) -> None:
+    """Add ``--device`` (``auto``, ``cpu``, ``cuda`` or ``cuda:N``; validated by the engine,
+    so a missing CUDA is a one-line error, never a crash later)."""
     parser.add_argument(
         "--device", default="auto", metavar="D", help="auto (default), cpu, cuda or cuda:N"
     )
 
 
 def model_arg(args: argparse.Namespace) -> str | None:
+    """The model the user chose: a weights file, a registry name, or ``None`` (default)."""
     return args.weights or args.model
 
 
-def progress_bar(desc: str, unit: str = "tile") -> tuple[Callable[[int, int], Any], Callable[[], None]]:
-    """A tqdm bar on stderr as a ``progress(done, total)`` callback, and its closer."""
+def progress_bar(
+    desc: str, unit: str = "tile"
+) -> tuple[Callable[[int, int], Any], Callable[[], None]]:
+    """A tqdm bar on stderr as a ``progress(done, total)`` callback, and its closer.
+
+    Parameters
+    ----------
+    desc
+        Label of the bar.
+    unit
+        What one step is (``"tile"``, ``"image"``).
+
+    Returns
+    -------
+    (update, close)
+        ``update(done, total)`` for the engine's ``progress`` argument, and the function that
+        removes the bar. The bar is off when stderr is not a terminal (no noise in logs).
+    """
     from tqdm.auto import tqdm
 
     bar = tqdm(desc=desc, unit=unit, file=sys.stderr, disable=None, leave=False)

@@ -24,16 +24,27 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    from ..engine.evaluation import evaluate_files, summarize
-    from ..engine.inference import Upscaler, UpscaleOptions
+MAX_SCALE = 16
 
+
+def run(args: argparse.Namespace) -> int:
+    """Score bicubic (and the model) on the inputs; print a table or JSON. Returns 0."""
+    from ..engine.evaluation import evaluate_files, summarize
+    from ..engine.inference import UpscaleOptions, Upscaler
+    from ..errors import InputError
+
+    if not 2 <= args.scale <= MAX_SCALE:
+        raise InputError(f"--scale {args.scale} must be an integer from 2 to {MAX_SCALE}")
     upscaler = None
     if not args.bicubic:
         upscaler = Upscaler(
             model_arg(args),
-            UpscaleOptions(scale=float(args.scale), channels="per-channel", device=args.device,
-                           normalization="none"),
+            UpscaleOptions(
+                scale=float(args.scale),
+                channels="per-channel",
+                device=args.device,
+                normalization="none",
+            ),
         )
     update, close = progress_bar("eval", unit="image")
     try:
@@ -48,7 +59,9 @@ def run(args: argparse.Namespace) -> int:
             model = {"model": "bicubic"}
         print(json.dumps({"scale": args.scale, **model, "images": rows, "mean": mean}, indent=2))
         return 0
-    title = "bicubic only" if upscaler is None else f"model {upscaler.model.name} on {upscaler.device}"
+    title = (
+        "bicubic only" if upscaler is None else f"model {upscaler.model.name} on {upscaler.device}"
+    )
     print(f"×{args.scale}, {title}; Y channel, {args.scale} px shaved")
     header = f"{'image':<24}{'bicubic PSNR':>14}{'SSIM':>8}"
     if upscaler is not None:
@@ -57,6 +70,8 @@ def run(args: argparse.Namespace) -> int:
     for row in [*rows, {"name": "mean", **mean}]:
         line = f"{row['name']:<24}{row['bicubic_psnr']:>14.2f}{row['bicubic_ssim']:>8.4f}"
         if upscaler is not None:
-            line += f"{row['psnr']:>13.2f}{row['ssim']:>8.4f}{row['psnr'] - row['bicubic_psnr']:>+8.2f}"
+            line += (
+                f"{row['psnr']:>13.2f}{row['ssim']:>8.4f}{row['psnr'] - row['bicubic_psnr']:>+8.2f}"
+            )
         print(line)
     return 0

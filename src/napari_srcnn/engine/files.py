@@ -1,63 +1,170 @@
-"""Writing files so that nothing is lost: temp file in the same folder, then rename."""
+"""Writing files so that nothing is lost: temp file in the same folder, then rename.
+
+Every file napari-srcnn writes (images, weights, training checkpoints) goes through
+:func:`atomic_path`: the writer fills a hidden temporary file next to the target, the data
+is flushed to disk (``fsync``), and only then is the temporary file renamed over the target
+(``os.replace``, atomic on POSIX and Windows within one folder). A crash, a disk-full error
+or a kill at any moment therefore leaves either the old file or the new one, never a mix.
+
+:func:`check_output_path` validates an output path *before* any work is done, so that a
+long computation does not end in "cannot write".
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..errors import InputError
+from ..errors import InputError, SRCNNError, WriteError
 
-__all__ = ["atomic_path", "check_output_path"]
+__all__ = ["atomic_path", "check_output_path", "one_line"]
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # terminal colour codes in library messages
+
+
+def one_line(text: object, limit: int = 300) -> str:
+    """``text`` as a single line of at most ``limit`` characters (for error messages).
+
+    Library exceptions (tifffile, safetensors, OS errors) sometimes carry several lines;
+    the CLI promises one line per error.
+    """
+    line = " ".join(_ANSI.sub("", str(text)).split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 def check_output_path(path: str | os.PathLike, inputs: tuple[str | os.PathLike, ...] = ()) -> Path:
     """Validate an output path before any work is done.
 
-    The folder must exist and be writable, the path must not be a folder, and it must not be
-    one of ``inputs`` (writing over the input would destroy it).
+    Parameters
+    ----------
+    path
+        The file that will be written.
+    inputs
+        Files the run reads; the output must not be one of them (also through a symbolic
+        or hard link), because writing over the input would destroy it.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises
+    ------
+    InputError
+        If the path is a folder, its folder does not exist or is not writable, or it is one
+        of ``inputs``.
+
+    Notes
+    -----
+    Writability is checked with :func:`os.access`, which says "writable" to root even on a
+    read-only folder; the write itself then fails with :class:`~napari_srcnn.errors.WriteError`
+    and, thanks to :func:`atomic_path`, without touching an existing file.
     """
     out = Path(path)
     parent = out.parent if str(out.parent) else Path(".")
-    if out.is_dir():
-        raise InputError(f"output {str(out)!r} is a folder; give a file name")
-    if not parent.is_dir():
-        raise InputError(f"output folder {str(parent)!r} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise InputError(f"output folder {str(parent)!r} is not writable")
-    for item in inputs:
-        if Path(item).exists() and out.exists() and os.path.samefile(item, out):
-            raise InputError(f"output {str(out)!r} would overwrite the input; choose another name")
+    if "\0" in str(out):
+        raise InputError(f"invalid output path {str(out)!r}: it contains a NUL character")
+    try:
+        if out.is_dir():
+            raise InputError(f"output {str(out)!r} is a folder; give a file name")
+        if not parent.is_dir():
+            if parent.exists():
+                raise InputError(f"output folder {str(parent)!r} is a file, not a folder")
+            raise InputError(f"output folder {str(parent)!r} does not exist")
+        if not os.access(parent, os.W_OK):
+            raise InputError(f"output folder {str(parent)!r} is not writable")
+        for item in inputs:
+            if Path(item).exists() and out.exists() and os.path.samefile(item, out):
+                raise InputError(
+                    f"output {str(out)!r} would overwrite the input; choose another name"
+                )
+    except (OSError, ValueError) as exc:  # name too long, NUL byte, permission on stat
+        if isinstance(exc, SRCNNError):
+            raise
+        raise InputError(f"invalid output path {str(out)!r}: {one_line(exc)}") from None
     return out
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make the rename itself durable (POSIX); a no-op where folders cannot be opened."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success rename it over ``path``.
 
+    Parameters
+    ----------
+    path
+        The file to (over)write. Its folder must exist.
+
+    Yields
+    ------
+    pathlib.Path
+        A fresh, empty, hidden file ``.NAME.XXXX.tmp.SUFFIX`` in the same folder (the real
+        suffix is kept last because writers pick the format from it). The body writes the
+        whole content there.
+
+    Raises
+    ------
+    WriteError
+        If the temporary file cannot be created (missing or read-only folder), or the body,
+        the flush or the rename fail with an :class:`OSError` (disk full, quota, I/O
+        error). The original error is chained as ``__cause__``.
+
+    Notes
+    -----
     If the body raises (or the process dies), ``path`` keeps its previous content and the
-    temporary file is removed (a hard kill can leave a hidden ``.NAME.*.tmp.EXT`` file).
+    temporary file is removed; only a hard kill (SIGKILL, power loss) can leave the hidden
+    temporary file behind, never a damaged ``path``. An existing ``path`` keeps its
+    permission bits; a new one gets those a plain ``open()`` would give.
     """
     target = Path(path)
-    # Keep the real suffix last: writers pick the format from it.
-    fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{target.stem}.", suffix=f".tmp{target.suffix}", dir=target.parent
-    )
+    folder = target.parent if str(target.parent) else Path(".")
+    try:
+        fd, tmp_name = tempfile.mkstemp(
+            prefix=f".{target.stem}.", suffix=f".tmp{target.suffix}", dir=folder
+        )
+    except OSError as exc:
+        raise WriteError(f"cannot write {str(target)!r}: {one_line(exc)}") from exc
+    except ValueError as exc:  # a NUL character in the name
+        raise InputError(f"invalid output path {str(target)!r}: {one_line(exc)}") from None
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         yield tmp
-        # mkstemp creates 0600 (and writers may recreate the file): give the result the
-        # permissions a plain open() would.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
+        try:
+            mode = os.stat(target).st_mode & 0o7777
+        except OSError:
+            # mkstemp creates 0600: give a new file the permissions a plain open() would.
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        os.chmod(tmp, mode)
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
+        if isinstance(exc, OSError) and not isinstance(exc, SRCNNError):
+            raise WriteError(
+                f"cannot write {str(target)!r}: {one_line(exc)}; "
+                "the previous file (if any) is unchanged"
+            ) from exc
         raise
+    _fsync_folder(folder)

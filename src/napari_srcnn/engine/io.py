@@ -5,6 +5,12 @@ and the physical pixel size from OME (``PhysicalSizeX/Y/Z``), ImageJ (``spacing`
 or the resolution tags. Written TIFFs are ImageJ hyperstacks when the axes and dtype allow
 it (Fiji and napari read them), plain TIFFs with shaped metadata otherwise; the pixel size
 goes into the resolution tags either way. Every write is atomic.
+
+Hostile or broken files never crash the caller: anything that cannot be read (missing,
+empty, a folder, truncated, corrupt, not an image, larger than the machine's memory) is an
+:class:`~napari_srcnn.errors.InputError` with a one-line message; a write that fails (disk
+full, read-only folder) is a :class:`~napari_srcnn.errors.WriteError` and leaves the
+previous file intact.
 """
 
 from __future__ import annotations
@@ -17,10 +23,17 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
-from .files import atomic_path
+from ..errors import InputError, SRCNNError
+from .files import atomic_path, one_line
 
-__all__ = ["ImageMeta", "read_image", "write_image", "TIFF_SUFFIXES", "IMAGE_SUFFIXES"]
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "TIFF_SUFFIXES",
+    "ImageMeta",
+    "max_image_bytes",
+    "read_image",
+    "write_image",
+]
 
 TIFF_SUFFIXES = (".tif", ".tiff", ".ome.tif", ".ome.tiff")
 PLAIN_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
@@ -64,6 +77,8 @@ class ImageMeta:
     @property
     def spatial_axes(self) -> tuple[int, int]:
         """Indices of the two up-sampled axes (Y, X)."""
+        if "Y" in self.axes and "X" in self.axes:
+            return self.axes.index("Y"), self.axes.index("X")
         n = len(self.axes)
         return (n - 3, n - 2) if self.rgb else (n - 2, n - 1)
 
@@ -71,8 +86,9 @@ class ImageMeta:
         """The metadata after up-sampling Y and X by ``factor`` (pixels get smaller)."""
         spacing = list(self.spacing)
         for ax in self.spatial_axes:
-            if spacing[ax] is not None:
-                spacing[ax] = spacing[ax] / factor
+            value = spacing[ax]
+            if value is not None:
+                spacing[ax] = value / factor
         return replace(self, spacing=tuple(spacing))
 
     @classmethod
@@ -95,19 +111,67 @@ def _suffix(path: Path) -> str:
     return path.suffix.lower()
 
 
+def max_image_bytes() -> int:
+    """Largest image, in bytes, that :func:`read_image` loads: the machine's physical memory.
+
+    A corrupt or hostile header can claim terabytes; such a file is refused before any
+    allocation instead of exhausting the memory of a shared machine.
+    """
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):  # not POSIX
+        return 1 << 40
+
+
+def _check_size(path: Path, shape: tuple[int, ...], dtype: np.dtype) -> None:
+    nbytes = int(np.prod(shape, dtype=np.float64)) * np.dtype(dtype).itemsize
+    limit = max_image_bytes()
+    if nbytes > limit:
+        raise InputError(
+            f"{str(path)!r} declares an image of shape {tuple(shape)} ({nbytes / 2**30:.1f} GiB), "
+            f"more than this machine's memory ({limit / 2**30:.1f} GiB); the file is corrupt "
+            "or must be cropped first"
+        )
+
+
 def _check_readable(path: Path) -> None:
-    if not path.exists():
-        raise InputError(f"input {str(path)!r} does not exist")
-    if path.is_dir():
-        raise InputError(f"input {str(path)!r} is a folder, not an image file")
-    if path.stat().st_size == 0:
-        raise InputError(f"input {str(path)!r} is an empty file")
+    try:
+        if not path.exists():
+            raise InputError(f"input {str(path)!r} does not exist")
+        if path.is_dir():
+            raise InputError(f"input {str(path)!r} is a folder, not an image file")
+        if not path.is_file():
+            raise InputError(f"input {str(path)!r} is not a regular file")
+        if path.stat().st_size == 0:
+            raise InputError(f"input {str(path)!r} is an empty file")
+    except (OSError, ValueError) as exc:  # permission denied, name too long, NUL byte
+        if isinstance(exc, SRCNNError):
+            raise
+        raise InputError(f"cannot read {str(path)!r}: {one_line(exc)}") from None
 
 
 def read_image(path: str | os.PathLike) -> tuple[np.ndarray, ImageMeta]:
-    """Read an image file. Returns the array and its :class:`ImageMeta`.
+    """Read an image file (the file is opened read-only and never modified).
 
-    Raises :class:`InputError` for missing, empty, truncated or unreadable files.
+    Parameters
+    ----------
+    path
+        A TIFF (``.tif``, ``.tiff``, ``.ome.tif``), PNG, JPEG or BMP file.
+
+    Returns
+    -------
+    data : numpy.ndarray
+        The pixels, spatial axes last: ``(..., Y, X)`` or ``(..., Y, X, S)`` for RGB(A).
+        The dtype is the file's.
+    meta : ImageMeta
+        Axes (one letter per axis of ``data``), pixel size and unit.
+
+    Raises
+    ------
+    InputError
+        For a missing, empty, truncated, corrupt or unreadable file, a folder, an unknown
+        suffix, an image with fewer than two axes or of size 0, or one that declares more
+        bytes than the machine's memory (:func:`max_image_bytes`).
     """
     path = Path(path)
     _check_readable(path)
@@ -126,13 +190,20 @@ def _read_plain(path: Path) -> tuple[np.ndarray, ImageMeta]:
     import imageio.v3 as iio
 
     try:
+        props = iio.improps(path)
+        _check_size(path, tuple(props.shape), props.dtype)
         data = np.asarray(iio.imread(path))
-    except Exception as exc:  # imageio raises many types for corrupt files
-        raise InputError(f"cannot read {str(path)!r}: {str(exc).splitlines()[0][:160]}") from None
+    except SRCNNError:
+        raise
+    except Exception as exc:  # imageio/Pillow raise many types for corrupt files
+        raise InputError(f"cannot read {str(path)!r}: {one_line(exc, 160)}") from None
     if data.ndim == 3 and data.shape[-1] == 1:
         data = data[..., 0]
     if data.ndim not in (2, 3) or 0 in data.shape:
         raise InputError(f"{str(path)!r}: unexpected image shape {data.shape}")
+    if data.ndim == 3 and data.shape[-1] == 2:
+        # Gray + alpha: two channels, not colour samples (each is upscaled on its own).
+        return data, ImageMeta(axes="YXC")
     return data, ImageMeta.default(data.shape, rgb=data.ndim == 3)
 
 
@@ -144,22 +215,29 @@ def _read_tiff(path: Path) -> tuple[np.ndarray, ImageMeta]:
             if not tif.series:
                 raise InputError(f"cannot read {str(path)!r}: no image data in the file")
             series = tif.series[0]
+            _check_size(path, tuple(series.shape), series.dtype)
             data = series.asarray()
             axes = series.axes
             spacing, unit = _tiff_spacing(tif, series, axes)
     except InputError:
         raise
     except Exception as exc:  # tifffile raises many types for corrupt/truncated files
-        raise InputError(f"cannot read {str(path)!r}: {str(exc).splitlines()[0][:160]}") from None
+        # (MemoryError included: a header may claim more than can be allocated.)
+        raise InputError(f"cannot read {str(path)!r}: {one_line(exc, 160)}") from None
     data = np.asarray(data)
+    if data.ndim < 2:
+        raise InputError(f"{str(path)!r} holds a {data.ndim}-D array {data.shape}, not an image")
     if data.ndim != len(axes):
         axes = ImageMeta.default(data.shape).axes
         spacing = (None,) * data.ndim
     if 0 in data.shape:
         raise InputError(f"{str(path)!r} holds an empty image of shape {data.shape}")
-    if "Y" not in axes or "X" not in axes:
+    if "Y" not in axes or "X" not in axes or any(axes.count(a) > 1 for a in "YXS"):
         axes = ImageMeta.default(data.shape).axes
         spacing = (None,) * data.ndim
+    if "S" in axes and data.shape[axes.index("S")] not in (3, 4):
+        # Extra samples that are not RGB(A) (e.g. gray + alpha): channels, never up-sampled.
+        axes = axes.replace("S", "C" if "C" not in axes else "Q")
     # Bring the spatial axes (and samples) last: (..., Y, X[, S]).
     order = [i for i, a in enumerate(axes) if a not in "YXS"]
     order += [axes.index("Y"), axes.index("X")] + ([axes.index("S")] if "S" in axes else [])
@@ -202,18 +280,46 @@ def _tiff_spacing(tif, series, axes: str) -> tuple[tuple[float | None, ...], str
 def write_image(path: str | os.PathLike, data: np.ndarray, meta: ImageMeta | None = None) -> Path:
     """Write ``data`` to ``path`` (TIFF, PNG or JPEG by suffix), atomically.
 
-    TIFF keeps axes and pixel size. PNG/JPEG take 2-D grayscale or RGB(A) 8-bit (PNG also
-    16-bit) data only.
+    Parameters
+    ----------
+    path
+        Output file; its suffix picks the format.
+    data
+        The pixels, ``(..., Y, X)`` or ``(..., Y, X, S)``. TIFF takes any shape and any
+        integer, float or complex dtype; PNG takes ``(Y, X)`` uint8 or uint16 and ``(Y, X,
+        2|3|4)`` (gray + alpha, RGB, RGBA) uint8; JPEG and BMP ``(Y, X)`` or ``(Y, X, 3)``
+        uint8.
+    meta
+        Axes and pixel size to store (TIFF only); default :meth:`ImageMeta.default`.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Raises
+    ------
+    InputError
+        If the format cannot hold ``data`` (checked before anything is written) or the
+        metadata does not match it.
+    WriteError
+        If the file cannot be written (missing or read-only folder, disk full). The
+        previous content of ``path``, if any, is intact: the data goes to a temporary file
+        in the same folder that is renamed over ``path`` only once complete.
     """
     path = Path(path)
+    data = np.asarray(data)
     meta = meta or ImageMeta.default(data.shape)
+    if len(meta.axes) != data.ndim:
+        raise InputError(f"axes {meta.axes!r} do not match an array of shape {data.shape}")
     suffix = _suffix(path)
     if suffix in TIFF_SUFFIXES:
-        with atomic_path(path) as tmp:
-            _write_tiff(tmp, data, meta)
+        if data.dtype.kind not in "buifc":
+            raise InputError(f"TIFF cannot store {data.dtype} data")
+        _write_checked(path, lambda tmp: _write_tiff(tmp, data, meta))
         return path
     if suffix in PLAIN_SUFFIXES:
-        if data.ndim not in (2, 3) or (data.ndim == 3 and data.shape[-1] not in (3, 4)):
+        if data.ndim not in (2, 3) or (data.ndim == 3 and data.shape[-1] not in (2, 3, 4)):
             raise InputError(
                 f"{suffix} holds 2-D grayscale or RGB(A) images; write shape {data.shape} "
                 "to .tif instead"
@@ -221,14 +327,28 @@ def write_image(path: str | os.PathLike, data: np.ndarray, meta: ImageMeta | Non
         allowed = (np.uint8, np.uint16) if suffix == ".png" else (np.uint8,)
         if data.dtype not in allowed:
             raise InputError(f"{suffix} cannot store {data.dtype} data; write a .tif instead")
+        if suffix != ".png" and data.ndim == 3 and data.shape[-1] != 3:
+            raise InputError(f"{suffix} cannot store {data.shape[-1]} channels; use .png or .tif")
+        if data.dtype == np.uint16 and data.ndim == 3:
+            raise InputError("16-bit PNG holds grayscale only; write a .tif instead")
         import imageio.v3 as iio
 
-        with atomic_path(path) as tmp:
-            iio.imwrite(tmp, data, extension=suffix)
+        _write_checked(path, lambda tmp: iio.imwrite(tmp, data, extension=suffix))
         return path
     raise InputError(
         f"{str(path)!r}: unsupported output type {suffix or '(none)'}; use .tif or .png"
     )
+
+
+def _write_checked(path: Path, write) -> None:
+    """Run ``write(tmp)`` inside :func:`atomic_path`; library errors become InputError."""
+    try:
+        with atomic_path(path) as tmp:
+            write(tmp)
+    except (SRCNNError, KeyboardInterrupt, MemoryError):
+        raise
+    except Exception as exc:  # the writer refused the data (OSErrors are WriteErrors)
+        raise InputError(f"cannot write {str(path)!r}: {one_line(exc, 160)}") from None
 
 
 def _write_tiff(path: Path, data: np.ndarray, meta: ImageMeta) -> None:

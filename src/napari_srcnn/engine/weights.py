@@ -9,7 +9,13 @@ scientific data, ``"rgb"`` for a 3-channel model), ``normalization`` and JSON bl
 
 Nothing is ever unpickled: safetensors holds raw tensors only. Legacy PyTorch files
 (``.pt``/``.pth``) are read with ``torch.load(weights_only=True)``, which refuses any
-pickle payload that is not plain tensors.
+pickle payload that is not plain tensors (a file that would run code is a
+:class:`~napari_srcnn.errors.WeightsError`, and the code never runs).
+
+A weights file is untrusted input: its header is checked before anything is allocated
+(the architecture must be plausible and the tensors' names, shapes and dtypes must be the
+ones it implies), so a corrupt or hostile file is a :class:`WeightsError` with a one-line
+message, never a crash, a huge allocation or a half-loaded network.
 
 Models have names: the files shipped in ``napari_srcnn/weights/`` (named by their stem),
 plus any file registered at run time with :func:`register_model` (the napari reader does
@@ -19,18 +25,21 @@ this when a weights file is dropped on the viewer).
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
+import warnings
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError, safe_open
+from safetensors import safe_open
 from safetensors.torch import save_file
 
-from ..errors import WeightsError
-from .files import atomic_path
+from ..errors import ScaleMismatchWarning, SRCNNError, SRCNNWarning, WeightsError
+from .files import atomic_path, one_line
 from .model import SRCNN, ArchSpec
 
 __all__ = [
@@ -49,6 +58,12 @@ FORMAT = "napari-srcnn"
 FORMAT_VERSION = 1
 COLOR_MODES = ("y", "gray", "rgb")
 SUFFIX = ".safetensors"
+FLOAT_DTYPES = ("F16", "BF16", "F32", "F64")
+# Plausibility limits for architectures read from files (the paper's largest network is
+# 9-5-5-5 with n1 = 64; these are orders of magnitude above any real SRCNN).
+MAX_KERNEL = 63
+MAX_WIDTH = 4096
+MAX_EXTRA_LAYERS = 64
 
 
 @dataclass(frozen=True)
@@ -92,8 +107,10 @@ class ModelInfo:
             raise WeightsError("an 'rgb' model must have 3 channels")
         if self.color_mode != "rgb" and self.arch.channels != 1:
             raise WeightsError(f"a {self.color_mode!r} model must have 1 channel")
-        if not (self.scale > 0):
-            raise WeightsError(f"scale {self.scale!r} must be positive")
+        if isinstance(self.scale, bool) or not isinstance(self.scale, (int, float)):
+            raise WeightsError(f"scale {self.scale!r} must be a number")
+        if not (math.isfinite(self.scale) and self.scale > 0):
+            raise WeightsError(f"scale {self.scale!r} must be a positive finite number")
 
     def to_metadata(self) -> dict[str, str]:
         """The safetensors header metadata (all values are strings)."""
@@ -126,21 +143,34 @@ class ModelInfo:
                     f"weights format {version} is newer than this napari-srcnn supports "
                     f"({FORMAT_VERSION}); upgrade napari-srcnn{where}"
                 )
+            arch = json.loads(meta["arch"])
+            if not isinstance(arch, dict):
+                raise ValueError("'arch' is not a JSON object")
+            training = json.loads(meta.get("training", "{}"))
+            metrics = json.loads(meta.get("metrics", "{}"))
+            if not isinstance(training, dict) or not isinstance(metrics, dict):
+                raise ValueError("'training' and 'metrics' must be JSON objects")
+            spec = ArchSpec.from_dict(arch)
+            _check_plausible(spec, path or "weights metadata")
             return cls(
                 name=meta.get("name") or (path.stem if path else "model"),
-                arch=ArchSpec.from_dict(json.loads(meta["arch"])),
+                arch=spec,
                 scale=float(meta["scale"]),
                 color_mode=meta.get("color_mode", "y"),
                 normalization=meta.get("normalization", "dtype"),
                 description=meta.get("description", ""),
-                training=json.loads(meta.get("training", "{}")),
-                metrics=json.loads(meta.get("metrics", "{}")),
+                training=training,
+                metrics=metrics,
                 path=path,
             )
         except WeightsError:
             raise
-        except (KeyError, ValueError, TypeError) as exc:
-            raise WeightsError(f"corrupt napari-srcnn metadata{where}: {exc}") from None
+        # KeyError, ValueError (json, ArchSpec), TypeError, OverflowError (int(1e400)),
+        # RecursionError (deeply nested JSON): a hostile header must not escape as a crash.
+        except Exception as exc:
+            raise WeightsError(
+                f"corrupt napari-srcnn metadata{where}: {one_line(exc, 160)}"
+            ) from None
 
 
 @dataclass
@@ -152,6 +182,7 @@ class LoadedModel:
 
     @property
     def name(self) -> str:
+        """The model's registry name (or file name)."""
         return self.info.name
 
 
@@ -161,49 +192,155 @@ class LoadedModel:
 def save_weights(path: str | os.PathLike, net: SRCNN, info: ModelInfo) -> Path:
     """Write ``net``'s weights and ``info`` to a safetensors file, atomically.
 
-    Returns the path written. The architecture in ``info`` must be ``net``'s.
+    Parameters
+    ----------
+    path
+        The ``.safetensors`` file to write (its folder must exist).
+    net
+        The network; its tensors are stored as float32.
+    info
+        Its metadata; ``info.arch`` must be ``net.spec``.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Raises
+    ------
+    WeightsError
+        If ``info`` does not describe ``net``.
+    WriteError
+        If the file cannot be written; an existing file at ``path`` is then unchanged.
     """
     if info.arch != net.spec:
         raise WeightsError(f"metadata architecture {info.arch} does not match the network's")
     path = Path(path)
-    tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in net.state_dict().items()}
+    tensors = {
+        k: v.detach().to("cpu", torch.float32).contiguous() for k, v in net.state_dict().items()
+    }
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=info.to_metadata())
     return path
 
 
 def _check_file(path: Path) -> None:
-    if not path.exists():
-        raise WeightsError(f"weights file {str(path)!r} does not exist")
-    if path.is_dir():
-        raise WeightsError(f"weights path {str(path)!r} is a folder, not a file")
-    if path.stat().st_size == 0:
-        raise WeightsError(f"weights file {str(path)!r} is empty")
+    try:
+        if not path.exists():
+            raise WeightsError(f"weights file {str(path)!r} does not exist")
+        if path.is_dir():
+            raise WeightsError(f"weights path {str(path)!r} is a folder, not a file")
+        if not path.is_file():
+            raise WeightsError(f"weights path {str(path)!r} is not a regular file")
+        if path.stat().st_size == 0:
+            raise WeightsError(f"weights file {str(path)!r} is empty")
+    except (OSError, ValueError) as exc:  # permission denied, name too long, NUL byte
+        if isinstance(exc, SRCNNError):
+            raise
+        raise WeightsError(f"cannot read weights file {str(path)!r}: {one_line(exc)}") from None
 
 
 def read_info(path: str | os.PathLike) -> ModelInfo:
-    """Read only the metadata of a safetensors weights file (cheap: no tensors loaded)."""
+    """Read only the metadata of a safetensors weights file (cheap: no tensors loaded).
+
+    Parameters
+    ----------
+    path
+        A ``.safetensors`` file written by :func:`save_weights`.
+
+    Returns
+    -------
+    ModelInfo
+        The file's metadata.
+
+    Raises
+    ------
+    WeightsError
+        If the file is missing, empty, not safetensors, not a napari-srcnn weights file,
+        from a newer napari-srcnn, or its metadata is corrupt.
+    """
     path = Path(path)
     _check_file(path)
     try:
         with safe_open(str(path), framework="pt") as fh:
             meta = fh.metadata() or {}
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise WeightsError(f"{str(path)!r} is not a valid safetensors weights file ({exc})") from None
+    except Exception as exc:  # SafetensorError, OSError, MemoryError, ...: never a crash
+        raise WeightsError(
+            f"{str(path)!r} is not a valid safetensors weights file ({one_line(exc, 160)})"
+        ) from None
     return ModelInfo.from_metadata(meta, path)
+
+
+def _check_plausible(arch: ArchSpec, path: Path | str | None) -> None:
+    """Refuse architectures no real SRCNN has before building anything (memory bombs)."""
+    if (
+        max(arch.f1, arch.f2, arch.f3) > MAX_KERNEL
+        or max(arch.n1, arch.n2) > MAX_WIDTH
+        or arch.extra_layers > MAX_EXTRA_LAYERS
+    ):
+        # Not arch.name: it lists every layer, and a hostile count would exhaust memory.
+        raise WeightsError(
+            f"{str(path)!r} declares an implausible architecture (kernels {arch.f1}/{arch.f2}/"
+            f"{arch.f3}, widths {arch.n1}/{arch.n2}, {arch.extra_layers} extra layers); "
+            "the file is corrupt or not an SRCNN"
+        )
+
+
+def _expected_shapes(arch: ArchSpec) -> dict[str, tuple[int, ...]]:
+    """Names and shapes of ``SRCNN(arch)``'s tensors, computed without allocating them."""
+    with torch.device("meta"):
+        net = SRCNN(arch)
+    return {k: tuple(v.shape) for k, v in net.state_dict().items()}
+
+
+def _check_shapes(shapes: dict[str, tuple[int, ...]], arch: ArchSpec, path: Path) -> None:
+    expected = _expected_shapes(arch)
+    problem = ""
+    missing = sorted(set(expected) - set(shapes))
+    unexpected = sorted(set(shapes) - set(expected))
+    if missing:
+        problem = f"missing {', '.join(missing[:3])}"
+    elif unexpected:
+        problem = f"unexpected {', '.join(unexpected[:3])}"
+    else:
+        for key, shape in expected.items():
+            if tuple(shapes[key]) != shape:
+                problem = f"{key} is {tuple(shapes[key])}, expected {shape}"
+                break
+    if problem:
+        raise WeightsError(
+            f"weights in {str(path)!r} do not fit architecture {arch.name} ({problem})"
+        )
 
 
 def _load_safetensors(path: Path) -> LoadedModel:
     info = read_info(path)
+    _check_plausible(info.arch, path)
     try:
         with safe_open(str(path), framework="pt") as fh:
-            state = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118 (safe_open has no iter)
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise WeightsError(f"{str(path)!r} is truncated or corrupt ({exc})") from None
+            keys = list(fh.keys())
+            slices = {k: fh.get_slice(k) for k in keys}
+            shapes = {k: tuple(sl.get_shape()) for k, sl in slices.items()}
+            dtypes = {k: str(sl.get_dtype()) for k, sl in slices.items()}
+            _check_shapes(shapes, info.arch, path)
+            bad = [k for k, d in dtypes.items() if d not in FLOAT_DTYPES]
+            if bad:
+                raise WeightsError(
+                    f"weights in {str(path)!r} are not floating point ({bad[0]}: {dtypes[bad[0]]})"
+                )
+            state = {k: fh.get_tensor(k) for k in keys}
+    except WeightsError:
+        raise
+    except Exception as exc:  # SafetensorError, OSError, MemoryError, ...
+        raise WeightsError(
+            f"{str(path)!r} is truncated or corrupt ({one_line(exc, 160)})"
+        ) from None
     return LoadedModel(_build(state, info.arch, path), info)
 
 
 def _build(state: dict[str, torch.Tensor], arch: ArchSpec, path: Path) -> SRCNN:
+    _check_plausible(arch, path)
+    _check_shapes({k: tuple(v.shape) for k, v in state.items()}, arch, path)
     net = SRCNN(arch)
     try:
         net.load_state_dict(state, strict=True)
@@ -211,7 +348,7 @@ def _build(state: dict[str, torch.Tensor], arch: ArchSpec, path: Path) -> SRCNN:
         first = str(exc).strip().splitlines()
         detail = first[1].strip() if len(first) > 1 else first[0]
         raise WeightsError(
-            f"weights in {str(path)!r} do not fit architecture {arch.name} ({detail})"
+            f"weights in {str(path)!r} do not fit architecture {arch.name} ({one_line(detail, 160)})"
         ) from None
     for name, tensor in net.state_dict().items():
         if not torch.isfinite(tensor).all():
@@ -219,16 +356,28 @@ def _build(state: dict[str, torch.Tensor], arch: ArchSpec, path: Path) -> SRCNN:
     return net.eval()
 
 
+def _legacy_reason(exc: BaseException) -> str:
+    """The useful part of ``torch.load``'s refusal, without its advice to unpickle anyway."""
+    text = str(exc)
+    found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+    if found:
+        return f"it asks for {found.group(1)}, which a weights file never needs"
+    found = re.search(r"WeightsUnpickler error: ([^\n]+)", text)
+    if found:
+        return one_line(found.group(1), 160)
+    return one_line(text, 160) or type(exc).__name__
+
+
 def _load_legacy(path: Path, scale: float | None) -> LoadedModel:
     """A PyTorch state dict (``.pt``/``.pth``), read without executing any pickle code."""
-    import pickle
-
     try:
+        # weights_only=True: the restricted unpickler builds tensors and plain containers
+        # only; any other global (os.system, eval, a custom class) is refused, not called.
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    except Exception as exc:  # UnpicklingError, RuntimeError, zip errors, MemoryError, ...
         raise WeightsError(
-            f"refused to load {str(path)!r}: not a plain tensor file ({first[:160]})"
+            f"refused to load {str(path)!r}: not a plain tensor file ({_legacy_reason(exc)}); "
+            "nothing in it was executed"
         ) from None
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
         obj = obj["state_dict"]
@@ -252,6 +401,7 @@ def _load_legacy(path: Path, scale: float | None) -> LoadedModel:
         raise WeightsError(f"{str(path)!r}: cannot infer an SRCNN architecture ({exc})") from None
     if scale is None:
         raise WeightsError(f"{str(path)!r} has no metadata; give the scale it was trained for")
+    _check_plausible(arch, path)
     info = ModelInfo(
         name=path.stem,
         arch=arch,
@@ -282,7 +432,25 @@ def _shipped() -> dict[str, Path]:
 
 
 def register_model(path: str | os.PathLike, name: str | None = None) -> ModelInfo:
-    """Make a weights file selectable by name (e.g. in the napari widgets). Returns its info."""
+    """Make a weights file selectable by name (e.g. in the napari widgets).
+
+    Parameters
+    ----------
+    path
+        A napari-srcnn ``.safetensors`` file (its metadata is checked now).
+    name
+        Registry name; default the name in its metadata, else the file stem.
+
+    Returns
+    -------
+    ModelInfo
+        The file's metadata under its registry name.
+
+    Raises
+    ------
+    WeightsError
+        If the file is not a readable napari-srcnn weights file.
+    """
     info = read_info(path)
     key = name or info.name or Path(path).stem
     _REGISTERED[key] = Path(path)
@@ -294,10 +462,17 @@ def _named() -> dict[str, Path]:
 
 
 def list_models() -> list[ModelInfo]:
-    """Info of every named model: the shipped ones first, then registered files."""
+    """Info of every named model: the shipped ones first, then registered files.
+
+    A file that cannot be read (deleted since it was registered, corrupt) is left out with
+    an :class:`~napari_srcnn.errors.SRCNNWarning` instead of breaking the whole list.
+    """
     infos = []
     for key, path in _named().items():
-        infos.append(replace(read_info(path), name=key))
+        try:
+            infos.append(replace(read_info(path), name=key))
+        except WeightsError as exc:
+            warnings.warn(SRCNNWarning(f"model {key!r} left out: {exc}"), stacklevel=2)
     return infos
 
 
@@ -338,10 +513,28 @@ def load_model(
         state dict (read with ``weights_only=True``; needs ``scale``), or an already loaded
         model (returned as is, moved to ``device``).
     scale
-        Only used for legacy files, which carry no metadata.
+        The factor the model will be used at. Legacy files, which carry no metadata, need
+        it. For other models a factor different from the trained one emits a
+        :class:`~napari_srcnn.errors.ScaleMismatchWarning` (it works, SRCNN runs after
+        bicubic up-sampling, but results are best at the trained factor).
+    device
+        Where to put the network.
+
+    Returns
+    -------
+    LoadedModel
+        The network in eval mode, on ``device``, with its metadata.
+
+    Raises
+    ------
+    WeightsError
+        For an unknown name, a missing, empty, truncated, corrupt or unsafe file (a pickle
+        that is not plain tensors is refused, never executed), tensors that do not fit the
+        declared architecture, NaN/Inf weights, or a legacy file without ``scale``.
     """
     if isinstance(model, LoadedModel):
         model.net.to(device)
+        _check_scale(model.info, scale)
         return model
     named = _named()
     key = str(model)
@@ -360,5 +553,21 @@ def load_model(
             loaded = _load_legacy(path, scale)
         else:
             loaded = _load_safetensors(path)
+    _check_scale(loaded.info, scale)
     loaded.net.to(device)
     return loaded
+
+
+def _check_scale(info: ModelInfo, scale: float | None) -> None:
+    """Warn when a model is used at another factor than it was trained for."""
+    if scale is None or isinstance(scale, bool) or not isinstance(scale, (int, float)):
+        return
+    if not math.isfinite(scale) or math.isclose(float(scale), info.scale, rel_tol=1e-6):
+        return
+    warnings.warn(
+        ScaleMismatchWarning(
+            f"model {info.name!r} was trained for ×{info.scale:g} and is used at ×{scale:g}: "
+            "this works (SRCNN refines a bicubic up-sampling) but is best at the trained factor"
+        ),
+        stacklevel=3,
+    )
