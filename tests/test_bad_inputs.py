@@ -397,18 +397,6 @@ def _tiny_check(out: np.ndarray, ctx: Ctx) -> None:
 
 # ----------------------------------------------------------------------------- the table
 
-HUGE_CONSTANT_BUG = (
-    "engine bug (color.normalization_for): a constant float image beyond 2**53 gets "
-    "high = low + 1 == low and raises a bare ValueError"
-)
-FLOAT32_RANGE_BUG = (
-    "engine bug (color.normalize): float64 data beyond float32's range (|x| > 3.4e38) "
-    "overflows to inf in the float32 conversion and the output is inf/NaN"
-)
-INT64_BUG = (
-    "engine bug (inference.py normalization 'auto'): int32/int64 images are normalised by "
-    "the dtype's range; in float32 a 0..255 image then collapses to one grey level"
-)
 
 ROWS: list[Row] = [
     # --- broken files -------------------------------------------------------------------
@@ -597,21 +585,18 @@ ROWS: list[Row] = [
         lambda c: Request(c.camera.astype(np.int64)),
         "api",
         Ok(lambda out, ctx: _close_to_bicubic(ctx.camera.astype(np.int64), 0.05)(out, ctx)),
-        xfail=INT64_BUG,
     ),
     Row(
         "constant-huge-float",
         lambda c: Request(np.full((8, 8), 1e17, np.float64)),
         "api",
         Ok(lambda out, ctx: np.testing.assert_allclose(out, 1e17, rtol=0.1)),
-        xfail=HUGE_CONSTANT_BUG,
     ),
     Row(
         "float64-beyond-float32-range",
         lambda c: Request(c.camera * 1e300),
         "api",
         Ok(lambda out, ctx: _close_to_bicubic(ctx.camera * 1e300, 0.05)(out, ctx)),
-        xfail=FLOAT32_RANGE_BUG,
     ),
     Row(
         "int8-signed",

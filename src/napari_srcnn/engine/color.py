@@ -245,6 +245,10 @@ def normalization_for(
     _check_numeric(dtype)
     if mode == "none":
         return Normalization("none", 0.0, 1.0)
+    if mode == "dtype" and dtype.kind in "ui" and dtype.itemsize > 2:
+        # 32/64-bit integer images never fill their dtype's range (a camera image in int64
+        # would collapse to one grey level): use the data's own range instead.
+        return normalization_for(array, "percentile", (0.0, 100.0), max_samples, seed)
     if mode == "dtype":
         if dtype.kind in "ui":
             info = np.iinfo(dtype)
@@ -271,7 +275,9 @@ def normalization_for(
     low, high = np.percentile(values, [p_low, p_high])
     low, high = float(low), float(high)
     if not high > low:
-        high = low + 1.0
+        # A constant image: any positive width will do, but it must be representable next
+        # to `low` (1e17 + 1 == 1e17 in float64).
+        high = low + max(1.0, abs(low) * 1e-6)
     return Normalization("percentile", low, high)
 
 
@@ -317,6 +323,10 @@ def normalize(x: Any, norm: Normalization) -> np.ndarray:
     """
     arr = np.asarray(x)
     _check_numeric(arr.dtype)
+    if arr.dtype.itemsize > 2 and arr.dtype != np.float32 or norm.kind == "percentile":
+        # Subtract and scale in float64 *before* narrowing: float64 data beyond float32's
+        # range (1e300) or wide integers would otherwise become inf or lose all contrast.
+        return ((arr.astype(np.float64) - norm.low) / (norm.high - norm.low)).astype(np.float32)
     out = arr.astype(np.float32)  # always a fresh array, safe to modify in place
     if norm.low != 0.0:
         out -= np.float32(norm.low)
