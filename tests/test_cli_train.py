@@ -370,7 +370,7 @@ def bad_files(tmp_path_factory, camera):
     ("args", "message"),
     [
         (["empty.tif"], "empty file"),
-        (["empty_dir"], "no training images"),
+        (["empty_dir"], "no images"),
         (["missing.tif"], "does not exist"),
         (["small.tif"], "smaller than a 33×33 sub-image"),
         (["nan.tif"], "NaN or Inf"),

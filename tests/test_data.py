@@ -233,7 +233,7 @@ def test_missing_paths_and_empty_folders(tmp_path):
     with pytest.raises(TrainingDataError, match="does not exist"):
         find_images([tmp_path / "nope"])
     (tmp_path / "empty").mkdir()
-    with pytest.raises(TrainingDataError, match="no training images"):
+    with pytest.raises(TrainingDataError, match="no images"):
         training_data_from_paths([tmp_path / "empty"], 2)
 
 

@@ -107,10 +107,10 @@ def find_images(paths: Iterable[str | os.PathLike]) -> list[Path]:
         elif path.exists():
             found.append(path)
         else:
-            raise TrainingDataError(f"training data {str(path)!r} does not exist")
+            raise TrainingDataError(f"{str(path)!r} does not exist")
     if not found:
         names = ", ".join(str(p) for p in paths)
-        raise TrainingDataError(f"no training images (PNG, JPEG, BMP or TIFF) found in {names}")
+        raise TrainingDataError(f"no images (PNG, JPEG, BMP or TIFF) found in {names}")
     return found
 
 

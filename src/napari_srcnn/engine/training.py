@@ -425,6 +425,13 @@ def _read_checkpoint(
             loaded = {k: fh.get_tensor(k) for k in fh.keys()} if tensors else {}  # noqa: SIM118
     except (SafetensorError, OSError, ValueError) as exc:
         raise WeightsError(f"cannot read checkpoint {str(path)!r} ({exc})") from None
+    try:
+        for key, default in (("state", None), ("groups", "[]"), ("config", "{}")):
+            json.loads(meta[key] if default is None else meta.get(key, default))
+    except (KeyError, ValueError):
+        raise WeightsError(
+            f"checkpoint {str(path)!r} is corrupt: its progress record is missing or unreadable"
+        ) from None
     return meta, loaded
 
 
