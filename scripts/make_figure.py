@@ -35,7 +35,9 @@ def main() -> None:
     parser.add_argument("--image", default="zebra.png")
     parser.add_argument("--model", default=None, help="model name (default: the ×3 Y default)")
     parser.add_argument("--crop", default="60,180,150", help="y,x,size of the HR crop")
-    parser.add_argument("-o", "--output", type=Path, default=ROOT / "docs" / "images" / "comparison.png")
+    parser.add_argument(
+        "-o", "--output", type=Path, default=ROOT / "docs" / "images" / "comparison.png"
+    )
     args = parser.parse_args()
 
     hr, _ = read_image(DATASETS / "eval" / "Set14" / args.image)
@@ -47,9 +49,13 @@ def main() -> None:
 
     y, x, size = (int(v) for v in args.crop.split(","))
     panels = []
-    for label, image in ((f"bicubic  {scores['bicubic_psnr']:.2f} dB", bicubic),
-                         (f"SRCNN  {scores['psnr']:.2f} dB", sr)):
-        crop = Image.fromarray(image[y : y + size, x : x + size]).resize((2 * size, 2 * size), Image.NEAREST)
+    for label, image in (
+        (f"bicubic  {scores['bicubic_psnr']:.2f} dB", bicubic),
+        (f"SRCNN  {scores['psnr']:.2f} dB", sr),
+    ):
+        crop = Image.fromarray(image[y : y + size, x : x + size]).resize(
+            (2 * size, 2 * size), Image.NEAREST
+        )
         canvas = Image.new("RGB", (2 * size, 2 * size + 24), "white")
         canvas.paste(crop, (0, 24))
         ImageDraw.Draw(canvas).text((6, 5), label, fill="black")
@@ -59,8 +65,10 @@ def main() -> None:
     figure.paste(panels[1], (panels[0].width + 8, 0))
     args.output.parent.mkdir(parents=True, exist_ok=True)
     figure.save(args.output)
-    print(f"wrote {args.output} ({args.image}, ×3, Y-PSNR bicubic {scores['bicubic_psnr']:.2f} dB, "
-          f"SRCNN {scores['psnr']:.2f} dB)")
+    print(
+        f"wrote {args.output} ({args.image}, ×3, Y-PSNR bicubic {scores['bicubic_psnr']:.2f} dB, "
+        f"SRCNN {scores['psnr']:.2f} dB)"
+    )
 
 
 if __name__ == "__main__":

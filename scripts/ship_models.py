@@ -21,7 +21,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from napari_srcnn.engine.evaluation import evaluate_files, summarize
-from napari_srcnn.engine.inference import Upscaler, UpscaleOptions
+from napari_srcnn.engine.inference import UpscaleOptions, Upscaler
 from napari_srcnn.engine.weights import list_models, load_model, save_weights
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,8 +31,12 @@ SETS = ("Set5", "Set14")
 
 # Published numbers (shared/datasets/README.md): bicubic and SRCNN 9-5-5 (PSNR, SSIM).
 PAPER_955 = {
-    ("Set5", 2): (36.66, 0.9542), ("Set5", 3): (32.75, 0.9090), ("Set5", 4): (30.48, 0.8628),
-    ("Set14", 2): (32.42, 0.9063), ("Set14", 3): (29.28, 0.8209), ("Set14", 4): (27.49, 0.7503),
+    ("Set5", 2): (36.66, 0.9542),
+    ("Set5", 3): (32.75, 0.9090),
+    ("Set5", 4): (30.48, 0.8628),
+    ("Set14", 2): (32.42, 0.9063),
+    ("Set14", 3): (29.28, 0.8209),
+    ("Set14", 4): (27.49, 0.7503),
 }
 PAPER_915_SET5_X3 = 32.39  # 9-1-5 trained on 91 images
 
@@ -41,14 +45,20 @@ def evaluate(path: Path) -> dict:
     """Mean PSNR/SSIM of the model and of bicubic on Set5 and Set14 at its own scale."""
     model = load_model(path)
     scale = int(model.info.scale)
-    upscaler = Upscaler(model, UpscaleOptions(scale=float(scale), channels="per-channel",
-                                              normalization="none", device="cpu"))
+    upscaler = Upscaler(
+        model,
+        UpscaleOptions(
+            scale=float(scale), channels="per-channel", normalization="none", device="cpu"
+        ),
+    )
     metrics = dict(model.info.metrics)
     for name in SETS:
         mean = summarize(evaluate_files([DATASETS / "eval" / name], scale, upscaler))
         metrics[name] = {k: round(v, 4) for k, v in mean.items()}
-        print(f"{model.name} ×{scale} {name}: bicubic {mean['bicubic_psnr']:.2f} / "
-              f"{mean['bicubic_ssim']:.4f}, model {mean['psnr']:.2f} / {mean['ssim']:.4f}")
+        print(
+            f"{model.name} ×{scale} {name}: bicubic {mean['bicubic_psnr']:.2f} / "
+            f"{mean['bicubic_ssim']:.4f}, model {mean['psnr']:.2f} / {mean['ssim']:.4f}"
+        )
     return metrics
 
 
@@ -67,7 +77,7 @@ def results_table() -> str:
         "",
         "Y-channel PSNR (dB) / SSIM of the shipped models on Set5 and Set14, by the protocol",
         "of the SRCNN paper (MATLAB bicubic degradation, BT.601 Y, `scale` pixels shaved; see",
-        "[the method](method.md)). Bicubic and ours are measured by this project; \"paper\" is",
+        '[the method](method.md)). Bicubic and ours are measured by this project; "paper" is',
         "Dong et al., TPAMI 2016 (9-5-5; for 9-1-5 ×3 the paper's 91-image model, Set5 only).",
         "Set5/Set14 were never used for training or model selection: models were selected on a",
         "held-out 10 % of the 80 Sun–Hays training images.",
@@ -85,8 +95,11 @@ def results_table() -> str:
             paper = PAPER_955.get((name, scale)) if m.arch.name == "9-5-5" else None
             if m.arch.name == "9-1-5" and scale == 3 and name == "Set5":
                 paper = (PAPER_915_SET5_X3, None)
-            paper_txt = "–" if paper is None else (
-                f"{paper[0]:.2f}" + (f" / {paper[1]:.4f}" if paper[1] else ""))
+            paper_txt = (
+                "–"
+                if paper is None
+                else (f"{paper[0]:.2f}" + (f" / {paper[1]:.4f}" if paper[1] else ""))
+            )
             diff = "–" if paper is None else f"{got['psnr'] - paper[0]:+.2f} dB"
             lines.append(
                 f"| `{m.name}` ({m.arch.name}, ×{scale}, {m.color_mode}) | {name} | "

@@ -27,11 +27,18 @@ def test_unknown_sample_and_copy(tmp_path):
         sample_path("zebra-lr")
     written = copy_samples(tmp_path, ["cell"])
     assert sorted(p.name for p in written) == ["cell_hr.tif", "cell_lr_x3.tif"]
-    assert all(p.read_bytes() == sample_path(f"cell-{p.name.split('_')[1][:2]}").read_bytes() for p in written)
+    assert all(
+        p.read_bytes() == sample_path(f"cell-{p.name.split('_')[1][:2]}").read_bytes()
+        for p in written
+    )
 
 
 def test_samples_command(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "napari_srcnn", "samples", "--copy", str(tmp_path), "photo"],
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "napari_srcnn", "samples", "--copy", str(tmp_path), "photo"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["astronaut_hr.tif", "astronaut_lr_x3.tif"]

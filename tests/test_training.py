@@ -304,6 +304,10 @@ def test_checkpoint_with_a_corrupt_progress_record_is_a_clear_error(tmp_path):
     from napari_srcnn.errors import WeightsError
 
     path = tmp_path / "bad.ckpt.safetensors"
-    save_file({"x": torch.zeros(1)}, str(path), metadata={"kind": "napari-srcnn-checkpoint", "state": "{not json"})
+    save_file(
+        {"x": torch.zeros(1)},
+        str(path),
+        metadata={"kind": "napari-srcnn-checkpoint", "state": "{not json"},
+    )
     with pytest.raises(WeightsError, match="corrupt"):
         read_checkpoint_state(path)

@@ -53,7 +53,11 @@ def sample_path(name: str) -> Path:
         names = ", ".join(f"{k}-lr, {k}-hr" for k in SAMPLES)
         raise InputError(f"no sample named {name!r}; choose one of {names}")
     sample = SAMPLES[key]
-    ref = resources.files("napari_srcnn") / "sample_data" / (sample.lr_file if kind == "lr" else sample.hr_file)
+    ref = (
+        resources.files("napari_srcnn")
+        / "sample_data"
+        / (sample.lr_file if kind == "lr" else sample.hr_file)
+    )
     return Path(str(ref))
 
 

@@ -21,7 +21,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.copy is None:
         for key, sample in SAMPLES.items():
-            print(f"{key:<8}{sample.title}: {sample_path(key + '-lr').name}, {sample_path(key + '-hr').name}")
+            print(
+                f"{key:<8}{sample.title}: {sample_path(key + '-lr').name}, {sample_path(key + '-hr').name}"
+            )
         return 0
     for path in copy_samples(args.copy, args.names or None):
         print(path)
