@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DATASETS = Path(os.environ.get("NAPARI_SRCNN_DATASETS", ROOT.parent / "shared" / "datasets"))
 SHIPPED = ROOT / "src" / "napari_srcnn" / "weights"
 SETS = ("Set5", "Set14")
+TRAIN_SET = "SunHays80 (../shared/datasets/train, 80 JPEG images, 10 % held out)"
 
 # Published numbers (shared/datasets/README.md): bicubic and SRCNN 9-5-5 (PSNR, SSIM).
 PAPER_955 = {
@@ -62,11 +63,18 @@ def evaluate(path: Path) -> dict:
     return metrics
 
 
-def ship(path: Path) -> Path:
+def ship(path: Path, measure: bool = True) -> Path:
+    """Copy ``path`` into the package with measured metrics and a named training set.
+
+    ``measure=False`` keeps the metrics already in the file (re-labelling only).
+    """
     model = load_model(path)
-    metrics = evaluate(path)
+    metrics = evaluate(path) if measure else dict(model.info.metrics)
     name = path.name.removesuffix(".safetensors")
-    info = replace(model.info, name=name, metrics=metrics)
+    training = dict(model.info.training)
+    if not str(training.get("data", "")).startswith(TRAIN_SET):
+        training["data"] = f"{TRAIN_SET}: {training.get('data', '')}"
+    info = replace(model.info, name=name, metrics=metrics, training=training)
     return save_weights(SHIPPED / f"{name}.safetensors", model.net, info)
 
 
@@ -118,6 +126,9 @@ def results_table() -> str:
         )
     lines += ["", "## How each model was made and how to reproduce the rows", "", *commands, ""]
     lines += [
+        "The ×2 and ×4 models were fine-tuned from a 4,000-step snapshot of the ×3 run",
+        "(`runs/x3-start.safetensors`, whose metadata name is `srcnn-955-y-x3`).",
+        "",
         "Training wall times are of CPU runs sharing a 2-core machine with other work (one",
         "thread per run); the GPU path of the same trainer is much faster.",
         "",
@@ -134,10 +145,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("weights", nargs="*", type=Path)
     parser.add_argument("--table", action="store_true", help="only regenerate docs/results.md")
+    parser.add_argument(
+        "--keep-metrics",
+        action="store_true",
+        help="do not re-evaluate: keep the metrics stored in the files",
+    )
     args = parser.parse_args()
     if not args.table:
         for path in args.weights:
-            print("shipped", ship(path))
+            print("shipped", ship(path, measure=not args.keep_metrics))
     (ROOT / "docs" / "results.md").write_text(results_table(), encoding="utf-8")
     print("wrote docs/results.md")
 

@@ -13,8 +13,6 @@ model=$1; shift
 common=(--channels y --patch 48 --batch 32 --val-every 1000 --val-fraction 0.1 --seed 0)
 case "$model" in
   srcnn-955-y-x3) napari-srcnn train "$DATA" --scale 3 --scratch --arch 9-5-5 --steps 16000 --lr 5e-4 "${common[@]}" -o "$OUT/$model.safetensors" "$@" ;;
-  # Second stage: a warm restart from the first ×3 run (kept only if its held-out PSNR is higher).
-  srcnn-955-y-x3-stage2) napari-srcnn train "$DATA" --scale 3 --from "$OUT/x3-stage1.safetensors" --steps 5000 --lr 2e-4 "${common[@]}" -o "$OUT/srcnn-955-y-x3.safetensors" "$@" ;;
   srcnn-915-y-x3) napari-srcnn train "$DATA" --scale 3 --scratch --arch 9-1-5 --steps 5000 --lr 1e-3 "${common[@]}" -o "$OUT/$model.safetensors" "$@" ;;
   # ×2 and ×4 start from a ×3 snapshot (copied to runs/x3-start.safetensors): fine-tuning
   # across factors converges far faster than training from scratch.
