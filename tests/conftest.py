@@ -53,7 +53,16 @@ def tiny_model_path(tmp_path_factory, camera) -> Path:
     images = [data.camera(), data.coins(), data.moon()]
     tdata = training_data_from_arrays(images, 2.0, "y", patch_size=24, val_fraction=0.34, seed=0)
     out = tmp_path_factory.mktemp("tiny") / "tiny-x2.safetensors"
-    config = TrainConfig(output=out, scale=2.0, arch=ArchSpec.parse("3-1-3:8,4"), steps=150,
-                         batch_size=16, patch_size=24, lr=3e-3, val_every=150, device="cpu")
+    config = TrainConfig(
+        output=out,
+        scale=2.0,
+        arch=ArchSpec.parse("3-1-3:8,4"),
+        steps=150,
+        batch_size=16,
+        patch_size=24,
+        lr=3e-3,
+        val_every=150,
+        device="cpu",
+    )
     train(tdata, config)
     return out

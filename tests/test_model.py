@@ -50,7 +50,9 @@ def test_same_and_valid_padding_shapes():
 
 
 def test_paper_init_statistics():
-    net = init_paper(SRCNN(ArchSpec.parse("9-5-5:128,64")), generator=torch.Generator().manual_seed(0))
+    net = init_paper(
+        SRCNN(ArchSpec.parse("9-5-5:128,64")), generator=torch.Generator().manual_seed(0)
+    )
     weights = torch.cat([c.weight.flatten() for c in net.convs()])
     assert abs(weights.std().item() - 1e-3) < 5e-5
     assert abs(weights.mean().item()) < 5e-5

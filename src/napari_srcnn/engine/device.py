@@ -31,9 +31,7 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     try:
         dev = torch.device(name)
     except (RuntimeError, ValueError):
-        raise DeviceError(
-            f"unknown device {device!r}; use auto, cpu, cuda or cuda:N"
-        ) from None
+        raise DeviceError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N") from None
     if dev.type == "cpu":
         return dev
     if dev.type != "cuda":

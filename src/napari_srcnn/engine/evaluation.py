@@ -40,12 +40,16 @@ def evaluate_files(
     rows = []
     fn = None
     if upscaler is not None:
+
         def fn(lr_y: np.ndarray) -> np.ndarray:
             return upscaler(lr_y)
+
     for i, path in enumerate(files):
         image, _ = read_image(path)
         if image.dtype != np.uint8:
-            raise InputError(f"{path.name}: the evaluation protocol needs 8-bit images, got {image.dtype}")
+            raise InputError(
+                f"{path.name}: the evaluation protocol needs 8-bit images, got {image.dtype}"
+            )
         if image.ndim == 3 and image.shape[-1] == 4:
             image = image[..., :3]
         try:
@@ -74,7 +78,9 @@ def _luma255(image: np.ndarray) -> np.ndarray:
     return normalize(image, normalization_for(image, "dtype")).astype(np.float64) * 255
 
 
-def compare_to_reference(lr: np.ndarray, sr: np.ndarray, hr: np.ndarray, scale: float) -> dict[str, float]:
+def compare_to_reference(
+    lr: np.ndarray, sr: np.ndarray, hr: np.ndarray, scale: float
+) -> dict[str, float]:
     """PSNR/SSIM on Y (0..255) of bicubic(``lr``) and of ``sr`` against the original ``hr``.
 
     As in the protocol, Y is taken first and the bicubic baseline up-samples the LR Y;

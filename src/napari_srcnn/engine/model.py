@@ -74,9 +74,7 @@ class ArchSpec:
         """
         match = re.fullmatch(r"\s*(\d+(?:-\d+){2,})\s*(?::\s*(\d+)\s*,\s*(\d+)\s*)?", text)
         if match is None:
-            raise InputError(
-                f"architecture {text!r} is not of the form '9-5-5' or '9-5-5:64,32'"
-            )
+            raise InputError(f"architecture {text!r} is not of the form '9-5-5' or '9-5-5:64,32'")
         kernels = [int(k) for k in match.group(1).split("-")]
         widths = {}
         if match.group(2):
@@ -102,9 +100,9 @@ class ArchSpec:
     @property
     def halo(self) -> int:
         """Receptive-field radius in pixels: how far context reaches into one output pixel."""
-        return (self.f1 - 1) // 2 + (self.f2 - 1) // 2 * (1 + self.extra_layers) + (
-            self.f3 - 1
-        ) // 2
+        return (
+            (self.f1 - 1) // 2 + (self.f2 - 1) // 2 * (1 + self.extra_layers) + (self.f3 - 1) // 2
+        )
 
     @property
     def num_parameters(self) -> int:
