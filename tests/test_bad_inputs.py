@@ -699,7 +699,7 @@ ROWS: list[Row] = [
         "weights-zero-bytes",
         lambda c: Request(c.camera, model=str(_bytes(c, "z.safetensors", b""))),
         "api cli",
-        Err(WeightsError, "is empty"),
+        Err(WeightsError, "is an empty file"),
     ),
     Row(
         "weights-random-bytes",

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from ..errors import InputError, SRCNNError, WriteError
 
-__all__ = ["atomic_path", "check_output_path", "one_line"]
+__all__ = ["atomic_path", "check_output_path", "check_readable_file", "one_line"]
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # terminal colour codes in library messages
 
@@ -168,3 +168,23 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             ) from exc
         raise
     _fsync_folder(folder)
+
+
+def check_readable_file(path: Path, what: str, error: type[SRCNNError]) -> None:
+    """Raise ``error`` (one line) unless ``path`` is an existing, non-empty regular file.
+
+    ``what`` names the file in the message (``"input"``, ``"weights file"``).
+    """
+    try:
+        if not path.exists():
+            raise error(f"{what} {str(path)!r} does not exist")
+        if path.is_dir():
+            raise error(f"{what} {str(path)!r} is a folder, not a file")
+        if not path.is_file():
+            raise error(f"{what} {str(path)!r} is not a regular file")
+        if path.stat().st_size == 0:
+            raise error(f"{what} {str(path)!r} is an empty file")
+    except (OSError, ValueError) as exc:  # permission denied, name too long, NUL byte
+        if isinstance(exc, SRCNNError):
+            raise
+        raise error(f"cannot read {what} {str(path)!r}: {one_line(exc)}") from None

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError, SRCNNError
-from .files import atomic_path, one_line
+from .files import atomic_path, check_readable_file, one_line
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -135,19 +135,7 @@ def _check_size(path: Path, shape: tuple[int, ...], dtype: np.dtype) -> None:
 
 
 def _check_readable(path: Path) -> None:
-    try:
-        if not path.exists():
-            raise InputError(f"input {str(path)!r} does not exist")
-        if path.is_dir():
-            raise InputError(f"input {str(path)!r} is a folder, not an image file")
-        if not path.is_file():
-            raise InputError(f"input {str(path)!r} is not a regular file")
-        if path.stat().st_size == 0:
-            raise InputError(f"input {str(path)!r} is an empty file")
-    except (OSError, ValueError) as exc:  # permission denied, name too long, NUL byte
-        if isinstance(exc, SRCNNError):
-            raise
-        raise InputError(f"cannot read {str(path)!r}: {one_line(exc)}") from None
+    check_readable_file(path, "input", InputError)
 
 
 def read_image(path: str | os.PathLike) -> tuple[np.ndarray, ImageMeta]:

@@ -38,8 +38,8 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from ..errors import ScaleMismatchWarning, SRCNNError, SRCNNWarning, WeightsError
-from .files import atomic_path, one_line
+from ..errors import ScaleMismatchWarning, SRCNNWarning, WeightsError
+from .files import atomic_path, check_readable_file, one_line
 from .model import SRCNN, ArchSpec
 
 __all__ = [
@@ -225,19 +225,7 @@ def save_weights(path: str | os.PathLike, net: SRCNN, info: ModelInfo) -> Path:
 
 
 def _check_file(path: Path) -> None:
-    try:
-        if not path.exists():
-            raise WeightsError(f"weights file {str(path)!r} does not exist")
-        if path.is_dir():
-            raise WeightsError(f"weights path {str(path)!r} is a folder, not a file")
-        if not path.is_file():
-            raise WeightsError(f"weights path {str(path)!r} is not a regular file")
-        if path.stat().st_size == 0:
-            raise WeightsError(f"weights file {str(path)!r} is empty")
-    except (OSError, ValueError) as exc:  # permission denied, name too long, NUL byte
-        if isinstance(exc, SRCNNError):
-            raise
-        raise WeightsError(f"cannot read weights file {str(path)!r}: {one_line(exc)}") from None
+    check_readable_file(path, "weights file", WeightsError)
 
 
 def read_info(path: str | os.PathLike) -> ModelInfo:
