@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from napari_srcnn.engine.inference import Upscaler, UpscaleOptions, upscale
+from napari_srcnn.engine.inference import UpscaleOptions, Upscaler, upscale
 from napari_srcnn.engine.metrics import psnr
 from napari_srcnn.engine.model import SRCNN, ArchSpec
 from napari_srcnn.engine.resize import imresize
@@ -44,7 +44,9 @@ def test_untiled_equals_network_on_padded_bicubic(model955, camera):
     np.testing.assert_allclose(out, ref.detach().numpy(), atol=1e-5)
 
 
-@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int16, np.float32, np.float64, np.float16])
+@pytest.mark.parametrize(
+    "dtype", [np.uint8, np.uint16, np.int16, np.float32, np.float64, np.float16]
+)
 def test_dtype_round_trip(tiny_model_path, camera, dtype):
     if np.dtype(dtype).kind == "f":
         image = (camera[:24, :24] / 255).astype(dtype)
@@ -56,7 +58,9 @@ def test_dtype_round_trip(tiny_model_path, camera, dtype):
     if np.dtype(dtype).kind in "ui":
         info = np.iinfo(dtype)
         assert out.min() >= info.min and out.max() <= info.max
-        assert abs(float(out.mean()) - float(image.mean())) < 0.2 * (float(image.max()) - float(image.min()) + 1)
+        assert abs(float(out.mean()) - float(image.mean())) < 0.2 * (
+            float(image.max()) - float(image.min()) + 1
+        )
 
 
 def test_float_data_keeps_its_range(tiny_model_path, camera):
@@ -70,7 +74,9 @@ def test_float_data_keeps_its_range(tiny_model_path, camera):
 
 
 def test_nd_stack_is_processed_plane_by_plane(model955, camera):
-    stack = np.stack([camera[:20, :30], camera[20:40, :30], camera[40:60, :30]]).reshape(3, 1, 20, 30)
+    stack = np.stack([camera[:20, :30], camera[20:40, :30], camera[40:60, :30]]).reshape(
+        3, 1, 20, 30
+    )
     stack = np.concatenate([stack, stack[::-1]], axis=1)  # (z=3, c=2, y, x)
     out = upscale(stack, model955, 2)
     assert out.shape == (3, 2, 40, 60) and out.dtype == np.uint8
@@ -80,7 +86,16 @@ def test_nd_stack_is_processed_plane_by_plane(model955, camera):
 
 
 def test_channel_axis_last_is_not_upsampled(model955, camera):
-    image = np.stack([camera[:20, :20], camera[20:40, :20], camera[40:60, :20], camera[60:80, :20], camera[:20, 20:40]], -1)
+    image = np.stack(
+        [
+            camera[:20, :20],
+            camera[20:40, :20],
+            camera[40:60, :20],
+            camera[60:80, :20],
+            camera[:20, 20:40],
+        ],
+        -1,
+    )
     out = upscale(image, model955, 2, channel_axis=-1)
     assert out.shape == (40, 40, 5)
     np.testing.assert_array_equal(out[..., 2], upscale(image[..., 2], model955, 2))
@@ -117,7 +132,10 @@ def test_shipped_model_beats_bicubic_on_a_real_image():
 def test_progress_and_cancel(model955, camera):
     calls = []
     upscale(camera[:40, :40], model955, 2, tile=32, progress=lambda d, t: calls.append((d, t)))
-    assert calls == [(1, 9), (2, 9), (3, 9), (4, 9), (5, 9), (6, 9), (7, 9), (8, 9), (9, 9)][: len(calls)]
+    assert (
+        calls
+        == [(1, 9), (2, 9), (3, 9), (4, 9), (5, 9), (6, 9), (7, 9), (8, 9), (9, 9)][: len(calls)]
+    )
     assert calls[-1] == (len(calls), len(calls))
     count = iter(range(100))
     with pytest.raises(CancelledError):
@@ -126,9 +144,16 @@ def test_progress_and_cancel(model955, camera):
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
-    [({"scale": 0.5}, "above 1"), ({"scale": -2}, "above 1"), ({"scale": 1e6}, "at most"),
-     ({"scale": float("nan")}, "above 1"), ({"tile": 4}, "at least 16"), ({"channels": "cmyk"}, "not one of"),
-     ({"percentiles": (50, 10)}, "percentiles"), ({"normalization": "zscore"}, "not one of")],
+    [
+        ({"scale": 0.5}, "above 1"),
+        ({"scale": -2}, "above 1"),
+        ({"scale": 1e6}, "at most"),
+        ({"scale": float("nan")}, "above 1"),
+        ({"tile": 4}, "at least 16"),
+        ({"channels": "cmyk"}, "not one of"),
+        ({"percentiles": (50, 10)}, "percentiles"),
+        ({"normalization": "zscore"}, "not one of"),
+    ],
 )
 def test_bad_options(kwargs, message):
     with pytest.raises(InputError, match=message):
@@ -137,9 +162,14 @@ def test_bad_options(kwargs, message):
 
 @pytest.mark.parametrize(
     ("image", "message"),
-    [(np.zeros((0, 5), np.uint8), "empty"), (np.zeros(5, np.uint8), "at least 2"),
-     (np.zeros((4, 4), bool), "dtype"), (np.zeros((4, 4), complex), "dtype"),
-     (np.zeros((1, 1), np.uint8), "too small"), (np.zeros((2,) * 7, np.uint8), "dimensions")],
+    [
+        (np.zeros((0, 5), np.uint8), "empty"),
+        (np.zeros(5, np.uint8), "at least 2"),
+        (np.zeros((4, 4), bool), "dtype"),
+        (np.zeros((4, 4), complex), "dtype"),
+        (np.zeros((1, 1), np.uint8), "too small"),
+        (np.zeros((2,) * 7, np.uint8), "dimensions"),
+    ],
 )
 def test_bad_images(model955, image, message):
     with pytest.raises(InputError, match=message):
@@ -170,5 +200,159 @@ def test_device_choice():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_matches_cpu(model955, camera):
     cpu = upscale(camera[:64, :64].astype(np.float32) / 255, model955, 2, device="cpu")
-    gpu = upscale(camera[:64, :64].astype(np.float32) / 255, load_model(model955), 2, device="cuda", precision="fp32")
+    gpu = upscale(
+        camera[:64, :64].astype(np.float32) / 255,
+        load_model(model955),
+        2,
+        device="cuda",
+        precision="fp32",
+    )
     np.testing.assert_allclose(cpu, gpu, atol=1e-4)
+
+
+# ------------------------------------------------------------------ the fast network runner
+
+
+def _random_model(arch: str, channels: int = 1, seed: int = 0) -> LoadedModel:
+    torch.manual_seed(seed)
+    net = SRCNN(ArchSpec.parse(arch, channels=channels))
+    mode = "rgb" if channels == 3 else "y"
+    return LoadedModel(
+        net.eval(), ModelInfo(name=f"r{arch}", arch=net.spec, scale=2.0, color_mode=mode)
+    )
+
+
+@pytest.mark.parametrize(
+    ("arch", "channels"),
+    [("9-1-5", 1), ("9-5-5", 1), ("9-3-5-5", 1), ("5-1-3:16,8", 1), ("9-1-5", 3)],
+)
+@pytest.mark.parametrize("block", [None, 24])
+def test_cpu_runner_equals_the_plain_network(arch, channels, block):
+    """Channels-last convolutions, the GEMM + shifted-adds last layer and the cache blocks
+    compute the network exactly (up to float rounding), also across block seams."""
+    from napari_srcnn.engine.inference import _NetworkRunner
+
+    loaded = _random_model(arch, channels)
+    runner = _NetworkRunner(loaded.net, torch.device("cpu"), "auto")
+    runner.block = block
+    h = loaded.info.arch.halo
+    x = torch.rand(2, channels, 61 + 2 * h, 50 + 2 * h)
+    with torch.no_grad():
+        ref = loaded.net.body(x)
+    out = runner(x)
+    assert out.shape == ref.shape and out.dtype == torch.float32
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+
+
+def test_one_channel_tensors_are_made_truly_channels_last():
+    """contiguous(channels_last) is a no-op for one channel; oneDNN then runs NCHW (3x slower)."""
+    from napari_srcnn.engine.inference import _true_channels_last
+
+    x = torch.rand(2, 1, 9, 7)
+    assert x.contiguous(memory_format=torch.channels_last).stride(1) != 1  # the pitfall
+    y = _true_channels_last(x)
+    assert y.stride(1) == 1 and y.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(x, y)
+    assert _true_channels_last(y) is y
+
+
+def test_out_of_memory_halves_the_block_and_remembers_it(model955):
+    from napari_srcnn.engine.inference import _NetworkRunner
+
+    runner = _NetworkRunner(model955.net, torch.device("cpu"), "fp32")
+    runner.block = 128
+    sizes = []
+
+    def forward(x):
+        sizes.append(x.shape[-1] - 2 * runner.halo)
+        if x.shape[-1] - 2 * runner.halo > 40:
+            raise torch.cuda.OutOfMemoryError("simulated")
+        return runner._forward_cpu(x)
+
+    x = torch.rand(1, 1, 100 + 16, 90 + 16)
+    out = runner._run_halving(x, forward)
+    assert runner.block == 32 and max(sizes) == 90 and out.shape == (1, 1, 100, 90)
+    with torch.no_grad():
+        torch.testing.assert_close(out, model955.net.body(x), atol=1e-5, rtol=1e-5)
+    runner.block = 32
+    with pytest.raises(torch.cuda.OutOfMemoryError):
+        runner._run_halving(x, lambda t: (_ for _ in ()).throw(torch.cuda.OutOfMemoryError("x")))
+
+
+def test_y_mode_equals_the_ycbcr_recipe(model955, astronaut):
+    """Y mode = network on MATLAB's Y of the bicubic image, Cb/Cr bicubic, back to RGB."""
+    from napari_srcnn.engine.color import rgb_to_ycbcr, ycbcr_to_rgb
+
+    rgb = astronaut[:40, :36].astype(np.float64) / 255
+    out = upscale(rgb, model955, 2, tile=4096)
+    ycc = rgb_to_ycbcr(imresize(rgb.transpose(2, 0, 1), 2.0), channel_axis=0)
+    y = torch.from_numpy(ycc[:1]).float()[None]
+    with torch.no_grad():
+        sr = model955.net.body(torch.nn.functional.pad(y, (8,) * 4, mode="replicate"))[0].clamp(
+            0, 1
+        )
+    ref = ycbcr_to_rgb(np.concatenate([sr.numpy().astype(np.float64), ycc[1:]]), channel_axis=0)
+    np.testing.assert_allclose(out, np.clip(ref, 0, 1).transpose(1, 2, 0), atol=2e-5)
+
+
+def test_upscaler_pickles_to_the_same_result(model955, camera):
+    """What dask.distributed does with it: weights and options travel, the model is rebuilt."""
+    import pickle
+
+    up = Upscaler(model955, UpscaleOptions(scale=2, tile=32))
+    clone = pickle.loads(pickle.dumps(up))
+    assert clone is not up and clone.options == up.options
+    image = camera[:40, :40]
+    np.testing.assert_array_equal(clone(image), up(image))
+
+
+def test_precision_option_change_rebuilds_the_runner(model955):
+    up = Upscaler(model955, UpscaleOptions(scale=2))
+    first = up.runner
+    assert first.precision == "fp32" and up.runner is first
+    from dataclasses import replace
+
+    up.options = replace(up.options, precision="bf16")
+    assert up.runner is not first and up.runner.precision == "bf16"
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_bf16_is_close_to_fp32_and_tiles_grow_with_free_memory(camera):
+    loaded = _random_model("9-5-5")
+    image = camera.astype(np.float32) / 255
+    ref = upscale(image, loaded, 2, device="cpu")
+    up = Upscaler(_random_model("9-5-5"), UpscaleOptions(scale=2, device="cuda"))
+    out = up(image)
+    assert up.runner.precision == "bf16" and up.runner.block >= 32
+    assert up.tile_edge() >= 512
+    np.testing.assert_allclose(out, ref, atol=3e-2)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_tiny_blocks_still_match(camera):
+    """A block forced small (as after out-of-memory halvings) gives the same image."""
+    image = camera[:96, :96].astype(np.float32) / 255
+    up = Upscaler(_random_model("9-1-5"), UpscaleOptions(scale=2, device="cuda", precision="fp32"))
+    whole = up(image)
+    up.runner.block = 32
+    np.testing.assert_allclose(up(image), whole, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "dtype", [np.uint8, np.int8, np.uint16, np.int16, np.float32, np.float16, np.float64, np.int32]
+)
+@pytest.mark.parametrize("norm", [(0.0, 1.0), (3.5, 1000.25), (-7.0, 9.0)])
+def test_store_equals_denormalize(dtype, norm):
+    """The in-place torch store is color.denormalize, bit for bit (rounding, clipping, NaN)."""
+    from napari_srcnn.engine.color import Normalization, denormalize
+    from napari_srcnn.engine.inference import _store
+
+    n = Normalization("percentile", *norm)
+    rng = np.random.default_rng(0)
+    values = rng.uniform(-0.5, 1.5, (37, 23)).astype(np.float32)
+    values[0, :5] = [np.nan, np.inf, -np.inf, 0.5 / 255, 1.5 / 255]
+    target = np.zeros(values.shape, dtype)
+    _store(target, torch.from_numpy(values.copy()), n)
+    np.testing.assert_array_equal(target, denormalize(values, n, dtype))

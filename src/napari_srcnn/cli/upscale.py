@@ -16,26 +16,53 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "upscale",
         help="upscale images with SRCNN",
         description="Upscale TIFF/PNG/JPEG images. TIFF axes and pixel size are kept (the "
-        "pixel size shrinks by the factor). Several inputs need an existing output folder.",
+        "pixel size shrinks by the factor). Several inputs need an existing output folder. "
+        "Zarr arrays (IN.zarr -o OUT.zarr) are streamed chunk by chunk, never loaded whole.",
     )
-    p.add_argument("inputs", nargs="+", metavar="IN", help="input image files")
+    p.add_argument("inputs", nargs="+", metavar="IN", help="input image files or .zarr arrays")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="output file or folder")
-    p.add_argument("--scale", type=float, default=None, metavar="S",
-                   help="up-sampling factor, e.g. 2, 3, 4 or 2.5 (default: the model's)")
+    p.add_argument(
+        "--scale",
+        type=float,
+        default=None,
+        metavar="S",
+        help="up-sampling factor, e.g. 2, 3, 4 or 2.5 (default: the model's)",
+    )
     add_model_args(p)
-    p.add_argument("--channels", default="auto", choices=("auto", "y", "rgb", "per-channel"),
-                   help="colour handling (default auto: RGB via the model's colour mode, other "
-                   "images plane by plane)")
-    p.add_argument("--channel-axis", type=int, default=None, metavar="AX",
-                   help="axis of a stacked channel dimension (default: from the TIFF axes)")
-    p.add_argument("--normalization", default="auto",
-                   choices=("auto", "dtype", "percentile", "none"),
-                   help="intensity normalisation (default auto)")
-    p.add_argument("--tile", type=int, default=512, metavar="N",
-                   help="output tile size in pixels (default 512; results do not depend on it)")
+    p.add_argument(
+        "--channels",
+        default="auto",
+        choices=("auto", "y", "rgb", "per-channel"),
+        help="colour handling (default auto: RGB via the model's colour mode, other "
+        "images plane by plane)",
+    )
+    p.add_argument(
+        "--channel-axis",
+        type=int,
+        default=None,
+        metavar="AX",
+        help="axis of a stacked channel dimension (default: from the TIFF axes)",
+    )
+    p.add_argument(
+        "--normalization",
+        default="auto",
+        choices=("auto", "dtype", "percentile", "none"),
+        help="intensity normalisation (default auto)",
+    )
+    p.add_argument(
+        "--tile",
+        type=int,
+        default=512,
+        metavar="N",
+        help="output tile size in pixels (default 512; results do not depend on it)",
+    )
     add_device_arg(p)
-    p.add_argument("--reference", metavar="HR", default=None,
-                   help="a high-resolution original: print the PSNR of bicubic and of SRCNN")
+    p.add_argument(
+        "--reference",
+        metavar="HR",
+        default=None,
+        help="a high-resolution original: print the PSNR of bicubic and of SRCNN",
+    )
     p.set_defaults(run=run)
 
 
@@ -57,12 +84,30 @@ def _output_paths(inputs: list[Path], output: Path, scale: float) -> list[Path]:
     return paths
 
 
+def _is_zarr(path: Path) -> bool:
+    return path.name.lower().endswith(".zarr")
+
+
+def _zarr_output_paths(inputs: list[Path], output: Path, scale: float) -> list[Path]:
+    if not all(_is_zarr(p) for p in inputs):
+        raise InputError("zarr inputs cannot be mixed with image files in one run")
+    if _is_zarr(output):
+        if len(inputs) > 1:
+            raise InputError(f"{len(inputs)} inputs need an output folder, not a .zarr name")
+        return [output]
+    if not output.is_dir():
+        raise InputError(f"output folder {str(output)!r} does not exist")
+    return [output / f"{p.name[: -len('.zarr')]}_x{scale:g}.zarr" for p in inputs]
+
+
 def run(args: argparse.Namespace) -> int:
     from ..engine.files import check_output_path
-    from ..engine.inference import Upscaler, UpscaleOptions
+    from ..engine.inference import UpscaleOptions, Upscaler
     from ..engine.io import read_image, write_image
 
     inputs = [Path(p) for p in args.inputs]
+    if any(_is_zarr(p) for p in inputs) or _is_zarr(Path(args.output)):
+        return _run_zarr(args, inputs)
     base = UpscaleOptions(
         scale=args.scale,
         channels=args.channels,
@@ -74,10 +119,12 @@ def run(args: argparse.Namespace) -> int:
     upscaler = Upscaler(model_arg(args), base)
     options = upscaler.options
     outputs = _output_paths(inputs, Path(args.output), upscaler.scale)
-    for src, dst in zip(inputs, outputs, strict=True):
+    for dst in outputs:
         check_output_path(dst, inputs=tuple(inputs))
-    print(f"model {upscaler.model.name} ({upscaler.model.info.arch.name}, "
-          f"×{upscaler.model.info.scale:g} {upscaler.model.info.color_mode}) on {upscaler.device}")
+    print(
+        f"model {upscaler.model.name} ({upscaler.model.info.arch.name}, "
+        f"×{upscaler.model.info.scale:g} {upscaler.model.info.color_mode}) on {upscaler.device}"
+    )
     for src, dst in zip(inputs, outputs, strict=True):
         image, meta = read_image(src)
         axis = args.channel_axis
@@ -95,6 +142,47 @@ def run(args: argparse.Namespace) -> int:
         print(f"{src} {image.shape} {image.dtype} -> {dst} {result.shape} in {seconds:.2f} s")
         if args.reference:
             _report_reference(Path(args.reference), image, result, upscaler.scale)
+    return 0
+
+
+def _run_zarr(args: argparse.Namespace, inputs: list[Path]) -> int:
+    """Stream zarr arrays into upscaled zarr arrays (bounded memory, see engine.lazy)."""
+    from ..engine.inference import UpscaleOptions, Upscaler
+    from ..engine.lazy import open_zarr_array, upscale_zarr
+
+    if args.reference:
+        raise InputError("--reference is not supported for zarr inputs")
+    if not _is_zarr(Path(args.output)) and not all(_is_zarr(p) for p in inputs):
+        raise InputError("a zarr output needs zarr inputs")
+    for src in inputs:
+        if not src.exists():
+            raise InputError(f"input {str(src)!r} does not exist")
+    upscaler = Upscaler(
+        model_arg(args),
+        UpscaleOptions(
+            scale=args.scale,
+            channels=args.channels,
+            channel_axis=args.channel_axis,
+            tile=args.tile,
+            device=args.device,
+            normalization=args.normalization,
+        ),
+    )
+    outputs = _zarr_output_paths(inputs, Path(args.output), upscaler.scale)
+    print(
+        f"model {upscaler.model.name} ({upscaler.model.info.arch.name}, "
+        f"×{upscaler.model.info.scale:g} {upscaler.model.info.color_mode}) on {upscaler.device}"
+    )
+    for src, dst in zip(inputs, outputs, strict=True):
+        source = open_zarr_array(src)
+        update, close = progress_bar(src.name, unit="task")
+        start = time.perf_counter()
+        try:
+            result = upscale_zarr(src, dst, upscaler, progress=update)
+        finally:
+            close()
+        seconds = time.perf_counter() - start
+        print(f"{src} {source.shape} {source.dtype} -> {dst} {result.shape} in {seconds:.2f} s")
     return 0
 
 

@@ -3,7 +3,8 @@
 ``upscale(image, model, scale)`` handles 2-D grayscale, RGB(A) (network on Y or on RGB),
 multichannel (per channel) and n-D arrays (plane by plane over the leading axes, only the
 last two spatial axes are up-sampled), keeps the dtype, and works tile by tile so that
-memory stays bounded and the result does not depend on the tile size.
+memory stays bounded and the result does not depend on the tile size. A dask array comes
+back as a lazy dask array computed chunk by chunk (:mod:`napari_srcnn.engine.lazy`).
 
 How a tile is made exact: the output is cut into ``tile × tile`` blocks; each block is grown
 by the network's receptive-field radius (``halo``) on every side, the bicubic up-sampling of
@@ -11,10 +12,23 @@ just that region is computed from the low-resolution pixels it needs (with the f
 resize weights, so it is bit-identical to up-sampling the whole image), the image border is
 padded by replication, and the network runs with valid convolutions. The untiled result is
 the one-tile case of the same code.
+
+Where the time goes, and what keeps it short (measured in ``benchmarks/``, see
+``docs/benchmarks.md``):
+
+- The network is >90 % of the work. On the CPU it runs in cache-sized blocks
+  (:data:`CPU_BLOCK`) in true channels-last layout (oneDNN's fast direct convolutions),
+  and the last layer (``n2 → 1`` or ``→ 3`` channels, which oneDNN runs at ~5 % of peak)
+  as one matrix product followed by shifted adds.
+- On CUDA: bf16 autocast (NaN check, fp32 fallback), channels-last, cuDNN autotuning; the
+  block size comes from the free device memory and is halved on out-of-memory.
+- The bicubic step and the dtype round trip are done once per tile in float32 and cost a
+  few per cent of the 9-1-5 network.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -25,8 +39,16 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import CancelledError, InputError
-from .color import Normalization, denormalize, normalization_for, normalize, rgb_to_ycbcr, ycbcr_to_rgb
+from .color import (
+    YCBCR_FROM_RGB,
+    YCBCR_OFFSET,
+    Normalization,
+    denormalize,
+    normalization_for,
+    normalize,
+)
 from .device import resolve_device
+from .model import SRCNN
 from .resize import AxisWeights, axis_weights, output_size, resize_axis
 from .weights import LoadedModel, default_model_name, load_model
 
@@ -36,6 +58,22 @@ CHANNEL_MODES = ("auto", "y", "rgb", "per-channel")
 NORMALIZATIONS = ("auto", "dtype", "percentile", "none")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 MAX_SCALE = 16.0
+
+# Output edge of one CPU forward pass. Blocks keep the activations in the last-level
+# cache and under glibc's mmap threshold (fresh multi-megabyte buffers are page-faulted on
+# every call): whole 512-pixel tiles ran 1.15-1.9x slower on a 2-core EPYC. A 1×1 mapping
+# layer (9-1-5) is memory-bound and prefers small blocks; a wider one (9-5-5) is
+# compute-bound and prefers larger ones, whose halo is recomputed less.
+CPU_BLOCK = 128
+CPU_BLOCK_WIDE_MAPPING = 256
+# Share of the free GPU memory that one forward pass may plan to use, and the bytes one
+# output pixel needs per activation channel (fp32 activations, the bf16 copies autocast
+# makes, cuDNN workspace: a generous 8).
+GPU_MEMORY_FRACTION = 0.5
+_GPU_BYTES_PER_CHANNEL = 8
+# Largest tile on CUDA: progress and cancel stay responsive (~0.1 s per tile on an H100).
+GPU_MAX_TILE = 2048
+_MIN_BLOCK = 32
 
 ProgressFn = Callable[[int, int], Any]
 CancelFn = Callable[[], bool]
@@ -59,7 +97,10 @@ class UpscaleOptions:
         Axis of a stacked channel dimension (e.g. 0 for ``(C, H, W)``, -1 for ``(H, W, C)``).
         It is never up-sampled. Needed only when it is one of the last two axes.
     tile
-        Output tile edge in pixels (>= 16). The result does not depend on it.
+        Output tile edge in pixels (>= 16): the unit of progress, cancel and host memory.
+        The result does not depend on it. On the CPU the network runs each tile in
+        cache-sized blocks; on CUDA tiles grow to what the free device memory allows
+        (see :meth:`Upscaler.tile_edge`) and the blocks halve on out-of-memory.
     device
         ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
     normalization
@@ -100,12 +141,16 @@ class UpscaleOptions:
             )
         lo, hi = self.percentiles
         if not (0 <= lo < hi <= 100):
-            raise InputError(f"percentiles {self.percentiles!r} must satisfy 0 <= low < high <= 100")
+            raise InputError(
+                f"percentiles {self.percentiles!r} must satisfy 0 <= low < high <= 100"
+            )
         if self.precision not in PRECISIONS:
             raise InputError(f"precision {self.precision!r} is not one of {', '.join(PRECISIONS)}")
 
 
-def output_shape(shape: tuple[int, ...], scale: float, spatial_axes: tuple[int, int]) -> tuple[int, ...]:
+def output_shape(
+    shape: tuple[int, ...], scale: float, spatial_axes: tuple[int, int]
+) -> tuple[int, ...]:
     """Shape after up-sampling ``spatial_axes`` of ``shape`` by ``scale`` (MATLAB's ceil)."""
     out = list(shape)
     for ax in spatial_axes:
@@ -113,29 +158,280 @@ def output_shape(shape: tuple[int, ...], scale: float, spatial_axes: tuple[int, 
     return tuple(out)
 
 
+def _check_meta(shape: tuple[int, ...], dtype: np.dtype) -> None:
+    """Reject what cannot be upscaled, from shape and dtype alone (no data is read)."""
+    if dtype.kind not in "uif":  # also refuses bool (kind "b")
+        raise InputError(f"unsupported dtype {dtype}: use an integer or float image")
+    if len(shape) < 2:
+        raise InputError(f"image must have at least 2 dimensions, got shape {shape}")
+    if len(shape) > 5 + 1:
+        raise InputError(f"image has {len(shape)} dimensions; at most 6 are supported")
+    if 0 in shape:
+        raise InputError(f"image of shape {shape} is empty")
+
+
 def _check_array(image: Any) -> np.ndarray:
-    if hasattr(image, "__array_function__") and not isinstance(image, np.ndarray):
-        # dask/zarr-like: handled by the caller (lazy path) or materialised here.
-        image = np.asarray(image)
+    # zarr / memmap / other array-likes are materialised here; dask arrays never get here.
     arr = np.asarray(image)
-    if arr.dtype == bool or arr.dtype.kind not in "uif":
-        raise InputError(f"unsupported dtype {arr.dtype}: use an integer or float image")
-    if arr.dtype.kind == "f" and arr.dtype.itemsize < 4:
-        arr = arr.astype(np.float32)  # float16: computed in float32, returned as float16 below
-    if arr.ndim < 2:
-        raise InputError(f"image must have at least 2 dimensions, got shape {arr.shape}")
-    if arr.ndim > 5 + 1:
-        raise InputError(f"image has {arr.ndim} dimensions; at most 6 are supported")
-    if 0 in arr.shape:
-        raise InputError(f"image of shape {arr.shape} is empty")
+    _check_meta(arr.shape, arr.dtype)
     return arr
+
+
+def _is_dask(image: Any) -> bool:
+    return type(image).__module__.startswith("dask.") and hasattr(image, "dask")
+
+
+def _true_channels_last(x: torch.Tensor) -> torch.Tensor:
+    """``x`` in channels-last layout, also when it has one channel.
+
+    With one channel the NCHW and NHWC strides coincide, so ``contiguous(channels_last)``
+    returns ``x`` unchanged and oneDNN then picks its NCHW kernels for the whole network:
+    3-4x slower for 9-1-5. A tensor allocated channels-last carries the NHWC strides.
+    """
+    if x.stride(1) == 1 and x.is_contiguous(memory_format=torch.channels_last):
+        return x
+    out = torch.empty(x.shape, dtype=x.dtype, device=x.device, memory_format=torch.channels_last)
+    return out.copy_(x)
+
+
+# BT.601 luma of RGB in [0, 1] (MATLAB's rgb2ycbcr, first row) and the amount by which
+# R, G and B change per unit of Y at fixed Cb, Cr (first column of the inverse).
+_LUMA = tuple(float(v) for v in YCBCR_FROM_RGB[0] / 255.0)
+_LUMA_OFFSET = float(YCBCR_OFFSET[0] / 255.0)
+_Y_TO_RGB = float(np.linalg.inv(YCBCR_FROM_RGB / 255.0)[0, 0])
+
+
+def _luma(rgb: torch.Tensor) -> torch.Tensor:
+    """``(3, h, w)`` RGB -> ``(1, h, w)`` Y, as :func:`rgb_to_ycbcr` computes it."""
+    r, g, b = _LUMA
+    return (rgb[0:1] * r).add_(rgb[1:2], alpha=g).add_(rgb[2:3], alpha=b).add_(_LUMA_OFFSET)
+
+
+# Output dtypes whose round trip float32 holds exactly; others take color.denormalize.
+_FAST_STORE = {
+    np.dtype(t) for t in (np.uint8, np.int8, np.uint16, np.int16, np.float32, np.float16)
+}
+
+
+@torch.inference_mode()
+def _store(target: np.ndarray, result: torch.Tensor, norm: Normalization) -> None:
+    """``target[...] = denormalize(result, norm, target.dtype)``, computed in torch.
+
+    Same arithmetic as :func:`~napari_srcnn.engine.color.denormalize` (float32, round half
+    to even, clip, NaN -> 0), but in place and on PyTorch's threads: the single-threaded
+    NumPy version cost ~10 % of a 9-1-5 upscale on two cores.
+    """
+    dtype = target.dtype
+    if dtype not in _FAST_STORE or result.dtype != torch.float32:
+        target[...] = denormalize(result.numpy(), norm, dtype)
+        return
+    y = result
+    if norm.high - norm.low != 1.0:
+        y.mul_(norm.high - norm.low)
+    if norm.low != 0.0:
+        y.add_(norm.low)
+    if dtype.kind in "ui":
+        info = np.iinfo(dtype)
+        y.round_().clamp_(float(info.min), float(info.max)).nan_to_num_(0.0)
+    target[...] = y.numpy()  # the cast to the target dtype happens in this one copy
+
+
+def _blocks(n: int, block: int) -> list[tuple[int, int]]:
+    """``[0, n)`` cut into equal pieces of at most ``block`` (equal sizes reuse kernels)."""
+    parts = max(1, math.ceil(n / block))
+    size = math.ceil(n / parts)
+    return [(a, min(n, a + size)) for a in range(0, n, size)]
+
+
+class _NetworkRunner:
+    """The SRCNN body (valid convolutions) on one device, as fast as that device allows.
+
+    Call with ``(N, c, H, W)`` float32 on the device; returns ``(N, c, H - 2 halo,
+    W - 2 halo)`` float32. The result is split into blocks of at most :attr:`block` output
+    pixels per side; valid convolutions make the blocks' seams exact.
+
+    Parameters
+    ----------
+    net
+        The network (weights are copied: later changes to ``net`` are not seen).
+    device
+        Where to run.
+    precision
+        ``"auto"``, ``"fp32"``, ``"bf16"`` or ``"fp16"`` (see :class:`UpscaleOptions`).
+    """
+
+    def __init__(self, net: SRCNN, device: torch.device, precision: str):
+        self.requested = precision
+        if precision == "auto":
+            precision = "bf16" if device.type == "cuda" else "fp32"
+        self.precision = precision
+        self.device = device
+        self.halo = net.spec.halo
+        self.body = net.body
+        spec = net.spec
+        self._channels_per_px = 2 * spec.channels + spec.n1 + 2 * spec.n2
+        # CPU: cache-sized blocks; CUDA: chosen from free memory at the first call.
+        cpu_block = CPU_BLOCK if spec.f2 == 1 else CPU_BLOCK_WIDE_MAPPING
+        self.block: int | None = cpu_block if device.type == "cpu" else None
+        convs = net.convs()
+        with torch.no_grad():
+            self._layers = [
+                (
+                    _true_channels_last(c.weight.detach().to(device, torch.float32)),
+                    None if c.bias is None else c.bias.detach().to(device, torch.float32),
+                )
+                for c in convs[:-1]
+            ]
+            last = convs[-1]
+            c, n, k = last.weight.shape[0], last.weight.shape[1], last.weight.shape[-1]
+            # Rows (channel, dy, dx) of the last kernel: one GEMM gives every tap's
+            # contribution, shifted adds then sum them (see _last_layer).
+            self._last_w = last.weight.detach().float().permute(0, 2, 3, 1).reshape(c * k * k, n)
+            self._last_w = self._last_w.contiguous().to(device)
+            bias = torch.zeros(c) if last.bias is None else last.bias.detach()
+            self._last_b = bias.float().to(device)
+            self._last_k = k
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            if self.device.type == "cuda":
+                return self._run_cuda(x)
+            if self.precision != "fp32":  # bf16/fp16 asked for on the CPU: slow, but honoured
+                return self._blocked(x, self._forward_autocast, self.block)
+            return self._blocked(x, self._forward_cpu, self.block)
+
+    # ------------------------------------------------------------------ blocks
+
+    def _blocked(
+        self, x: torch.Tensor, forward: Callable[[torch.Tensor], torch.Tensor], block: int | None
+    ) -> torch.Tensor:
+        n, c, h, w = x.shape
+        halo = self.halo
+        ho, wo = h - 2 * halo, w - 2 * halo
+        if block is None or (ho <= block and wo <= block):
+            return forward(x)
+        out = torch.empty((n, c, ho, wo), dtype=torch.float32, device=x.device)
+        for y0, y1 in _blocks(ho, block):
+            for x0, x1 in _blocks(wo, block):
+                out[:, :, y0:y1, x0:x1] = forward(x[:, :, y0 : y1 + 2 * halo, x0 : x1 + 2 * halo])
+        return out
+
+    # ------------------------------------------------------------------ CPU
+
+    def _forward_cpu(self, x: torch.Tensor) -> torch.Tensor:
+        h = _true_channels_last(x)
+        for weight, bias in self._layers:
+            h = F.conv2d(h, weight, bias).relu_()
+        return self._last_layer(h)
+
+    def _last_layer(self, h: torch.Tensor) -> torch.Tensor:
+        """The reconstruction layer as a GEMM plus shifted adds (~8x oneDNN's conv with
+        one or three output channels)."""
+        n, ch, hh, ww = h.shape
+        k = self._last_k
+        c = self._last_b.numel()
+        flat = h.permute(0, 2, 3, 1).reshape(-1, ch)  # a view when h is channels-last
+        taps = torch.mm(self._last_w, flat.t()).view(c, k, k, n, hh, ww)
+        ho, wo = hh - k + 1, ww - k + 1
+        out = taps[:, 0, 0, :, :ho, :wo] + self._last_b.view(c, 1, 1, 1)
+        for dy in range(k):
+            for dx in range(k):
+                if dy or dx:
+                    out += taps[:, dy, dx, :, dy : dy + ho, dx : dx + wo]
+        return out.permute(1, 0, 2, 3)
+
+    def _forward_autocast(self, x: torch.Tensor) -> torch.Tensor:
+        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
+        x = _true_channels_last(x)
+        with torch.autocast(x.device.type, dtype=dtype):
+            y = self.body(x)
+        if not torch.isfinite(y).all():  # fp16 overflow: never hand back black/NaN tiles
+            y = self.body(x) if x.device.type == "cuda" else self._forward_cpu(x)
+        return y.float()
+
+    # ------------------------------------------------------------------ CUDA
+
+    def _run_cuda(self, x: torch.Tensor) -> torch.Tensor:
+        if self.block is None:
+            self.block = self._block_from_free_memory()
+        return self._run_halving(x, self._forward_cuda)
+
+    def _run_halving(
+        self, x: torch.Tensor, forward: Callable[[torch.Tensor], torch.Tensor]
+    ) -> torch.Tensor:
+        """Run in blocks; on out-of-memory halve the block (for this and every later call:
+        the memory is not coming back) and try again, down to :data:`_MIN_BLOCK`."""
+        while True:
+            try:
+                return self._blocked(x, forward, self.block)
+            except torch.cuda.OutOfMemoryError:
+                if self.block is None or self.block <= _MIN_BLOCK:
+                    raise
+                if x.is_cuda:
+                    torch.cuda.empty_cache()
+                self.block = max(_MIN_BLOCK, self.block // 2)
+
+    def _block_from_free_memory(self) -> int:
+        free, _total = torch.cuda.mem_get_info(self.device)
+        pixels = free * GPU_MEMORY_FRACTION / (_GPU_BYTES_PER_CHANNEL * self._channels_per_px)
+        return int(min(8192, max(_MIN_BLOCK, math.isqrt(int(pixels)))))
+
+    def _forward_cuda(self, x: torch.Tensor) -> torch.Tensor:
+        x = _true_channels_last(x)
+        # Autotuning finds the fastest cuDNN algorithm once per block shape (tiles mostly
+        # share one). TF32 only when the caller accepted reduced precision.
+        with torch.backends.cudnn.flags(
+            enabled=True, benchmark=True, deterministic=False, allow_tf32=self.precision != "fp32"
+        ):
+            if self.precision == "fp32":
+                return self.body(x).float()
+            return self._forward_autocast(x)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """How one array is processed: colour mode, normalisation and shapes (picklable)."""
+
+    mode: str  # "y", "rgb" or "planes"
+    norm: Normalization
+    channel_axis: int | None  # moved to axis 0 during processing
+    planes_shape: tuple[int, ...]
+    color: int | None  # size of the trailing colour axis, None for planes
+    lr_shape: tuple[int, int]
+    out_shape: tuple[int, ...]  # with the channel axis at 0 when moved
+    out_dtype: np.dtype
+    scale: float
+
+    @property
+    def hr_shape(self) -> tuple[int, int]:
+        return (
+            output_size(self.lr_shape[0], self.scale),
+            output_size(self.lr_shape[1], self.scale),
+        )
+
+    def weights(self) -> tuple[AxisWeights, AxisWeights]:
+        # Cached per process: a worker of a cluster computes them once.
+        return (
+            axis_weights(self.lr_shape[0], scale=self.scale),
+            axis_weights(self.lr_shape[1], scale=self.scale),
+        )
+
+
+def lr_range(aw: AxisWeights, start: int, stop: int, halo: int) -> tuple[int, int]:
+    """Low-resolution pixels ``[lo, hi)`` that output pixels ``[start, stop)`` need,
+    their network halo included (what a tile or a dask chunk must read)."""
+    n_out = aw.n_out
+    sub = aw.slice(max(0, start - halo), min(n_out, stop + halo))
+    return int(sub.indices.min()), int(sub.indices.max()) + 1
 
 
 class Upscaler:
     """A model, a device and options, ready to upscale arrays.
 
     Build one to upscale many images with the same settings (the model is loaded once), or
-    call :func:`upscale` for a single image.
+    call :func:`upscale` for a single image. An Upscaler can be pickled (it travels as its
+    weights and options, and re-resolves ``options.device`` where it is unpickled), so the
+    lazy dask path runs unchanged on the workers of a ``dask.distributed`` cluster.
 
     Parameters
     ----------
@@ -146,7 +442,9 @@ class Upscaler:
         The run's settings.
     """
 
-    def __init__(self, model: str | LoadedModel | None = None, options: UpscaleOptions | None = None):
+    def __init__(
+        self, model: str | LoadedModel | None = None, options: UpscaleOptions | None = None
+    ):
         self.options = options or UpscaleOptions()
         self.device = resolve_device(self.options.device)
         if model is None:
@@ -158,14 +456,37 @@ class Upscaler:
         self.model.net.eval()
         if self.options.scale is None:
             self.options = replace(self.options, scale=self.model.info.scale)
-        if self.device.type == "cpu" or self.device.type == "cuda":
-            # channels_last: 1.8-3x faster convolutions on this CPU and on cuDNN.
-            self.model.net.to(memory_format=torch.channels_last)
+        # channels_last: 1.8-3x faster convolutions on the CPU and on cuDNN.
+        self.model.net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        self._runner: _NetworkRunner | None = None
 
     @property
     def scale(self) -> float:
         assert self.options.scale is not None
         return float(self.options.scale)
+
+    # ------------------------------------------------------------------ pickling
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Weights and options only: the runner's packed weights and device copies are
+        # rebuilt on the other side, on whatever device "auto" means there.
+        state = {
+            k: v.detach().to("cpu").contiguous() for k, v in self.model.net.state_dict().items()
+        }
+        return {"options": self.options, "info": self.model.info, "state": state}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        net = SRCNN(state["info"].arch)
+        net.load_state_dict(state["state"])
+        self.__init__(LoadedModel(net, state["info"]), state["options"])  # type: ignore[misc]
+
+    def __dask_tokenize__(self) -> tuple[Any, ...]:
+        # dask would otherwise pickle the whole model to name every graph it is part of.
+        digest = hashlib.sha1()
+        for key, value in self.model.net.state_dict().items():
+            digest.update(key.encode())
+            digest.update(value.detach().float().cpu().contiguous().numpy().tobytes())
+        return (type(self).__name__, repr(self.options), self.model.info.arch, digest.hexdigest())
 
     # ------------------------------------------------------------------ planning
 
@@ -194,7 +515,9 @@ class Upscaler:
                     f"channels='rgb' needs a 3-channel model; {self.model.name!r} has 1 channel"
                 )
             if channels == "y" and c != 1:
-                raise InputError(f"channels='y' needs a 1-channel model; {self.model.name!r} is RGB")
+                raise InputError(
+                    f"channels='y' needs a 1-channel model; {self.model.name!r} is RGB"
+                )
             return channels
         if c != 1:
             raise InputError(
@@ -202,18 +525,96 @@ class Upscaler:
             )
         return "planes"
 
-    def normalization_for(self, image: np.ndarray) -> Normalization:
+    def normalization_for(self, image: Any) -> Normalization:
+        """The intensity mapping for ``image`` (numpy, or dask: then from a sample)."""
         mode = self.options.normalization
         if mode == "auto":
-            if image.dtype.kind in "ui":
+            if np.dtype(image.dtype).kind in "ui":
                 mode = "dtype"
-            else:
+            elif isinstance(image, np.ndarray):
                 sample = image.ravel()[:: max(1, image.size // 1_000_000)]
                 finite = sample[np.isfinite(sample)]
                 if finite.size and (finite.min() < 0 or finite.max() > 1):
                     return normalization_for(image, "percentile", percentiles=(0.0, 100.0))
                 mode = "dtype"
+            else:
+                # Lazy data: min/max of a seeded random sample, read chunk by chunk.
+                spread = normalization_for(image, "percentile", percentiles=(0.0, 100.0))
+                if spread.low < 0 or spread.high > 1:
+                    return spread
+                mode = "dtype"
         return normalization_for(image, mode, percentiles=self.options.percentiles)
+
+    def _channel_axis_for(self, shape: tuple[int, ...]) -> int | None:
+        ax = self.options.channel_axis
+        if (
+            ax is None
+            and self.options.channels == "per-channel"
+            and len(shape) >= 3
+            and shape[-1] in (3, 4)
+        ):
+            ax = -1  # per-channel on an RGB(A) array: the colour axis is the channel axis
+        if ax is not None:
+            if not -len(shape) <= ax < len(shape):
+                raise InputError(f"channel_axis {ax} is out of range for shape {shape}")
+            if len(shape) < 3:
+                raise InputError("an image with a channel axis needs two more spatial axes")
+        return ax
+
+    def _plan(
+        self, shape: tuple[int, ...], dtype: np.dtype, norm: Normalization, channel_axis: int | None
+    ) -> _Plan:
+        """Shapes and modes for an array of ``shape`` whose channel axis is already at 0."""
+        mode = self.color_mode_for(shape)
+        if mode == "planes":
+            planes_shape, color = shape[:-2], None
+            h, w = shape[-2:]
+        else:
+            planes_shape, color = shape[:-3], shape[-1]
+            h, w = shape[-3:-1]
+        if min(h, w) < 2:
+            raise InputError(f"image planes of {h}×{w} pixels are too small to upscale")
+        H, W = output_size(h, self.scale), output_size(w, self.scale)
+        out_shape = (*planes_shape, H, W) if color is None else (*planes_shape, H, W, color)
+        # float16 is computed in float32 and handed back as float16.
+        return _Plan(
+            mode,
+            norm,
+            channel_axis,
+            tuple(planes_shape),
+            color,
+            (h, w),
+            out_shape,
+            np.dtype(dtype),
+            self.scale,
+        )
+
+    def tile_edge(self) -> int:
+        """Output tile edge actually used: ``options.tile``, grown on CUDA to what the free
+        device memory allows (up to :data:`GPU_MAX_TILE`; per-tile overheads would
+        otherwise dominate a fast GPU). The result does not depend on it."""
+        t = self.options.tile
+        if self.device.type == "cuda":
+            runner = self.runner
+            if runner.block is None:
+                runner.block = runner._block_from_free_memory()
+            t = max(t, min(runner.block, GPU_MAX_TILE))
+        return t
+
+    def _tiles(self, y0: int, y1: int, x0: int, x1: int) -> list[tuple[int, int, int, int]]:
+        t = self.tile_edge()
+        return [
+            (a, min(a + t, y1), b, min(b + t, x1))
+            for a in range(y0, y1, t)
+            for b in range(x0, x1, t)
+        ]
+
+    @property
+    def runner(self) -> _NetworkRunner:
+        """The network runner for the current precision (rebuilt when options change)."""
+        if self._runner is None or self._runner.requested != self.options.precision:
+            self._runner = _NetworkRunner(self.model.net, self.device, self.options.precision)
+        return self._runner
 
     # ------------------------------------------------------------------ running
 
@@ -222,106 +623,88 @@ class Upscaler:
         image: Any,
         progress: ProgressFn | None = None,
         cancel: CancelFn | None = None,
-    ) -> np.ndarray:
+    ) -> Any:
         """Upscale ``image`` and return a new array of the same dtype.
 
         ``progress(done, total)`` is called after every tile; ``cancel()`` is polled before
-        every tile and raises :class:`CancelledError` when it returns True.
+        every tile and raises :class:`CancelledError` when it returns True. A dask array
+        gives a lazy dask array back at once (see :func:`napari_srcnn.engine.lazy.upscale_dask`;
+        the callbacks are not used then: the work happens when it is computed).
         """
+        if _is_dask(image):
+            from .lazy import upscale_dask
+
+            return upscale_dask(image, self)
         arr = _check_array(image)
-        out_dtype = np.asarray(image).dtype if np.asarray(image).dtype.kind == "f" else arr.dtype
-        ax = self.options.channel_axis
-        if ax is None and self.options.channels == "per-channel" and arr.ndim >= 3 and arr.shape[-1] in (3, 4):
-            ax = -1  # per-channel on an RGB(A) array: the colour axis is the channel axis
-        moved = ax is not None
-        if moved:
-            if not -arr.ndim <= ax < arr.ndim:
-                raise InputError(f"channel_axis {ax} is out of range for shape {arr.shape}")
+        ax = self._channel_axis_for(arr.shape)
+        if ax is not None:
             arr = np.moveaxis(arr, ax, 0)
-            if arr.ndim < 3:
-                raise InputError("an image with a channel axis needs two more spatial axes")
-        mode = self.color_mode_for(arr.shape)
-        norm = self.normalization_for(arr)
-        if mode == "planes":
-            planes_shape, color = arr.shape[:-2], None
-            h, w = arr.shape[-2:]
-        else:
-            planes_shape, color = arr.shape[:-3], arr.shape[-1]
-            h, w = arr.shape[-3:-1]
-        halo = self.model.info.arch.halo
-        if min(h, w) < 2:
-            raise InputError(f"image planes of {h}×{w} pixels are too small to upscale")
-        H, W = output_size(h, self.scale), output_size(w, self.scale)
-        out_shape = (*planes_shape, H, W) if color is None else (*planes_shape, H, W, color)
-        out = np.empty(out_shape, dtype=out_dtype)
-        wy = axis_weights(h, scale=self.scale)
-        wx = axis_weights(w, scale=self.scale)
-        tiles = [
-            (y0, min(y0 + self.options.tile, H), x0, min(x0 + self.options.tile, W))
-            for y0 in range(0, H, self.options.tile)
-            for x0 in range(0, W, self.options.tile)
-        ]
-        n_planes = int(np.prod(planes_shape, dtype=np.int64))
-        total, done = n_planes * len(tiles), 0
-        for index in np.ndindex(*planes_shape):
-            plane, target = arr[index], out[index]
-            for y0, y1, x0, x1 in tiles:
-                if cancel is not None and cancel():
-                    raise CancelledError("upscaling cancelled")
-                self._run_tile(plane, target, mode, norm, wy, wx, halo, (y0, y1, x0, x1))
-                done += 1
-                if progress is not None:
-                    progress(done, total)
-        if moved:
+        plan = self._plan(arr.shape, arr.dtype, self.normalization_for(arr), ax)
+        out = np.empty(plan.out_shape, dtype=plan.out_dtype)
+        H, W = plan.hr_shape
+        n_planes = int(np.prod(plan.planes_shape, dtype=np.int64))
+        total = n_planes * len(self._tiles(0, H, 0, W))
+        self.render(
+            arr, (0, 0), out, (0, H, 0, W), plan, progress=progress, cancel=cancel, total=total
+        )
+        if ax is not None:
             out = np.moveaxis(out, 0, ax)
         return out
 
-    def _run_tile(
+    def render(
         self,
-        plane: np.ndarray,
-        target: np.ndarray,
-        mode: str,
-        norm: Normalization,
-        wy: AxisWeights,
-        wx: AxisWeights,
-        halo: int,
+        lr: np.ndarray,
+        lr_origin: tuple[int, int],
+        out: np.ndarray,
         box: tuple[int, int, int, int],
+        plan: _Plan,
+        progress: ProgressFn | None = None,
+        cancel: CancelFn | None = None,
+        total: int = 0,
     ) -> None:
-        """Compute output rows/cols ``box`` of one plane into ``target`` (splits on CUDA OOM)."""
-        y0, y1, x0, x1 = box
-        try:
-            result = self._tile(plane, mode, norm, wy, wx, halo, box)
-        except torch.cuda.OutOfMemoryError:
-            if self.device.type != "cuda" or max(y1 - y0, x1 - x0) <= 32:
-                raise
-            torch.cuda.empty_cache()
-            ym, xm = (y0 + y1) // 2, (x0 + x1) // 2
-            for sub in ((y0, ym, x0, xm), (y0, ym, xm, x1), (ym, y1, x0, xm), (ym, y1, xm, x1)):
-                if sub[0] < sub[1] and sub[2] < sub[3]:
-                    self._run_tile(plane, target, mode, norm, wy, wx, halo, sub)
-            return
-        target[y0:y1, x0:x1] = denormalize(result, norm, target.dtype)
+        """Compute output rows/columns ``box = (y0, y1, x0, x1)`` of every plane into ``out``.
 
+        ``lr`` holds the low-resolution pixels from ``lr_origin`` (row, column) on, enough of
+        them for ``box`` (see :func:`lr_range`); ``out`` is ``box``-sized. The whole-image
+        resize weights make any box exactly the matching piece of the whole result.
+        """
+        y0, y1, x0, x1 = box
+        tiles = self._tiles(y0, y1, x0, x1)
+        done = 0
+        for index in np.ndindex(*lr.shape[: len(plan.planes_shape)]):
+            plane, target = lr[index], out[index]
+            for ty0, ty1, tx0, tx1 in tiles:
+                if cancel is not None and cancel():
+                    raise CancelledError("upscaling cancelled")
+                result = self._tile(plane, lr_origin, plan, (ty0, ty1, tx0, tx1))
+                _store(target[ty0 - y0 : ty1 - y0, tx0 - x0 : tx1 - x0], result, plan.norm)
+                done += 1
+                if progress is not None:
+                    progress(done, total or len(tiles))
+
+    @torch.inference_mode()
     def _tile(
         self,
         plane: np.ndarray,
-        mode: str,
-        norm: Normalization,
-        wy: AxisWeights,
-        wx: AxisWeights,
-        halo: int,
+        origin: tuple[int, int],
+        plan: _Plan,
         box: tuple[int, int, int, int],
-    ) -> np.ndarray:
-        """One output tile, normalised intensities, ``(h, w)`` or ``(h, w, C)`` float32."""
+    ) -> torch.Tensor:
+        """One output tile, normalised intensities, ``(h, w)`` or ``(h, w, C)`` float32 on
+        the CPU (a fresh tensor: :func:`_store` may work in it)."""
         y0, y1, x0, x1 = box
-        H, W = wy.indices.shape[0], wx.indices.shape[0]
+        mode, norm = plan.mode, plan.norm
+        wy, wx = plan.weights()
+        halo = self.model.info.arch.halo
+        H, W = wy.n_out, wx.n_out
         ey0, ey1 = max(0, y0 - halo), min(H, y1 + halo)
         ex0, ex1 = max(0, x0 - halo), min(W, x1 + halo)
         sy, sx = wy.slice(ey0, ey1), wx.slice(ex0, ex1)
-        r0, r1 = int(sy.indices.min()), int(sy.indices.max()) + 1
-        c0, c1 = int(sx.indices.min()), int(sx.indices.max()) + 1
+        r0, r1 = lr_range(wy, y0, y1, halo)
+        c0, c1 = lr_range(wx, x0, x1, halo)
+        oy, ox = origin
         # (C, h, w) low-resolution crop, on the device, normalised to ~[0, 1].
-        lr = np.asarray(plane[r0:r1, c0:c1], dtype=np.float32)
+        lr = np.asarray(plane[r0 - oy : r1 - oy, c0 - ox : c1 - ox])
         x = torch.from_numpy(normalize(lr, norm)).to(self.device)
         x = x.unsqueeze(0) if x.ndim == 2 else x.permute(2, 0, 1)
         if not torch.isfinite(x).all():
@@ -329,42 +712,30 @@ class Upscaler:
         alpha = None
         if mode in ("y", "rgb") and x.shape[0] == 4:
             x, alpha = x[:3], x[3:]
-        if mode == "y":
-            x = rgb_to_ycbcr(x, channel_axis=0)
-        up = resize_axis(resize_axis(x, -2, sy, offset=r0), -1, sx, offset=c0)
-        net_in = up[:1] if mode == "y" else up
+        # Columns first: the transposes resize_axis needs then touch the small
+        # low-resolution crop, not the full-size tile.
+        up = resize_axis(resize_axis(x, -1, sx, offset=c0), -2, sy, offset=r0)
+        # Y mode: bicubic weights sum to one, so the bicubic Y, Cb, Cr are the BT.601
+        # transforms of the bicubic RGB: the luma of `up` is the network input, and swapping
+        # in the network's Y changes R, G and B by the same multiple of (Y_sr - Y_bicubic).
+        net_in = _luma(up) if mode == "y" else up
         pad = (halo - (x0 - ex0), halo - (ex1 - x1), halo - (y0 - ey0), halo - (ey1 - y1))
-        sr = self._network(F.pad(net_in.unsqueeze(0), pad, mode="replicate"))[0]
+        batch = net_in.unsqueeze(0)
+        sr = self.runner(F.pad(batch, pad, mode="replicate") if any(pad) else batch)[0]
         cy, cx = y0 - ey0, x0 - ex0
+        centre = (slice(None), slice(cy, cy + (y1 - y0)), slice(cx, cx + (x1 - x0)))
         if mode == "y":
-            chroma = up[1:, cy : cy + (y1 - y0), cx : cx + (x1 - x0)]
-            result = ycbcr_to_rgb(torch.cat([sr.clamp(0, 1), chroma], 0), channel_axis=0).clamp(0, 1)
+            delta = sr.clamp_(0, 1).sub_(net_in[centre])
+            result = up[centre].add(delta.mul_(_Y_TO_RGB)).clamp_(0, 1)
         elif mode == "rgb":
             result = sr.clamp(0, 1)
         else:
             result = sr
         if alpha is not None:
-            a = resize_axis(resize_axis(alpha, -2, sy, offset=r0), -1, sx, offset=c0)
-            result = torch.cat([result, a[:, cy : cy + (y1 - y0), cx : cx + (x1 - x0)].clamp(0, 1)], 0)
+            a = resize_axis(resize_axis(alpha, -1, sx, offset=c0), -2, sy, offset=r0)
+            result = torch.cat([result, a[centre].clamp(0, 1)], 0)
         result = result.float().cpu()
-        return (result[0] if mode == "planes" else result.permute(1, 2, 0)).numpy()
-
-    def _network(self, x: torch.Tensor) -> torch.Tensor:
-        """Run the network body (valid convolutions) with the configured precision."""
-        body = self.model.net.body
-        x = x.contiguous(memory_format=torch.channels_last)
-        precision = self.options.precision
-        if precision == "auto":
-            precision = "bf16" if self.device.type == "cuda" else "fp32"
-        with torch.inference_mode():
-            if precision == "fp32":
-                return body(x)
-            dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-            with torch.autocast(self.device.type, dtype=dtype):
-                y = body(x)
-            if not torch.isfinite(y).all():  # fp16 overflow: never hand back black/NaN tiles
-                y = body(x)
-            return y.float()
+        return result[0] if mode == "planes" else result.permute(1, 2, 0)
 
 
 def upscale(
@@ -375,7 +746,7 @@ def upscale(
     progress: ProgressFn | None = None,
     cancel: CancelFn | None = None,
     **options: Any,
-) -> np.ndarray:
+) -> Any:
     """Upscale an image with SRCNN.
 
     Parameters
@@ -383,6 +754,7 @@ def upscale(
     image
         ``(..., H, W)`` array, or ``(..., H, W, 3|4)`` for RGB(A); uint8, uint16, other
         integers or float. Leading axes (z, t, channels) are processed plane by plane.
+        A dask array (e.g. ``dask.array.from_zarr``) is upscaled lazily.
     model
         Registry name (see ``napari-srcnn models``), weights file, loaded model, or ``None``
         for the installed model nearest ``scale``.
@@ -396,8 +768,9 @@ def upscale(
 
     Returns
     -------
-    numpy.ndarray
+    numpy.ndarray or dask.array.Array
         Same dtype as ``image``; the last two spatial axes are ``ceil(n * scale)`` long.
+        A dask input gives a lazy dask array (chunk-wise, exact seams).
     """
     opts = UpscaleOptions(scale=scale, **options)
     return Upscaler(model, opts)(image, progress=progress, cancel=cancel)

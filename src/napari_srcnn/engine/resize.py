@@ -344,12 +344,16 @@ def resize_axis(x: torch.Tensor, dim: int, aw: AxisWeights, offset: int = 0) -> 
     bshape[dim] = aw.n_out
     out_shape = list(x.shape)
     out_shape[dim] = aw.n_out
-    out = torch.zeros(out_shape, dtype=compute_dtype, device=x.device)
-    if aw.n_out == 0 or n == 0:
-        return out.to(x.dtype)
-    # One gather per tap keeps the working memory at about twice the output, whatever P.
-    for p in range(aw.n_taps):
-        out.addcmul_(torch.index_select(xc, dim, local[:, p]), w[:, p].reshape(bshape))
+    if aw.n_out == 0 or n == 0 or aw.n_taps == 0:
+        return torch.zeros(out_shape, dtype=compute_dtype, device=x.device).to(x.dtype)
+    # One gather per tap keeps the working memory at about twice the output, whatever P;
+    # the gather buffer is reused (fresh multi-megabyte buffers cost page faults), and the
+    # first tap initialises the sum instead of a pass of zeros.
+    out = torch.index_select(xc, dim, local[:, 0]).mul_(w[:, 0].reshape(bshape))
+    gathered = torch.empty_like(out)
+    for p in range(1, aw.n_taps):
+        torch.index_select(xc, dim, local[:, p], out=gathered)
+        out.addcmul_(gathered, w[:, p].reshape(bshape))
     return out.to(x.dtype)
 
 

@@ -1,0 +1,606 @@
+"""Speed and memory benchmarks of the napari-srcnn engine, against baselines of the same run.
+
+One command prints one table::
+
+    python benchmarks/run.py                  # everything (~3 min on 2 cores)
+    python benchmarks/run.py --only inference --repeats 3
+
+Machines are noisy (other processes, frequency changes), so every number that matters is a
+*ratio* measured in the same run, in interleaved rounds: ours vs a naive PyTorch baseline,
+and both vs the machine's fp32 peak measured between them. The table shows the median over
+the rounds of each per-round ratio, and the spread (min-max) of the round values.
+
+Sections
+--------
+inference
+    Output megapixels per second for 9-1-5 and 9-5-5 in Y mode (RGB uint8 in, RGB uint8
+    out) on a 1024² output: ``napari_srcnn.engine.inference.upscale`` end to end (bicubic
+    pre-upsampling, colour and dtype conversion included) vs a naive SRCNN (NCHW,
+    ``torch.no_grad``, ``nn.Conv2d`` stack with 'same' padding, same weights) on the
+    already up-sampled 1024² luma, i.e. the baseline gets its pre-processing for free.
+    FLOPs per output pixel = 2 × MACs. Peak = the larger of a 4096² ``torch.mm`` (MKL) and a
+    large channels-last 3×3 convolution (oneDNN), both fp32, same thread count.
+training
+    33×33 sub-images per second: the trainer's machinery (``PatchSampler`` random crops with
+    augmentation, valid convolutions, channels-last model, Adam, MSE on the valid centre) vs
+    a naive loop (pre-extracted patches indexed at random, NCHW ``nn.Sequential``, same
+    optimiser and loss), plus the trainer's step with a truly channels-last input batch.
+memory
+    Peak resident memory (VmHWM) of a fresh process upscaling a 4096² uint16 image ×3
+    with the default 512-pixel tiles, vs the size of the output array.
+gpu
+    The same on CUDA (bf16 peak from a bf16 ``torch.mm``, ``torch.cuda.max_memory_allocated``);
+    reported as not measured when there is no CUDA device.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+warnings.filterwarnings("ignore", message=".*trained for.*")  # random nets used at another scale
+
+ROOT = Path(__file__).resolve().parents[1]
+DATASETS = Path(os.environ.get("NAPARI_SRCNN_DATASETS", ROOT.parent / "shared" / "datasets"))
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def timed(fn: Callable[[], object], sync: Callable[[], None] | None = None) -> float:
+    """Wall-clock seconds of one call."""
+    if sync:
+        sync()
+    t = time.perf_counter()
+    fn()
+    if sync:
+        sync()
+    return time.perf_counter() - t
+
+
+def rounds(
+    cases: dict[str, Callable[[], object]], repeats: int, sync=None
+) -> dict[str, list[float]]:
+    """Interleaved timing: every round runs every case once (after one warm-up each)."""
+    for fn in cases.values():
+        fn()
+    times: dict[str, list[float]] = {k: [] for k in cases}
+    for _ in range(repeats):
+        for name, fn in cases.items():
+            times[name].append(timed(fn, sync))
+    return times
+
+
+def med(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def spread(values: list[float]) -> str:
+    return f"{min(values):.3g}-{max(values):.3g}"
+
+
+def random_net(arch: str, channels: int = 1, seed: int = 0):
+    from napari_srcnn.engine.model import SRCNN, ArchSpec
+    from napari_srcnn.engine.weights import LoadedModel, ModelInfo
+
+    torch.manual_seed(seed)
+    net = SRCNN(ArchSpec.parse(arch, channels=channels)).eval()
+    return LoadedModel(net, ModelInfo(name=f"random-{arch}", arch=net.spec, scale=3.0))
+
+
+def naive_body(loaded, padding: str = "same") -> nn.Sequential:
+    """The usual PyTorch port: NCHW ``nn.Conv2d`` stack (same weights, 'same' padding)."""
+    layers: list[nn.Module] = []
+    convs = loaded.net.convs()
+    for i, conv in enumerate(convs):
+        k = conv.kernel_size[0]
+        plain = nn.Conv2d(
+            conv.in_channels, conv.out_channels, k, padding=k // 2 if padding == "same" else 0
+        )
+        plain.load_state_dict(conv.state_dict())
+        layers.append(plain)
+        if i < len(convs) - 1:
+            layers.append(nn.ReLU(inplace=True))
+    return nn.Sequential(*layers).eval()
+
+
+class CpuMeter:
+    """How busy *other* processes kept the CPUs while a section ran (from /proc/stat).
+
+    On a shared machine a 2-thread OpenMP run slows down far more than the share of CPU
+    taken by others (every parallel region waits for its descheduled thread), so every
+    section reports this next to its numbers.
+    """
+
+    def __init__(self) -> None:
+        self.start = self._read()
+
+    @staticmethod
+    def _read() -> tuple[float, float, float]:
+        try:
+            fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+            values = [int(v) for v in fields]
+            busy = (sum(values) - values[3] - values[4]) / os.sysconf("SC_CLK_TCK")
+        except (OSError, ValueError, IndexError):
+            busy = float("nan")
+        t = os.times()
+        return busy, t.user + t.system + t.children_user + t.children_system, time.perf_counter()
+
+    def others_percent(self) -> float:
+        busy, ours, wall = self._read()
+        b0, o0, w0 = self.start
+        cpus = os.cpu_count() or 1
+        return max(0.0, ((busy - b0) - (ours - o0)) / max(1e-9, (wall - w0) * cpus) * 100)
+
+
+class Table:
+    def __init__(self) -> None:
+        self.rows: list[tuple[str, ...]] = []
+
+    def section(self, title: str) -> None:
+        self.rows.append(("", title))
+
+    def add(self, *cells: object) -> None:
+        self.rows.append(tuple(str(c) for c in cells))
+
+    def note(self, text: str) -> None:
+        """A line under the current section, outside its columns."""
+        self.rows.append(("", "", text))
+
+    def print(self) -> None:
+        # Column widths per section: each section is its own small table.
+        sections: list[list[tuple[str, ...]]] = []
+        for row in self.rows:
+            if (row[0] == "" and row[1] != "") or not sections:  # a section title
+                sections.append([row])
+            else:
+                sections[-1].append(row)
+        for rows in sections:
+            body = [r for r in rows if r[0] != "" and r[:2] != ("", "")]
+            widths: dict[int, int] = {}
+            for row in body:
+                for i, c in enumerate(row):
+                    widths[i] = max(widths.get(i, 0), len(c))
+            for row in rows:
+                if row[:2] == ("", ""):
+                    print(f"  {row[2]}")
+                elif row[0] == "":
+                    print(f"\n== {row[1]}")
+                else:
+                    print("  " + "  ".join(c.ljust(widths[i]) for i, c in enumerate(row)).rstrip())
+
+
+# ------------------------------------------------------------------------------- peak
+
+
+def peak_cases(
+    device: str = "cpu", dtype=torch.float32
+) -> dict[str, tuple[Callable[[], object], float]]:
+    """Peak probes: name -> (call, FLOPs per call)."""
+    n = 4096 if device == "cpu" else 8192
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    cases = {"peak mm": (lambda: torch.mm(a, b), 2.0 * n**3)}
+    if device == "cpu":
+        x = torch.randn(1, 256, 130, 130).contiguous(memory_format=torch.channels_last)
+        w = torch.randn(256, 256, 3, 3).contiguous(memory_format=torch.channels_last)
+        conv = torch.nn.functional.conv2d
+        cases["peak conv"] = (lambda: conv(x, w), 2.0 * 256 * 256 * 9 * 128 * 128)
+    return cases
+
+
+# -------------------------------------------------------------------------- inference
+
+
+def bench_inference(table: Table, repeats: int, scale: float = 2.0, device: str = "cpu") -> dict:
+    from napari_srcnn.engine.inference import upscale
+
+    out_edge = 1024
+    lr_edge = int(round(out_edge / scale))
+    rng = np.random.default_rng(0)
+    # A real photo tiled to size when scikit-image is there (content does not change the
+    # speed, but NaN/denormal-free realistic values are the honest case).
+    try:
+        from skimage import data
+
+        photo = data.astronaut()
+        reps = (lr_edge // photo.shape[0] + 1, lr_edge // photo.shape[1] + 1, 1)
+        image = np.tile(photo, reps)[:lr_edge, :lr_edge].copy()
+    except ImportError:  # pragma: no cover
+        image = rng.integers(0, 256, (lr_edge, lr_edge, 3), dtype=np.uint8)
+    sync = torch.cuda.synchronize if device.startswith("cuda") else None
+    cases: dict[str, Callable[[], object]] = {}
+    flops: dict[str, float] = {}
+    for name, (fn, f) in peak_cases(device, torch.float32).items():
+        cases[name], flops[name] = fn, f
+    if device.startswith("cuda"):
+        for name, (fn, f) in peak_cases(device, torch.bfloat16).items():
+            cases[name + " bf16"], flops[name + " bf16"] = fn, f
+    nets = {}
+    for arch in ("9-1-5", "9-5-5"):
+        loaded = random_net(arch)
+        nets[arch] = loaded
+        body = naive_body(loaded).to(device)
+        halo_free = torch.rand(1, 1, out_edge, out_edge, device=device)
+        px = out_edge * out_edge
+        per_px = 2.0 * loaded.info.arch.macs_per_pixel
+        precision = "auto"
+
+        def ours(loaded=loaded, precision=precision) -> object:
+            return upscale(image, loaded, scale, device=device, precision=precision)
+
+        def naive(body=body, x=halo_free) -> object:
+            with torch.no_grad():
+                return body(x)
+
+        # Our network alone on the padded up-sampled luma: the gap to "ours" is what the
+        # bicubic step, colour and dtype conversion cost.
+        from napari_srcnn.engine.inference import UpscaleOptions, Upscaler
+
+        runner = Upscaler(loaded, UpscaleOptions(scale=scale, device=device)).runner
+        h = loaded.info.arch.halo
+        padded = torch.rand(1, 1, out_edge + 2 * h, out_edge + 2 * h, device=device)
+
+        def network(runner=runner, x=padded) -> object:
+            return runner(x)
+
+        cases[f"ours {arch}"], flops[f"ours {arch}"] = ours, per_px * px
+        cases[f"naive {arch}"], flops[f"naive {arch}"] = naive, per_px * px
+        cases[f"network {arch}"], flops[f"network {arch}"] = network, per_px * px
+    times = rounds(cases, repeats, sync)
+    peak_names = [k for k in cases if k.startswith("peak") and not k.endswith("bf16")]
+    peaks = [max(flops[k] / times[k][r] for k in peak_names) for r in range(repeats)]
+    results: dict = {"peak_gflops": med(peaks) / 1e9}
+    table.section(
+        f"Inference, Y mode, {lr_edge}² RGB uint8 ×{scale:g} -> {out_edge}² output, "
+        f"{device}, {torch.get_num_threads()} threads, {repeats} interleaved rounds"
+    )
+    table.add(
+        "case",
+        "time s (median)",
+        "MP/s",
+        "GFLOP/s",
+        "% of fp32 peak",
+        "range of % peak",
+        "% of mm only",
+        "best/best %",
+        "ours/naive",
+    )
+    mm_peaks = [flops["peak mm"] / times["peak mm"][r] for r in range(repeats)]
+    for k in peak_names:
+        g = [flops[k] / t / 1e9 for t in times[k]]
+        table.add(k, f"{med(times[k]):.3f}", "", f"{med(g):.1f}", "", spread(g), "", "", "")
+    table.add(
+        "peak (max of the two, per round)", "", "", f"{med(peaks) / 1e9:.1f}", "100", "", "", "", ""
+    )
+    # Noise only ever adds time: the fastest round of each case against the fastest peak
+    # round is the least disturbed estimate of the same ratio.
+    best_peak = max(peaks)
+    for arch in nets:
+        o, n = times[f"ours {arch}"], times[f"naive {arch}"]
+        speedup = med([n[r] / o[r] for r in range(repeats)])
+        for who, t in (("ours", o), ("naive", n)):
+            frac = [flops[f"{who} {arch}"] / t[r] / peaks[r] * 100 for r in range(repeats)]
+            frac_mm = [flops[f"{who} {arch}"] / t[r] / mm_peaks[r] * 100 for r in range(repeats)]
+            table.add(
+                f"{who} {arch}",
+                f"{med(t):.3f}",
+                f"{out_edge * out_edge / med(t) / 1e6:.2f}",
+                f"{flops[f'{who} {arch}'] / med(t) / 1e9:.1f}",
+                f"{med(frac):.1f}",
+                spread(frac),
+                f"{med(frac_mm):.1f}",
+                f"{flops[f'{who} {arch}'] / min(t) / best_peak * 100:.1f}",
+                f"{speedup:.2f}x" if who == "ours" else "",
+            )
+            results[f"{who} {arch} % mm peak"] = med(frac_mm)
+            results[f"{who} {arch} best/best %"] = flops[f"{who} {arch}"] / min(t) / best_peak * 100
+            results[f"{who} {arch} % peak"] = med(frac)
+        results[f"speedup {arch}"] = speedup
+        net_t = times[f"network {arch}"]
+        share = med([1 - net_t[r] / o[r] for r in range(repeats)]) * 100
+        frac = [flops[f"network {arch}"] / net_t[r] / peaks[r] * 100 for r in range(repeats)]
+        table.add(
+            f"  our network alone {arch}",
+            f"{med(net_t):.3f}",
+            f"{out_edge * out_edge / med(net_t) / 1e6:.2f}",
+            f"{flops[f'network {arch}'] / med(net_t) / 1e9:.1f}",
+            f"{med(frac):.1f}",
+            spread(frac),
+            "",
+            f"{flops[f'network {arch}'] / min(net_t) / best_peak * 100:.1f}",
+            f"bicubic+colour+dtype = {share:.0f} % of ours",
+        )
+        results[f"pre/post share {arch} %"] = share
+        bf16 = [k for k in cases if k.endswith("bf16")]
+        if bf16:  # CUDA: the target is a share of the bf16 tensor-core peak
+            peaks16 = [max(flops[k] / times[k][r] for k in bf16) for r in range(repeats)]
+            frac16 = [flops[f"ours {arch}"] / o[r] / peaks16[r] * 100 for r in range(repeats)]
+            table.add(
+                f"  ours {arch} vs bf16 peak",
+                "",
+                "",
+                f"{med(peaks16) / 1e9:.0f} (bf16 peak)",
+                f"{med(frac16):.1f} of bf16",
+                spread(frac16),
+                "",
+                "",
+                "",
+            )
+            results[f"ours {arch} % bf16 peak"] = med(frac16)
+    return results
+
+
+# -------------------------------------------------------------------------- training
+
+
+def _training_data():
+    from napari_srcnn.engine.data import training_data_from_arrays
+
+    images = []
+    folder = DATASETS / "train" / "SunHays80"
+    if folder.is_dir():
+        import imageio.v3 as iio
+
+        for path in sorted(folder.iterdir())[:6]:
+            rgb = iio.imread(path)
+            images.append(rgb[..., :3].mean(-1).astype(np.uint8) if rgb.ndim == 3 else rgb)
+    else:
+        from skimage import data
+
+        images = [data.camera(), data.coins(), data.moon()]
+    return training_data_from_arrays(images, 3.0, "gray", patch_size=33, val_fraction=0.0, seed=0)
+
+
+def bench_training(
+    table: Table, repeats: int, steps: int, batch: int = 64, device: str = "cpu"
+) -> dict:
+    import torch.nn.functional as F
+
+    from napari_srcnn.engine.data import PatchSampler
+    from napari_srcnn.engine.model import SRCNN, ArchSpec
+
+    tdata = _training_data()
+    patch = 33
+    grid_lr, grid_hr = PatchSampler.stride_grid(tdata.train, patch)
+    table.section(
+        f"Training throughput, 33×33 sub-images, batch {batch}, Adam, {device}, "
+        f"{torch.get_num_threads()} threads, {steps} steps per round, {repeats} rounds"
+    )
+    table.add("case", "patches/s (median)", "range", "vs naive")
+    results = {}
+    sync = torch.cuda.synchronize if device.startswith("cuda") else None
+    for arch in ("9-1-5", "9-5-5"):
+        spec = ArchSpec.parse(arch)
+        halo = spec.halo
+        inner = slice(halo, patch - halo)
+
+        def make_ours(true_cl: bool, spec=spec, inner=inner):
+            torch.manual_seed(0)
+            net = SRCNN(spec, padding="valid").to(device)
+            net.to(memory_format=torch.channels_last)
+            opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+            sampler = PatchSampler(tdata.train, patch, augment=True)
+            gen = torch.Generator().manual_seed(0)
+
+            def run() -> None:
+                for _ in range(steps):
+                    lr_b, hr_b = sampler.sample(batch, gen)
+                    lr_b = lr_b.to(device)
+                    if true_cl:  # what training.py could do (see docs/benchmarks.md)
+                        x = torch.empty(
+                            lr_b.shape, device=device, memory_format=torch.channels_last
+                        )
+                        lr_b = x.copy_(lr_b)
+                    else:  # training.py today: a no-op for one channel
+                        lr_b = lr_b.contiguous(memory_format=torch.channels_last)
+                    target = hr_b.to(device)[..., inner, inner]
+                    loss = F.mse_loss(net(lr_b).float(), target)
+                    if not torch.isfinite(loss):
+                        raise RuntimeError("diverged")
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+
+            return run
+
+        def make_naive(spec=spec, inner=inner):
+            torch.manual_seed(0)
+            from napari_srcnn.engine.weights import LoadedModel, ModelInfo
+
+            ref = SRCNN(spec, padding="valid")
+            body = (
+                naive_body(LoadedModel(ref, ModelInfo("n", spec, 3.0)), padding="valid")
+                .train()
+                .to(device)
+            )
+            opt = torch.optim.Adam(body.parameters(), lr=1e-3)
+            gen = torch.Generator().manual_seed(0)
+            lr_all, hr_all = grid_lr.to(device), grid_hr.to(device)
+
+            def run() -> None:
+                for _ in range(steps):
+                    idx = torch.randint(0, len(lr_all), (batch,), generator=gen).to(device)
+                    loss = F.mse_loss(body(lr_all[idx]), hr_all[idx][..., inner, inner])
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+
+            return run
+
+        cases = {
+            "naive": make_naive(),
+            "ours": make_ours(False),
+            "ours, true channels-last batch": make_ours(True),
+        }
+        times = rounds(cases, repeats, sync)
+        for name, t in times.items():
+            rate = [steps * batch / x for x in t]
+            ratio = med([times["naive"][r] / t[r] for r in range(repeats)])
+            table.add(f"{name} {arch}", f"{med(rate):.0f}", spread(rate), f"{ratio:.2f}x")
+            results[f"{name} {arch}"] = med(rate)
+    return results
+
+
+# ---------------------------------------------------------------------------- memory
+
+
+def _rss_mb(field: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def memory_child(arch: str, edge: int, scale: float, tile: int) -> None:
+    """Run in a fresh process: peak RSS of one upscale, printed as JSON."""
+    from napari_srcnn.engine.inference import upscale
+
+    loaded = random_net(arch)
+    rng = np.random.default_rng(0)
+    image = (rng.random((edge, edge)) * 65535).astype(np.uint16)
+    upscale(image[:64, :64], loaded, scale)  # load kernels, allocator warm-up
+    before = _rss_mb("VmRSS")
+    with contextlib.suppress(OSError):  # reset the high-water mark: measure this call only
+        Path("/proc/self/clear_refs").write_text("5")
+    t = time.perf_counter()
+    out = upscale(image, loaded, scale, tile=tile)
+    seconds = time.perf_counter() - t
+    print(
+        json.dumps(
+            {
+                "before_mb": before,
+                "peak_mb": _rss_mb("VmHWM"),
+                "output_mb": out.nbytes / 2**20,
+                "input_mb": image.nbytes / 2**20,
+                "seconds": seconds,
+                "shape": list(out.shape),
+            }
+        )
+    )
+
+
+def bench_memory(table: Table, arch: str, edge: int, scale: float, tile: int) -> dict:
+    cmd = [
+        sys.executable,
+        __file__,
+        "--memory-child",
+        arch,
+        str(edge),
+        str(scale),
+        str(tile),
+        "--threads",
+        str(torch.get_num_threads()),
+    ]
+    res = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    r = json.loads(res.stdout.strip().splitlines()[-1])
+    extra = r["peak_mb"] - r["before_mb"] - r["output_mb"]
+    table.section(
+        f"Peak memory (CPU RSS), {edge}² uint16 ×{scale:g} with {arch}, tile {tile}, fresh process"
+    )
+    table.add(
+        "output array MB",
+        "RSS before MB (torch, model, input)",
+        "peak RSS MB",
+        "peak - before - output MB",
+        "target <= 300",
+        "seconds",
+    )
+    table.add(
+        f"{r['output_mb']:.0f}",
+        f"{r['before_mb']:.0f}",
+        f"{r['peak_mb']:.0f}",
+        f"{extra:.0f}",
+        "met" if extra <= 300 else "MISSED",
+        f"{r['seconds']:.1f}",
+    )
+    return {"memory_extra_mb": extra, **r}
+
+
+def bench_gpu(table: Table, repeats: int) -> dict:
+    table.section("GPU")
+    if not torch.cuda.is_available():
+        table.note("not measured: no CUDA device on this machine")
+        return {}
+    res = bench_inference(table, repeats, device="cuda")
+    torch.cuda.reset_peak_memory_stats()
+    from napari_srcnn.engine.inference import upscale
+
+    image = (np.random.default_rng(0).random((4096, 4096)) * 65535).astype(np.uint16)
+    upscale(image, random_net("9-5-5"), 3.0, device="cuda")
+    peak = torch.cuda.max_memory_allocated() / 2**20
+    table.add("CUDA max_memory_allocated, 4096² uint16 ×3, 9-5-5 (MB)", f"{peak:.0f}")
+    res["cuda_peak_mb"] = peak
+    return res
+
+
+# ------------------------------------------------------------------------------ main
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=("inference", "training", "memory", "gpu"),
+        default=("inference", "training", "memory", "gpu"),
+    )
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--train-steps", type=int, default=6)
+    parser.add_argument("--memory-arch", default="9-5-5")
+    parser.add_argument("--memory-edge", type=int, default=4096)
+    parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    parser.add_argument(
+        "--memory-child", nargs=4, metavar=("ARCH", "EDGE", "SCALE", "TILE"), help=argparse.SUPPRESS
+    )
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    if args.memory_child:
+        arch, edge, scale, tile = args.memory_child
+        memory_child(arch, int(edge), float(scale), int(tile))
+        return 0
+    print(
+        f"napari-srcnn benchmarks — torch {torch.__version__}, {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} CPUs, {args.threads} threads, {time.strftime('%Y-%m-%d %H:%M')}"
+    )
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"load average at start: {load:.2f}")
+    table = Table()
+    results: dict = {}
+    sections = {
+        "inference": lambda: bench_inference(table, args.repeats),
+        "training": lambda: bench_training(table, max(1, args.repeats // 2 + 1), args.train_steps),
+        "memory": lambda: bench_memory(table, args.memory_arch, args.memory_edge, 3.0, 512),
+        "gpu": lambda: bench_gpu(table, args.repeats),
+    }
+    for name, run_section in sections.items():
+        if name in args.only:
+            meter = CpuMeter()
+            results[name] = run_section()
+            busy = meter.others_percent()
+            results[name]["other_processes_cpu_percent"] = busy
+            table.note(f"(other processes kept the CPUs {busy:.0f} % busy during this section)")
+    table.print()
+    print(f"\nload average at end: {os.getloadavg()[0]:.2f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
