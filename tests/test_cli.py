@@ -314,3 +314,21 @@ def test_models_survives_broken_and_odd_registered_files(tmp_path, monkeypatch, 
         m["name"] for m in json.loads(capsys.readouterr().out) if m["name"] in ("odd", "bad")
     ] == ["odd"]
     del torch
+
+
+def test_inputs_mapping_to_one_output_are_refused(tmp_path, tiny_model_path, camera):
+    """a.png and a.jpg would both become out/a_x2.png: refuse instead of losing one."""
+    write_image(tmp_path / "a.png", camera[:20, :20])
+    write_image(tmp_path / "a.jpg", camera[:20, :20])
+    (tmp_path / "out").mkdir()
+    r = cli(
+        "upscale",
+        tmp_path / "a.png",
+        tmp_path / "a.jpg",
+        "-o",
+        tmp_path / "out",
+        "--weights",
+        tiny_model_path,
+    )
+    assert r.returncode == 2 and "would both be written" in r.stderr
+    assert list((tmp_path / "out").iterdir()) == []

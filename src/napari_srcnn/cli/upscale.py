@@ -80,7 +80,15 @@ def _output_paths(inputs: list[Path], output: Path, scale: float) -> list[Path]:
     for path in inputs:
         tiff = path.name.lower().endswith((".tif", ".tiff"))
         stem = path.name.split(".")[0]
-        paths.append(output / f"{stem}_x{scale:g}{'.tif' if tiff else '.png'}")
+        target = output / f"{stem}_x{scale:g}{'.tif' if tiff else '.png'}"
+        if target in paths:
+            # a.png and a.jpg (or a.png twice) would write one file twice: the first
+            # result would be silently lost.
+            raise InputError(
+                f"{path.name} and {inputs[paths.index(target)].name} would both be written "
+                f"to {target.name}; upscale them in separate runs or rename one"
+            )
+        paths.append(target)
     return paths
 
 
