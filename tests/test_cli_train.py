@@ -180,7 +180,7 @@ def start_model(tmp_path_factory):
     from skimage import data
 
     from napari_srcnn.engine.data import training_data_from_arrays
-    from napari_srcnn.engine.model import SRCNN, ArchSpec
+    from napari_srcnn.engine.model import SRCNN, ArchSpec, init_identity
     from napari_srcnn.engine.training import TrainConfig, train
     from napari_srcnn.engine.weights import ModelInfo, save_weights
 
@@ -189,14 +189,7 @@ def start_model(tmp_path_factory):
     with torch.random.fork_rng():
         torch.manual_seed(0)
         net = SRCNN(arch)
-    with torch.no_grad():
-        for conv in net.convs():
-            conv.weight.mul_(0.1)
-            k = conv.weight.shape[-1] // 2
-            conv.weight[0] = 0
-            conv.weight[0, 0, k, k] = 1
-            conv.bias[0] = 0
-        net.convs()[-1].weight[0, 1:] = 0
+    init_identity(net)
     save_weights(
         folder / "identity.safetensors", net, ModelInfo(name="identity", arch=arch, scale=2.0)
     )

@@ -57,3 +57,12 @@ def test_paper_init_statistics():
     assert abs(weights.std().item() - 1e-3) < 5e-5
     assert abs(weights.mean().item()) < 5e-5
     assert all((c.bias == 0).all() for c in net.convs())
+
+
+def test_identity_init_reproduces_the_input():
+    from napari_srcnn.engine.model import init_identity
+
+    torch.manual_seed(0)
+    net = init_identity(SRCNN(ArchSpec.parse("9-5-5")))
+    x = torch.rand(1, 1, 30, 30)
+    torch.testing.assert_close(net(x), x)

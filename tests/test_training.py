@@ -8,7 +8,7 @@ import torch
 
 from napari_srcnn.engine.data import training_data_from_arrays
 from napari_srcnn.engine.inference import upscale
-from napari_srcnn.engine.model import SRCNN, ArchSpec, init_paper
+from napari_srcnn.engine.model import SRCNN, ArchSpec, init_identity, init_paper
 from napari_srcnn.engine.training import (
     StepEvent,
     TrainConfig,
@@ -241,15 +241,7 @@ def test_cancel_without_validation_planes_keeps_the_last_weights(tmp_path, tiles
 
 def identity_model(path, arch=TINY, scale=2.0):
     """A network that reproduces its (bicubic) input exactly: a good start that is easy to spoil."""
-    net = SRCNN(arch)
-    with torch.no_grad():
-        for conv in net.convs():
-            conv.weight.mul_(0.1)
-            k = conv.weight.shape[-1] // 2
-            conv.weight[0] = 0
-            conv.weight[0, 0, k, k] = 1
-            conv.bias[0] = 0
-        net.convs()[-1].weight[0, 1:] = 0
+    net = init_identity(SRCNN(arch))
     save_weights(path, net, ModelInfo(name="identity", arch=arch, scale=scale, color_mode="gray"))
     return path
 

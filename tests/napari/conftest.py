@@ -45,3 +45,17 @@ def run_widget(qtbot):
         return time.perf_counter() - start
 
     return run
+
+
+@pytest.fixture
+def viewer(make_napari_viewer):
+    return make_napari_viewer()
+
+
+@pytest.fixture
+def widget(viewer, tiny_model):
+    from napari_srcnn.widgets import UpscaleWidget
+
+    w = UpscaleWidget(viewer)
+    viewer.window.add_dock_widget(w, name="SRCNN upscale")
+    return w

@@ -22,22 +22,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from napari_srcnn.widgets import UpscaleWidget
 from napari_srcnn.widgets._common import MODEL_FILE
 
 pytestmark = pytest.mark.gui
-
-
-@pytest.fixture
-def viewer(make_napari_viewer):
-    return make_napari_viewer()
-
-
-@pytest.fixture
-def widget(viewer, tiny_model):
-    w = UpscaleWidget(viewer)
-    viewer.window.add_dock_widget(w, name="SRCNN upscale")
-    return w
 
 
 @pytest.fixture

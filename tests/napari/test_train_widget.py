@@ -12,11 +12,6 @@ pytestmark = pytest.mark.gui
 
 
 @pytest.fixture
-def viewer(make_napari_viewer):
-    return make_napari_viewer()
-
-
-@pytest.fixture
 def stack(camera):
     """Four 48×48 planes of a real photo: three to train on, one to validate."""
     return np.stack([camera[i * 20 : i * 20 + 48, 10:58] for i in range(4)])

@@ -13,18 +13,6 @@ from napari_srcnn.widgets._common import AUTO_MODEL, MODEL_FILE
 pytestmark = pytest.mark.gui
 
 
-@pytest.fixture
-def viewer(make_napari_viewer):
-    return make_napari_viewer()
-
-
-@pytest.fixture
-def widget(viewer, tiny_model):
-    w = UpscaleWidget(viewer)
-    viewer.window.add_dock_widget(w, name="SRCNN upscale")
-    return w
-
-
 def _setup(widget, layer, model, scale=2.0, **values):
     widget.reset_choices()
     widget._image.value = layer

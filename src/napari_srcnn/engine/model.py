@@ -21,7 +21,7 @@ from torch import nn
 
 from ..errors import InputError
 
-__all__ = ["PRESETS", "ArchSpec", "SRCNN", "init_paper"]
+__all__ = ["PRESETS", "ArchSpec", "SRCNN", "init_identity", "init_paper"]
 
 PADDINGS = ("replicate", "reflect", "valid")
 
@@ -201,4 +201,24 @@ def init_paper(model: SRCNN, std: float = 1e-3, generator: torch.Generator | Non
             conv.weight.normal_(0.0, std, generator=generator)
             assert conv.bias is not None
             conv.bias.zero_()
+    return model
+
+
+def init_identity(model: SRCNN, scale: float = 0.1) -> SRCNN:
+    """Make ``model`` reproduce its (bicubic) input: a start that scores like bicubic.
+
+    Channel 0 of every layer carries a centred delta, so the first output channel equals
+    the first input channel (inputs are >= 0, so the ReLUs pass them); all other weights are
+    shrunk by ``scale`` and cannot reach the output. Returns ``model``.
+    """
+    with torch.no_grad():
+        convs = model.convs()
+        for conv in convs:
+            conv.weight.mul_(scale)
+            k = conv.weight.shape[-1] // 2
+            conv.weight[0] = 0
+            conv.weight[0, 0, k, k] = 1
+            assert conv.bias is not None
+            conv.bias[0] = 0
+        convs[-1].weight[0, 1:] = 0
     return model
