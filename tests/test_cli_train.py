@@ -454,3 +454,15 @@ def test_torchrun_two_cpu_processes_on_gloo(tmp_path, camera_stack):
         keys = set(fh.keys())  # noqa: SIM118
         assert {"rng", "rng.1"} <= keys and fh.metadata()["world"] == "2"
     assert read_checkpoint_state(tmp_path / "ddp.ckpt.safetensors")["step"] == 8
+
+
+def test_init_flag_is_recorded_and_a_resume_must_keep_it(tmp_path, camera_stack):
+    out = tmp_path / "p.safetensors"
+    args = ["train", camera_stack, "--scale", 2, *TINY, "--val-fraction", 0.25, "-o", out]
+    r = cli(*args, "--steps", 4, "--val-every", 2, "--init", "pytorch")
+    assert r.returncode == 0, r.stderr
+    assert load_model(out).info.training["config"]["init"] == "pytorch"
+    ckpt = tmp_path / "p.ckpt.safetensors"
+    r = cli(*args, "--steps", 8, "--val-every", 2, "--resume", ckpt)  # default init: identity
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "init 'pytorch'" in r.stderr and len(r.stderr.strip().splitlines()) == 1

@@ -66,3 +66,16 @@ def test_identity_init_reproduces_the_input():
     net = init_identity(SRCNN(ArchSpec.parse("9-5-5")))
     x = torch.rand(1, 1, 30, 30)
     torch.testing.assert_close(net(x), x)
+
+
+def test_identity_init_passes_each_rgb_channel_and_leaves_the_rest_trainable():
+    from napari_srcnn.engine.model import init_identity
+
+    torch.manual_seed(0)
+    net = init_identity(SRCNN(ArchSpec.parse("9-5-5", channels=3)), scale=1.0)
+    x = torch.rand(2, 3, 30, 30)
+    torch.testing.assert_close(net(x), x)  # R, G and B each reproduced, not mixed
+    first = net.convs()[0].weight
+    assert first[3:].abs().mean() > 1e-3  # the residual filters keep their random start
+    with pytest.raises(ValueError, match="at least 3 filters"):
+        init_identity(SRCNN(ArchSpec.parse("9-1-5:2,2", channels=3)))

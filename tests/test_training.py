@@ -114,6 +114,7 @@ def test_paper_recipe_trains_with_sgd_momentum(tmp_path, tdata):
     ("kw", "message"),
     [
         ({"recipe": "sgd"}, "recipe"),
+        ({"init": "zeros"}, "init"),
         ({"steps": 0}, "steps"),
         ({"lr": -1.0}, "learning rate"),
         ({"patch_size": 4}, "leaves no output"),
@@ -167,6 +168,21 @@ def test_train_events_best_weights_and_metadata(tmp_path, tdata, tiles):
     # The weights run in `upscale` on the same kind of data (uint16 in, uint16 out).
     out = upscale(tiles[0, :32, :32], str(result.output), 2)
     assert out.shape == (64, 64) and out.dtype == np.uint16
+
+
+@pytest.mark.parametrize(("init", "at_bicubic"), [("identity", True), ("pytorch", False)])
+def test_scratch_start_identity_scores_bicubic_at_step_0(tmp_path, tdata, init, at_bicubic):
+    """Adam's default start is the identity: step 0 already scores bicubic, and a few steps
+    only add to it; PyTorch's default init starts far below."""
+    cfg = config(tmp_path, init=init, arch=ArchSpec.parse("5-1-3:8,4"), lr=1e-3)
+    assert cfg.start == init and config(tmp_path).start == "identity"
+    result = train(tdata, cfg)
+    assert (abs(result.start_psnr - result.bicubic_psnr) < 1e-6) == at_bicubic
+    if at_bicubic:
+        assert result.best_psnr >= result.bicubic_psnr
+    else:
+        assert result.start_psnr < result.bicubic_psnr - 5
+    assert load_model(result.output).info.training["config"]["init"] == init
 
 
 def test_validate_scores_bicubic_like_the_protocol(tdata):

@@ -21,14 +21,17 @@ def _layer_meta(layer):
     return meta
 
 
+@pytest.mark.parametrize("suffix", [".tif", ".ome.tif"])
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
-def test_zstack_roundtrip_keeps_pixel_size_and_unit(tmp_path, camera, dtype):
+def test_zstack_roundtrip_keeps_pixel_size_and_unit(tmp_path, camera, dtype, suffix):
     from napari.layers import Image
 
     data = np.stack([camera[:40, :50], camera[40:80, :50], camera[80:120, :50]]).astype(dtype)
     layer = Image(data, scale=(2.0, 0.325, 0.325), units=("µm", "µm", "µm"), name="z")
-    path = tmp_path / "z.tif"
+    path = tmp_path / f"z{suffix}"
     assert write_image_layer(str(path), data, _layer_meta(layer)) == [str(path)]
+    with tifffile.TiffFile(path) as tif:  # .ome.tif is OME-TIFF, .tif an ImageJ hyperstack
+        assert (tif.is_ome, tif.is_imagej) == (suffix == ".ome.tif", suffix == ".tif")
     [(array, kwargs, _)] = _roundtrip(path)
     np.testing.assert_array_equal(array, data)
     assert array.dtype == dtype

@@ -1,4 +1,5 @@
-"""napari writer: an Image layer to TIFF, keeping its pixel size.
+"""napari writer: an Image layer to OME-TIFF (``.ome.tif``) or an ImageJ hyperstack
+(``.tif``), keeping its pixel size.
 
 The layer's ``scale`` on Y/X becomes the TIFF resolution (and ImageJ ``spacing`` for Z),
 its unit the ImageJ unit, and its axes (``metadata["axes"]`` from the reader, else
@@ -53,7 +54,10 @@ def _axes(meta: dict[str, Any], ndim: int, rgb: bool) -> str:
 
 
 def write_image_layer(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
-    """Write one Image layer to ``path`` (``.tif``/``.tiff``); returns ``[path]``.
+    """Write one Image layer to ``path``; returns ``[path]``.
+
+    ``.ome.tif``/``.ome.tiff`` give an OME-TIFF (which this plugin's reader claims when the
+    file is dropped on napari), ``.tif``/``.tiff`` an ImageJ hyperstack for Fiji.
 
     Multiscale layers are written at full resolution (level 0); dask/zarr data is computed.
     """

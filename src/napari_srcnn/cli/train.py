@@ -97,6 +97,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="adam (default) or paper (SGD as in Dong et al.)",
     )
     p.add_argument(
+        "--init",
+        choices=("identity", "pytorch", "paper"),  # engine.training.INITS
+        default=None,
+        help="start from scratch as: identity (= bicubic, learn the residual; adam's "
+        "default), pytorch (PyTorch's default init) or paper (N(0, 0.001²); paper's default)",
+    )
+    p.add_argument(
         "--blur",
         type=float,
         default=0.0,
@@ -203,6 +210,7 @@ def run(args: argparse.Namespace) -> int:
         arch=arch,
         init_from=init_from,
         recipe=args.recipe,
+        init=args.init,
         steps=steps,
         batch_size=args.batch,
         lr=args.lr,

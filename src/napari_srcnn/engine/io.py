@@ -20,6 +20,7 @@ import os
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -304,7 +305,8 @@ def write_image(path: str | os.PathLike, data: np.ndarray, meta: ImageMeta | Non
     if suffix in TIFF_SUFFIXES:
         if data.dtype.kind not in "buifc":
             raise InputError(f"TIFF cannot store {data.dtype} data")
-        _write_checked(path, lambda tmp: _write_tiff(tmp, data, meta))
+        ome = suffix in (".ome.tif", ".ome.tiff")
+        _write_checked(path, lambda tmp: _write_tiff(tmp, data, meta, path_is_ome=ome))
         return path
     if suffix in PLAIN_SUFFIXES:
         if data.ndim not in (2, 3) or (data.ndim == 3 and data.shape[-1] not in (2, 3, 4)):
@@ -339,7 +341,10 @@ def _write_checked(path: Path, write) -> None:
         raise InputError(f"cannot write {str(path)!r}: {one_line(exc, 160)}") from None
 
 
-def _write_tiff(path: Path, data: np.ndarray, meta: ImageMeta) -> None:
+def _write_tiff(path: Path, data: np.ndarray, meta: ImageMeta, path_is_ome: bool = False) -> None:
+    """An ImageJ hyperstack where ImageJ can hold the data, else a plain tifffile TIFF; an
+    OME-TIFF (``PhysicalSize*`` with unit, ``DimensionOrder`` from the axes) if
+    ``path_is_ome``. All three keep the pixel size for :func:`read_image`."""
     import tifffile
 
     axes = meta.axes
@@ -348,6 +353,9 @@ def _write_tiff(path: Path, data: np.ndarray, meta: ImageMeta) -> None:
     sy = meta.spacing[axes.index("Y")] if "Y" in axes else None
     if sx and sy and math.isfinite(sx) and math.isfinite(sy):
         kwargs["resolution"] = (1.0 / sx, 1.0 / sy)
+    if path_is_ome:
+        _write_ome_tiff(path, data, meta, **kwargs)
+        return
     imagej_ok = (
         data.dtype in (np.uint8, np.uint16, np.float32)
         and len(set(axes)) == len(axes)
@@ -366,3 +374,18 @@ def _write_tiff(path: Path, data: np.ndarray, meta: ImageMeta) -> None:
     else:
         photometric = "rgb" if axes.endswith("S") else "minisblack"
         tifffile.imwrite(path, data, metadata={"axes": axes}, photometric=photometric, **kwargs)
+
+
+def _write_ome_tiff(path: Path, data: np.ndarray, meta: ImageMeta, **kwargs: Any) -> None:
+    import tifffile
+
+    axes = meta.axes
+    md: dict[str, Any] = {"axes": axes}
+    unit = "µm" if meta.unit in (None, "um", "micron", "\u00b5m") else meta.unit
+    for letter in "XYZ":
+        size = meta.spacing[axes.index(letter)] if letter in axes else None
+        if size and math.isfinite(size):
+            md[f"PhysicalSize{letter}"] = float(size)
+            md[f"PhysicalSize{letter}Unit"] = unit
+    photometric = "rgb" if axes.endswith("S") else "minisblack"
+    tifffile.imwrite(path, data, ome=True, metadata=md, photometric=photometric, **kwargs)

@@ -207,18 +207,25 @@ def init_paper(model: SRCNN, std: float = 1e-3, generator: torch.Generator | Non
 def init_identity(model: SRCNN, scale: float = 0.1) -> SRCNN:
     """Make ``model`` reproduce its (bicubic) input: a start that scores like bicubic.
 
-    Channel 0 of every layer carries a centred delta, so the first output channel equals
-    the first input channel (inputs are >= 0, so the ReLUs pass them); all other weights are
-    shrunk by ``scale`` and cannot reach the output. Returns ``model``.
+    Channel ``i < c`` of every layer carries a centred delta of input channel ``i``, so the
+    output equals the input (inputs are >= 0, so the ReLUs pass them); all other weights are
+    multiplied by ``scale`` and start with no path to the output (the last layer's weights
+    from them are zero). Training from here learns the residual over bicubic, which
+    converges far faster than from a random start (the same trick as VDSR's global skip,
+    inside the plain SRCNN architecture). Returns ``model``.
     """
+    c = model.spec.channels
     with torch.no_grad():
         convs = model.convs()
+        if any(conv.weight.shape[0] < c for conv in convs[:-1]):
+            raise ValueError(f"identity init needs at least {c} filters per layer")
         for conv in convs:
             conv.weight.mul_(scale)
             k = conv.weight.shape[-1] // 2
-            conv.weight[0] = 0
-            conv.weight[0, 0, k, k] = 1
             assert conv.bias is not None
-            conv.bias[0] = 0
-        convs[-1].weight[0, 1:] = 0
+            for i in range(c):
+                conv.weight[i] = 0
+                conv.weight[i, i, k, k] = 1
+                conv.bias[i] = 0
+        convs[-1].weight[:, c:] = 0
     return model

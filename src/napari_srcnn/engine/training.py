@@ -33,10 +33,11 @@ from ..errors import InputError, WeightsError
 from .data import PatchSampler, TrainingData
 from .device import resolve_device
 from .files import atomic_path
-from .model import SRCNN, ArchSpec, init_paper
+from .model import SRCNN, ArchSpec, init_identity, init_paper
 from .weights import LoadedModel, ModelInfo, load_model, save_weights
 
 __all__ = [
+    "INITS",
     "RECIPES",
     "StepEvent",
     "TrainConfig",
@@ -48,9 +49,13 @@ __all__ = [
 ]
 
 RECIPES = ("adam", "paper")
+#: Starts from scratch: ``identity`` (the net reproduces its bicubic input, see
+#: :func:`~napari_srcnn.engine.model.init_identity`), ``pytorch`` (PyTorch's default) and
+#: ``paper`` (N(0, 0.001²)).
+INITS = ("identity", "pytorch", "paper")
 CHECKPOINT_KIND = "napari-srcnn-checkpoint"
 # Settings a checkpoint must share with the run that resumes it (steps and lr may change).
-_RESUME_KEYS = ("data", "scale", "recipe", "batch_size", "patch_size", "grid_stride", "seed")
+_RESUME_KEYS = ("data", "scale", "recipe", "init", "batch_size", "patch_size", "grid_stride", "seed")
 
 
 @dataclass(frozen=True)
@@ -68,11 +73,15 @@ class TrainConfig:
     init_from
         Model name or weights file to fine-tune; ``None`` trains from scratch.
     recipe
-        ``"adam"`` (default: Adam, linear warm-up then cosine decay to 1 %, PyTorch's
-        default init, loss = mean squared error) or ``"paper"`` (Dong et al.: SGD with
-        momentum 0.9, lr 1e-4 for all layers but the last and 1e-5 for the last, weights ~
-        N(0, 0.001²), biases 0, Caffe's Euclidean loss ``Σ(F(Y) − X)² / 2N`` summed over
-        the valid centre, constant learning rate).
+        ``"adam"`` (default: Adam, linear warm-up then cosine decay to 1 %, loss = mean
+        squared error) or ``"paper"`` (Dong et al.: SGD with momentum 0.9, lr 1e-4 for all
+        layers but the last and 1e-5 for the last, Caffe's Euclidean loss
+        ``Σ(F(Y) − X)² / 2N`` summed over the valid centre, constant learning rate).
+    init
+        Start of a run from scratch, one of :data:`INITS`; ``None`` (default) picks the
+        recipe's: ``identity`` for adam (the untrained net equals bicubic and learns the
+        residual: on SunHays80 ×3 it reaches in 750 steps the held-out PSNR a PyTorch-init
+        start needed 7,000 for), ``paper`` for paper (weights ~ N(0, 0.001²), biases 0).
     steps
         Optimiser steps (see :func:`steps_for_epochs`).
     batch_size
@@ -107,6 +116,7 @@ class TrainConfig:
     arch: ArchSpec = field(default_factory=ArchSpec)
     init_from: str | None = None
     recipe: str = "adam"
+    init: str | None = None
     steps: int = 2000
     batch_size: int = 64
     lr: float | None = None
@@ -127,6 +137,8 @@ class TrainConfig:
             object.__setattr__(self, "checkpoint", Path(self.checkpoint))
         if self.recipe not in RECIPES:
             raise InputError(f"recipe {self.recipe!r} is not one of {', '.join(RECIPES)}")
+        if self.init is not None and self.init not in INITS:
+            raise InputError(f"init {self.init!r} is not one of {', '.join(INITS)}")
         for name in (
             "steps",
             "batch_size",
@@ -163,6 +175,11 @@ class TrainConfig:
             )
         if not self.output.name.endswith(".safetensors"):
             raise InputError(f"output {str(self.output)!r} must end in .safetensors")
+
+    @property
+    def start(self) -> str:
+        """How a run from scratch starts (``init``, or the recipe's default)."""
+        return self.init or ("paper" if self.recipe == "paper" else "identity")
 
     @property
     def checkpoint_path(self) -> Path:
@@ -359,6 +376,7 @@ def _fingerprint(config: TrainConfig, arch: ArchSpec, data: TrainingData) -> dic
         "arch": arch.to_dict(),
         "scale": float(config.scale),
         "recipe": config.recipe,
+        "init": None if config.init_from is not None else config.start,
         "batch_size": config.batch_size,
         "patch_size": config.patch_size,
         "grid_stride": config.grid_stride,
@@ -528,8 +546,10 @@ def _start_model(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
         net = SRCNN(arch, padding="valid")
-    if config.recipe == "paper":
+    if config.start == "paper":
         init_paper(net, generator=torch.Generator().manual_seed(config.seed))
+    elif config.start == "identity":
+        init_identity(net, scale=1.0)
     return net, None
 
 
