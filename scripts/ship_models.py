@@ -20,8 +20,7 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-from napari_srcnn.engine.evaluation import evaluate_files, summarize
-from napari_srcnn.engine.inference import UpscaleOptions, Upscaler
+from napari_srcnn.engine.evaluation import evaluate_files, protocol_upscaler, summarize
 from napari_srcnn.engine.weights import list_models, load_model, save_weights
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,12 +45,7 @@ def evaluate(path: Path) -> dict:
     """Mean PSNR/SSIM of the model and of bicubic on Set5 and Set14 at its own scale."""
     model = load_model(path)
     scale = int(model.info.scale)
-    upscaler = Upscaler(
-        model,
-        UpscaleOptions(
-            scale=float(scale), channels="per-channel", normalization="none", device="cpu"
-        ),
-    )
+    upscaler = protocol_upscaler(model, scale, device="cpu")
     metrics = dict(model.info.metrics)
     for name in SETS:
         mean = summarize(evaluate_files([DATASETS / "eval" / name], scale, upscaler))

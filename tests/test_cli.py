@@ -165,6 +165,31 @@ def test_eval_json_schema_on_real_images(tmp_path, tiny_model_path):
     )
 
 
+def test_eval_scores_an_rgb_model_on_rgb_input(tmp_path):
+    """An RGB (3-channel) model is evaluated on the RGB image and scored on Y: the identity
+    RGB model (= bicubic per channel) scores like the Y bicubic baseline."""
+    import torch
+    from skimage import data
+
+    from napari_srcnn.engine.model import SRCNN, ArchSpec, init_identity
+    from napari_srcnn.engine.weights import ModelInfo, save_weights
+
+    arch = ArchSpec.parse("3-1-3:8,4", channels=3)
+    torch.manual_seed(0)
+    net = init_identity(SRCNN(arch))
+    weights = tmp_path / "rgb-identity.safetensors"
+    save_weights(weights, net, ModelInfo(name="rgb-id", arch=arch, scale=3.0, color_mode="rgb"))
+    images = tmp_path / "images"
+    images.mkdir()
+    write_image(images / "astro.png", data.astronaut()[:150, :120])
+    write_image(images / "camera.png", data.camera()[:90, :90])  # grayscale: R = G = B
+    r = cli("eval", images, "--scale", 3, "--weights", weights, "--json")
+    assert r.returncode == 0, r.stderr
+    rows = {row["name"]: row for row in json.loads(r.stdout)["images"]}
+    assert rows["camera.png"]["psnr"] == pytest.approx(rows["camera.png"]["bicubic_psnr"], abs=1e-6)
+    assert rows["astro.png"]["psnr"] == pytest.approx(rows["astro.png"]["bicubic_psnr"], abs=0.1)
+
+
 # Published bicubic Y-PSNR (shared/datasets/README.md); our protocol must match within 0.05 dB.
 BICUBIC = {
     ("Set5", 2): 33.66,

@@ -150,6 +150,34 @@ def test_evaluate_pair_passes_the_lr_y_to_upscale_fn() -> None:
     assert 20 < scores["bicubic_psnr"] < 60
 
 
+@pytest.mark.parametrize("gray", [False, True])
+def test_evaluate_pair_rgb_method_gets_the_rgb_lr_and_is_scored_on_y(gray: bool) -> None:
+    """An RGB method (the paper's colour experiment) is handed the down-sampled RGB; per
+    channel bicubic scores like the Y baseline up to the 8-bit rounding of R, G and B."""
+    from napari_srcnn.engine.resize import imresize
+
+    hr = _smooth_rgb(60, 75, seed=3)
+    hr = hr[..., 1] if gray else hr
+    seen: list[np.ndarray] = []
+
+    def bicubic_rgb(rgb: np.ndarray) -> np.ndarray:
+        seen.append(rgb)
+        return np.stack([imresize(rgb[..., c].astype(np.float64), 3.0) for c in range(3)], -1)
+
+    scores = evaluate_pair(hr, 3, upscale_fn=bicubic_rgb, rgb=True)
+    (lr,) = seen
+    assert lr.shape == (20, 25, 3) and lr.dtype == np.float32
+    if gray:  # three equal channels, scored on their mean: exactly the Y baseline
+        assert scores["psnr"] == pytest.approx(scores["bicubic_psnr"], abs=1e-9)
+    else:
+        assert not np.allclose(lr[..., 0], lr[..., 1])
+        assert scores["psnr"] == pytest.approx(scores["bicubic_psnr"], abs=0.1)
+    # A method that returns the HR RGB itself is perfect on Y.
+    hr_rgb = np.repeat(hr[..., None], 3, -1) if gray else hr
+    oracle = evaluate_pair(hr, 3, upscale_fn=lambda _: hr_rgb / 255.0, rgb=True)
+    assert oracle["psnr"] == math.inf
+
+
 def test_evaluate_pair_scores_against_hr_not_bicubic() -> None:
     from napari_srcnn.engine.color import rgb_to_y_uint8
 

@@ -29,23 +29,14 @@ MAX_SCALE = 16
 
 def run(args: argparse.Namespace) -> int:
     """Score bicubic (and the model) on the inputs; print a table or JSON. Returns 0."""
-    from ..engine.evaluation import evaluate_files, summarize
-    from ..engine.inference import UpscaleOptions, Upscaler
+    from ..engine.evaluation import evaluate_files, protocol_upscaler, summarize
     from ..errors import InputError
 
     if not 2 <= args.scale <= MAX_SCALE:
         raise InputError(f"--scale {args.scale} must be an integer from 2 to {MAX_SCALE}")
     upscaler = None
     if not args.bicubic:
-        upscaler = Upscaler(
-            model_arg(args),
-            UpscaleOptions(
-                scale=float(args.scale),
-                channels="per-channel",
-                device=args.device,
-                normalization="none",
-            ),
-        )
+        upscaler = protocol_upscaler(model_arg(args), args.scale, args.device)
     update, close = progress_bar("eval", unit="image")
     try:
         rows = evaluate_files(args.inputs, args.scale, upscaler, progress=update)

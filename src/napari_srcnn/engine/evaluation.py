@@ -18,7 +18,26 @@ from .io import read_image
 from .metrics import evaluate_pair, psnr, ssim
 from .resize import imresize
 
-__all__ = ["compare_to_reference", "evaluate_files", "summarize"]
+__all__ = ["compare_to_reference", "evaluate_files", "protocol_upscaler", "summarize"]
+
+
+def protocol_upscaler(model: Any, scale: int, device: str = "auto") -> Upscaler:
+    """The :class:`Upscaler` that :func:`evaluate_files` scores ``model`` with (a name, a
+    weights file, a :class:`~.weights.LoadedModel`, or ``None`` for the installed Y model
+    of ``scale``): its inputs are already in ``[0, 1]`` (no normalisation); a Y model runs
+    on the Y plane, an RGB model (3 channels) on the RGB image (the paper's colour
+    experiment, scored on Y)."""
+    from .inference import UpscaleOptions
+    from .weights import default_model_name, load_model
+
+    if model is None:
+        model = default_model_name(float(scale), "y")
+    loaded = load_model(model, scale=float(scale))
+    channels = "rgb" if loaded.info.arch.channels == 3 else "per-channel"
+    return Upscaler(
+        loaded,
+        UpscaleOptions(scale=float(scale), channels=channels, device=device, normalization="none"),
+    )
 
 
 def evaluate_files(
@@ -32,13 +51,18 @@ def evaluate_files(
     Each image is an HR original: Y channel (BT.601), mod-crop, MATLAB-bicubic ↓ then ↑
     (the bicubic baseline), the model applied to the LR, PSNR/SSIM with ``scale`` pixels
     shaved. Returns one dict per image: ``name``, ``bicubic_psnr``, ``bicubic_ssim`` and,
-    with a model, ``psnr`` and ``ssim``.
+    with a model, ``psnr`` and ``ssim``. An RGB model (3 channels, from
+    :func:`protocol_upscaler`) gets the down-sampled RGB image and is scored on the Y of
+    its result.
     """
     if float(scale) != int(scale):
         raise InputError(f"evaluation needs an integer scale (the protocol mod-crops), got {scale}")
     files = find_images(paths)
     rows = []
     fn = None
+    rgb = upscaler is not None and upscaler.model.info.arch.channels == 3
+    if rgb and upscaler.options.channels != "rgb":
+        raise InputError("an RGB model is scored with channels='rgb' (see protocol_upscaler)")
     if upscaler is not None:
 
         def fn(lr_y: np.ndarray) -> np.ndarray:
@@ -53,7 +77,7 @@ def evaluate_files(
         if image.ndim == 3 and image.shape[-1] == 4:
             image = image[..., :3]
         try:
-            scores = evaluate_pair(image, int(scale), fn)
+            scores = evaluate_pair(image, int(scale), fn, rgb=rgb)
         except ValueError as exc:
             raise InputError(f"{path.name}: {exc}") from None
         rows.append({"name": path.name, **scores})

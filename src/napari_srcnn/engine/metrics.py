@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .color import rgb_to_y_uint8
+from .color import rgb_to_y_uint8, rgb_to_ycbcr
 from .resize import imresize
 
 __all__ = ["evaluate_pair", "modcrop", "psnr", "shave", "ssim"]
@@ -211,6 +211,7 @@ def evaluate_pair(
     scale: int,
     upscale_fn: Callable[[np.ndarray], Any] | None = None,
     quantize: bool = True,
+    rgb: bool = False,
 ) -> dict[str, float]:
     """Score bicubic (and optionally a model) on one HR image by the protocol.
 
@@ -240,6 +241,13 @@ def evaluate_pair(
         evaluation code does (``uint8(im * 255)``); this reproduces the reference SSIMs
         of Set5 to four decimals. ``False`` scores the floating-point values (about
         0.01 dB higher PSNR).
+    rgb : bool, default False
+        Score a method that works on RGB (the paper's colour experiment): ``upscale_fn``
+        receives the MATLAB-bicubic down-sampled **RGB** (mod-cropped, ``/ 255``, float32
+        ``(H/scale, W/scale, 3)``) and returns RGB ``(H, W, 3)`` in ``[0, 1]``; its Y
+        (MATLAB ``rgb2ycbcr`` of the 8-bit result) is scored against the HR Y. A grayscale
+        image is handed over as three equal channels and scored on their mean. The
+        bicubic baseline is unchanged (Y first), so the table stays comparable.
 
     Returns
     -------
@@ -281,14 +289,37 @@ def evaluate_pair(
     if upscale_fn is not None:
         # The method gets the unrounded LR, as in the reference code (which then applies
         # the same bicubic up-sampling before the network).
-        sr = np.asarray(upscale_fn((lr / 255.0).astype(np.float32)), dtype=np.float64)
+        if rgb:
+            sr = _rgb_method_luma(hr, s, upscale_fn, quantize)
+        else:
+            sr = np.asarray(upscale_fn((lr / 255.0).astype(np.float32)), dtype=np.float64)
         if sr.shape != y_hr.shape:
             raise ValueError(
                 f"upscale_fn returned shape {sr.shape}, expected the HR shape {y_hr.shape}"
             )
         sr = np.clip(sr, 0.0, 1.0) * 255.0
-        if quantize:
+        if quantize and not rgb:
             sr = _to_uint8_scale(sr)
         scores["psnr"] = psnr(sr, y_hr, 255.0, shave=s)
         scores["ssim"] = ssim(sr, y_hr, 255.0, shave=s)
     return scores
+
+
+def _rgb_method_luma(
+    hr: np.ndarray, s: int, upscale_fn: Callable[[np.ndarray], Any], quantize: bool
+) -> np.ndarray:
+    """Y / 255 of an RGB method's result (see ``rgb`` in :func:`evaluate_pair`)."""
+    gray = hr.ndim == 2
+    rgb_hr = np.repeat(hr[..., None], 3, axis=-1) if gray else hr
+    rgb_hr = np.moveaxis(modcrop(np.moveaxis(rgb_hr, -1, 0), s), 0, -1).astype(np.float64)
+    lr = np.stack([imresize(rgb_hr[..., c], 1.0 / s) for c in range(3)], axis=-1)
+    sr = np.asarray(upscale_fn((lr / 255.0).astype(np.float32)), dtype=np.float64)
+    if sr.shape != rgb_hr.shape:
+        raise ValueError(f"upscale_fn returned shape {sr.shape}, expected {rgb_hr.shape}")
+    sr = np.clip(sr, 0.0, 1.0) * 255.0
+    if quantize:  # uint8(im * 255), then MATLAB's 8-bit rgb2ycbcr
+        sr = _to_uint8_scale(sr)
+        y = sr.mean(axis=-1) if gray else rgb_to_y_uint8(sr.astype(np.uint8))
+        return _to_uint8_scale(np.asarray(y, dtype=np.float64)) / 255.0
+    y = sr.mean(axis=-1) if gray else rgb_to_ycbcr(sr / 255.0, channel_axis=-1)[..., 0] * 255.0
+    return np.asarray(y, dtype=np.float64) / 255.0

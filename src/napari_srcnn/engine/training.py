@@ -55,7 +55,16 @@ RECIPES = ("adam", "paper")
 INITS = ("identity", "pytorch", "paper")
 CHECKPOINT_KIND = "napari-srcnn-checkpoint"
 # Settings a checkpoint must share with the run that resumes it (steps and lr may change).
-_RESUME_KEYS = ("data", "scale", "recipe", "init", "batch_size", "patch_size", "grid_stride", "seed")
+_RESUME_KEYS = (
+    "data",
+    "scale",
+    "recipe",
+    "init",
+    "batch_size",
+    "patch_size",
+    "grid_stride",
+    "seed",
+)
 
 
 @dataclass(frozen=True)
