@@ -120,11 +120,14 @@ def results_table() -> str:
         )
     lines += ["", "## How each model was made and how to reproduce the rows", "", *commands, ""]
     lines += [
-        "The ×2 and ×4 models were fine-tuned from a 4,000-step snapshot of the ×3 run",
-        "(`runs/x3-start.safetensors`, whose metadata name is `srcnn-955-y-x3`).",
+        "The ×3 models are trained from scratch with the `adam` recipe's identity start (the",
+        "untrained network equals bicubic; see [Training](training.md#recipes)); the ×2 and",
+        "×4 models are fine-tuned from the ×3 model of their colour mode.",
+        "RGB models (`rgb`) take and return R, G and B; like every row they are scored on the",
+        "Y of their 8-bit result (the paper's colour experiment).",
         "",
-        "Training wall times are of CPU runs sharing a 2-core machine with other work (one",
-        "thread per run); the GPU path of the same trainer is much faster.",
+        "Training wall times are of CPU runs sharing a 2-core machine (one thread per run, two",
+        "runs at a time); no GPU was available for these runs.",
         "",
         "![bicubic vs SRCNN](images/comparison.png)",
         "",

@@ -160,6 +160,9 @@ def test_registry_registers_and_picks_the_nearest_scale(tmp_path, monkeypatch):
     assert W.default_model_name(3.6) == "s4"
     assert W.default_model_name(3.0, "gray") == "s2"  # gray falls back to Y models
     assert load_model("s4").info.scale == 4.0
+    assert W.unregister_model("s4") and not W.unregister_model("s4")
+    assert [m.name for m in W.list_models()] == ["s2"]
+    assert W.default_model_name(3.6) == "s2"
 
 
 def test_metadata_is_plain_json_strings(tmp_path):

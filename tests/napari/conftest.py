@@ -14,8 +14,7 @@ def tiny_model(tiny_model_path) -> str:
 
     name = weights.register_model(tiny_model_path).name
     yield name
-    # No public unregister yet: keep the registry as other test modules expect it.
-    weights._REGISTERED.pop(name, None)
+    assert weights.unregister_model(name)
 
 
 @pytest.fixture(autouse=True)

@@ -52,6 +52,7 @@ __all__ = [
     "read_info",
     "register_model",
     "save_weights",
+    "unregister_model",
 ]
 
 FORMAT = "napari-srcnn"
@@ -443,6 +444,15 @@ def register_model(path: str | os.PathLike, name: str | None = None) -> ModelInf
     key = name or info.name or Path(path).stem
     _REGISTERED[key] = Path(path)
     return replace(info, name=key)
+
+
+def unregister_model(name: str) -> bool:
+    """Forget a model added by :func:`register_model` (shipped models stay).
+
+    Returns ``True`` if ``name`` was registered. A shipped model that a registration
+    shadowed becomes visible again under its name.
+    """
+    return _REGISTERED.pop(name, None) is not None
 
 
 def _named() -> dict[str, Path]:
