@@ -19,8 +19,8 @@ import torch
 from safetensors import safe_open
 
 from napari_srcnn.cli import main
+from napari_srcnn.engine.checkpoints import read_checkpoint_state
 from napari_srcnn.engine.io import write_image
-from napari_srcnn.engine.training import read_checkpoint_state
 from napari_srcnn.engine.weights import load_model
 
 TINY = [

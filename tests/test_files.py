@@ -332,10 +332,11 @@ def test_disk_full_while_checkpointing_keeps_the_last_checkpoint_and_resume_work
     checkpoint intact, and training resumes from it."""
     from skimage import data
 
-    from napari_srcnn.engine import training as T
+    from napari_srcnn.engine import checkpoints as C
+    from napari_srcnn.engine.checkpoints import read_checkpoint_state
     from napari_srcnn.engine.data import training_data_from_arrays
     from napari_srcnn.engine.model import ArchSpec
-    from napari_srcnn.engine.training import TrainConfig, read_checkpoint_state, train
+    from napari_srcnn.engine.training import TrainConfig, train
 
     tdata = training_data_from_arrays(
         [data.camera()[:96, :96], data.moon()[:96, :96]],
@@ -356,7 +357,7 @@ def test_disk_full_while_checkpointing_keeps_the_last_checkpoint_and_resume_work
         checkpoint_every=2,
         device="cpu",
     )
-    real = T.save_file
+    real = C.save_file
     calls = []
 
     def full_on_second(tensors, filename, metadata=None):
@@ -366,12 +367,12 @@ def test_disk_full_while_checkpointing_keeps_the_last_checkpoint_and_resume_work
             raise OSError(errno.ENOSPC, "No space left on device")
         return real(tensors, filename, metadata=metadata)
 
-    monkeypatch.setattr(T, "save_file", full_on_second)
+    monkeypatch.setattr(C, "save_file", full_on_second)
     with pytest.raises(WriteError, match="No space left"):
         train(tdata, config)
     ckpt = config.checkpoint_path
     assert read_checkpoint_state(ckpt)["step"] == 2  # the first checkpoint, intact
     assert _leftovers(tmp_path) == []
-    monkeypatch.setattr(T, "save_file", real)
+    monkeypatch.setattr(C, "save_file", real)
     resumed = train(tdata, config, resume=ckpt)
     assert resumed.steps == 6 and read_checkpoint_state(ckpt)["step"] == 6

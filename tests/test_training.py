@@ -6,16 +6,16 @@ import numpy as np
 import pytest
 import torch
 
+from napari_srcnn.engine import training
+from napari_srcnn.engine.checkpoints import read_checkpoint_state
 from napari_srcnn.engine.data import training_data_from_arrays
 from napari_srcnn.engine.inference import upscale
 from napari_srcnn.engine.model import SRCNN, ArchSpec, init_identity, init_paper
+from napari_srcnn.engine.recipes import batch_loss, param_groups
 from napari_srcnn.engine.training import (
     StepEvent,
     TrainConfig,
     ValidationEvent,
-    _loss,
-    _param_groups,
-    read_checkpoint_state,
     steps_for_epochs,
     train,
     validate,
@@ -77,23 +77,35 @@ def weights(path):
 
 def test_paper_recipe_groups_init_and_loss():
     net = SRCNN(ArchSpec.parse("9-5-5"), padding="valid")
-    groups = _param_groups(net, "paper", 1e-4)
+    groups = param_groups(net, "paper", 1e-4)
     convs = net.convs()
     assert [g["lr"] for g in groups] == [1e-4, pytest.approx(1e-5)]
     assert {id(p) for p in groups[0]["params"]} == {
         id(p) for c in convs[:2] for p in c.parameters()
     }
     assert {id(p) for p in groups[1]["params"]} == {id(p) for p in convs[2].parameters()}
-    assert len(_param_groups(net, "adam", 1e-3)) == 1
+    assert len(param_groups(net, "adam", 1e-3)) == 1
     init_paper(net, generator=torch.Generator().manual_seed(0))
     w = torch.cat([c.weight.flatten() for c in convs])
     assert abs(w.std().item() - 1e-3) < 5e-5 and all((c.bias == 0).all() for c in convs)
     # Caffe's Euclidean loss (what the paper's learning rates are for) vs the mean.
     pred, target = torch.rand(4, 1, 21, 21), torch.rand(4, 1, 21, 21)
-    paper, mse = _loss(pred, target, "paper")
+    paper, mse = batch_loss(pred, target, "paper")
     assert paper.item() == pytest.approx(((pred - target) ** 2).sum().item() / 2 / 4)
     assert mse.item() == pytest.approx(((pred - target) ** 2).mean().item())
-    assert _loss(pred, target, "adam")[0].item() == pytest.approx(mse.item())
+    assert batch_loss(pred, target, "adam")[0].item() == pytest.approx(mse.item())
+
+
+def test_training_keeps_its_public_names():
+    """Recipes and checkpoints live in their own modules; training re-exports its old API."""
+    from napari_srcnn.engine import checkpoints, recipes
+
+    assert training.RECIPES is recipes.RECIPES and training.INITS is recipes.INITS
+    assert training.read_checkpoint_state is checkpoints.read_checkpoint_state
+    old = {"INITS", "RECIPES", "StepEvent", "TrainConfig", "TrainResult", "ValidationEvent"}
+    old |= {"read_checkpoint_state", "steps_for_epochs", "train", "validate"}
+    assert old <= set(training.__all__)
+    assert all(hasattr(training, name) for name in training.__all__)
 
 
 def test_paper_recipe_trains_with_sgd_momentum(tmp_path, tdata):
@@ -308,7 +320,6 @@ def test_checkpoint_with_a_corrupt_progress_record_is_a_clear_error(tmp_path):
     """A checkpoint of the right kind whose JSON state is damaged: one clear WeightsError."""
     from safetensors.torch import save_file
 
-    from napari_srcnn.engine.training import read_checkpoint_state
     from napari_srcnn.errors import WeightsError
 
     path = tmp_path / "bad.ckpt.safetensors"

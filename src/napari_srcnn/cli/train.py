@@ -98,7 +98,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--init",
-        choices=("identity", "pytorch", "paper"),  # engine.training.INITS
+        choices=("identity", "pytorch", "paper"),  # engine.recipes.INITS
         default=None,
         help="start from scratch as: identity (= bicubic, learn the residual; adam's "
         "default), pytorch (PyTorch's default init) or paper (N(0, 0.001²); paper's default)",

@@ -1,4 +1,4 @@
-"""The trainer: recipes, validation, checkpoints and resume, callbacks, DDP.
+"""The trainer: settings, progress events, validation and the training loop.
 
 ``train(data, config)`` learns an SRCNN from :class:`~napari_srcnn.engine.data.TrainingData`
 and writes the best model (by validation PSNR, the starting model included) as a weights
@@ -9,6 +9,11 @@ moment and, on CPU, ends with exactly the result of the uninterrupted run.
 Under ``torchrun`` (``WORLD_SIZE`` > 1) the same code trains with
 ``DistributedDataParallel`` (NCCL on GPUs, gloo on CPU): every rank draws its own patches,
 gradients are averaged, rank 0 validates and writes files.
+
+The recipes (optimiser, schedule, loss, starting model) live in
+:mod:`~napari_srcnn.engine.recipes`, the checkpoint format and resume in
+:mod:`~napari_srcnn.engine.checkpoints`, the DDP plumbing in
+:mod:`~napari_srcnn.engine.distributed`.
 """
 
 from __future__ import annotations
@@ -19,22 +24,30 @@ import os
 import platform
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
 
-from ..errors import InputError, WeightsError
+from ..errors import InputError
+from .checkpoints import load_checkpoint, read_checkpoint_state, run_fingerprint, save_checkpoint
 from .data import PatchSampler, TrainingData
 from .device import resolve_device
-from .files import atomic_path
-from .model import SRCNN, ArchSpec, init_identity, init_paper
-from .weights import LoadedModel, ModelInfo, load_model, save_weights
+from .distributed import (
+    barrier,
+    end_distributed,
+    gather_rng,
+    init_distributed,
+    rank_device,
+    reduce_scalar,
+    wrap_model,
+)
+from .model import SRCNN, ArchSpec
+from .recipes import INITS, RECIPES, batch_loss, lr_factor, optimizer, start_model
+from .weights import ModelInfo, save_weights
 
 __all__ = [
     "INITS",
@@ -43,28 +56,11 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "ValidationEvent",
+    "read_checkpoint_state",
     "steps_for_epochs",
     "train",
     "validate",
 ]
-
-RECIPES = ("adam", "paper")
-#: Starts from scratch: ``identity`` (the net reproduces its bicubic input, see
-#: :func:`~napari_srcnn.engine.model.init_identity`), ``pytorch`` (PyTorch's default) and
-#: ``paper`` (N(0, 0.001²)).
-INITS = ("identity", "pytorch", "paper")
-CHECKPOINT_KIND = "napari-srcnn-checkpoint"
-# Settings a checkpoint must share with the run that resumes it (steps and lr may change).
-_RESUME_KEYS = (
-    "data",
-    "scale",
-    "recipe",
-    "init",
-    "batch_size",
-    "patch_size",
-    "grid_stride",
-    "seed",
-)
 
 
 @dataclass(frozen=True)
@@ -275,59 +271,6 @@ def steps_for_epochs(
     return max(1, math.ceil(epochs * grid / (batch_size * world)))
 
 
-def _distributed(device: torch.device) -> tuple[int, int, bool]:
-    """(rank, world size, whether this call initialised the process group)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return 0, 1, False
-    import torch.distributed as dist
-
-    created = False
-    if not dist.is_initialized():
-        backend = "nccl" if device.type == "cuda" else "gloo"
-        dist.init_process_group(backend=backend)
-        created = True
-    return dist.get_rank(), dist.get_world_size(), created
-
-
-def _param_groups(net: SRCNN, recipe: str, lr: float) -> list[dict[str, Any]]:
-    """Optimiser groups: the paper gives the last layer a tenth of the others' rate."""
-    convs = net.convs()
-    if recipe == "paper":
-        early = [p for c in convs[:-1] for p in c.parameters()]
-        return [
-            {"params": early, "lr": lr},
-            {"params": list(convs[-1].parameters()), "lr": lr * 0.1},
-        ]
-    return [{"params": list(net.parameters()), "lr": lr}]
-
-
-def _lr_factor(step: int, total: int, recipe: str) -> float:
-    if recipe == "paper":
-        return 1.0
-    warmup = min(100, total // 20)
-    if step < warmup:
-        return (step + 1) / warmup
-    # Cosine decay to 1 % of the base rate.
-    t = (step - warmup) / max(1, total - warmup)
-    return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
-
-
-def _loss(
-    pred: torch.Tensor, target: torch.Tensor, recipe: str
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(loss to minimise, per-pixel MSE to report).
-
-    The paper's learning rates belong to Caffe's ``EuclideanLoss``: squared error summed
-    over the pixels of a sub-image, halved, averaged over the batch. With a per-pixel mean
-    instead, SGD at 1e-4 would move several hundred times more slowly.
-    """
-    mse = F.mse_loss(pred, target)
-    if recipe == "paper":
-        return 0.5 * (pred - target).pow(2).sum() / pred.shape[0], mse.detach()
-    return mse, mse.detach()
-
-
 def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     mse = torch.mean((a.double() - b.double()) ** 2).item()
     return float("inf") if mse == 0 else 10 * math.log10(1.0 / mse)
@@ -370,196 +313,7 @@ def _finite_or_none(value: float) -> float | None:
     return float(value) if value is not None and math.isfinite(value) else None
 
 
-# -------------------------------------------------------------------------- checkpoints
-
-
-def _fingerprint(config: TrainConfig, arch: ArchSpec, data: TrainingData) -> dict[str, Any]:
-    """What a resumed run must share with the checkpoint to continue it exactly."""
-    shapes = [list(p.hr.shape) for p in data.train] + [[-1]] + [list(p.hr.shape) for p in data.val]
-    return {
-        "data": {
-            "color_mode": data.color_mode,
-            "planes": f"{len(data.train)} training / {len(data.val)} validation",
-            "shapes": _digest(shapes),
-        },
-        "arch": arch.to_dict(),
-        "scale": float(config.scale),
-        "recipe": config.recipe,
-        "init": None if config.init_from is not None else config.start,
-        "batch_size": config.batch_size,
-        "patch_size": config.patch_size,
-        "grid_stride": config.grid_stride,
-        "seed": config.seed,
-    }
-
-
-def _digest(value: Any) -> str:
-    import hashlib
-
-    return hashlib.sha256(json.dumps(value).encode()).hexdigest()[:16]
-
-
-def _save_checkpoint(
-    path: Path,
-    net: SRCNN,
-    opt: torch.optim.Optimizer,
-    rngs: list[torch.Tensor],
-    state: dict,
-    fingerprint: dict,
-) -> None:
-    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
-    opt_state = opt.state_dict()
-    for pid, pstate in opt_state["state"].items():
-        for key, value in pstate.items():
-            if isinstance(value, torch.Tensor):
-                tensors[f"optim.{pid}.{key}"] = (
-                    value.detach().cpu().contiguous().reshape(value.shape)
-                )
-    tensors["rng"] = rngs[0]
-    for r, g in enumerate(rngs[1:], start=1):
-        tensors[f"rng.{r}"] = g
-    meta = {
-        "kind": CHECKPOINT_KIND,
-        "state": json.dumps(state),
-        "groups": json.dumps(
-            [{k: v for k, v in g.items() if k != "params"} for g in opt_state["param_groups"]]
-        ),
-        "config": json.dumps(fingerprint),
-        "world": str(len(rngs)),
-    }
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=meta)
-
-
-def read_checkpoint_state(path: str | os.PathLike) -> dict[str, Any]:
-    """The progress record of a checkpoint (``step``, ``best_psnr``, ``history``, …)."""
-    meta, _ = _read_checkpoint(Path(path), tensors=False)
-    return json.loads(meta["state"])
-
-
-def _read_checkpoint(
-    path: Path, tensors: bool = True
-) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
-    if not path.exists():
-        raise WeightsError(
-            f"checkpoint {str(path)!r} does not exist (nothing to resume; start without --resume)"
-        )
-    try:
-        with safe_open(str(path), framework="pt") as fh:
-            meta = fh.metadata() or {}
-            if meta.get("kind") != CHECKPOINT_KIND:
-                raise WeightsError(f"{str(path)!r} is not a napari-srcnn training checkpoint")
-            loaded = {k: fh.get_tensor(k) for k in fh.keys()} if tensors else {}  # noqa: SIM118
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise WeightsError(f"cannot read checkpoint {str(path)!r} ({exc})") from None
-    try:
-        for key, default in (("state", None), ("groups", "[]"), ("config", "{}")):
-            json.loads(meta[key] if default is None else meta.get(key, default))
-    except (KeyError, ValueError):
-        raise WeightsError(
-            f"checkpoint {str(path)!r} is corrupt: its progress record is missing or unreadable"
-        ) from None
-    return meta, loaded
-
-
-def _load_checkpoint(
-    path: Path,
-    net: SRCNN,
-    opt: torch.optim.Optimizer,
-    gen: torch.Generator,
-    fingerprint: dict,
-    rank: int,
-) -> dict:
-    meta, tensors = _read_checkpoint(path)
-    saved = json.loads(meta.get("config", "{}"))
-    for key in ("arch", *_RESUME_KEYS):
-        if key in saved and saved[key] != fingerprint[key]:
-            if key == "data":
-                raise InputError(
-                    f"checkpoint {str(path)!r} was made on other training data "
-                    f"({saved[key]['planes']} plane(s), this run has {fingerprint[key]['planes']}); "
-                    "resume with the same data, --val-fraction and --seed"
-                )
-            raise InputError(
-                f"checkpoint {str(path)!r} was written with {key.replace('_', '-')} {saved[key]!r}, "
-                f"this run has {fingerprint[key]!r}; resume with the same settings"
-            )
-    model_state = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
-    try:
-        net.load_state_dict(model_state)
-    except RuntimeError:
-        raise WeightsError(f"checkpoint {str(path)!r} is for another architecture") from None
-    opt_state = opt.state_dict()
-    for key, value in tensors.items():
-        if key.startswith("optim."):
-            _, pid, name = key.split(".", 2)
-            opt_state["state"].setdefault(int(pid), {})[name] = value
-    for group, saved_group in zip(
-        opt_state["param_groups"], json.loads(meta["groups"]), strict=True
-    ):
-        group.update(saved_group)
-    opt.load_state_dict(opt_state)
-    state = json.loads(meta["state"])
-    key = "rng" if rank == 0 else f"rng.{rank}"
-    if key in tensors:
-        gen.set_state(tensors[key])
-    else:  # more processes than the run that wrote it: a fresh, still seeded stream
-        gen.manual_seed(fingerprint["seed"] + 1000 * rank + 7919 * int(state["step"]))
-    return state
-
-
-def _gather_rng(gen: torch.Generator, world: int, device: torch.device) -> list[torch.Tensor]:
-    """Every rank's generator state, in rank order (a collective call under DDP)."""
-    if world == 1:
-        return [gen.get_state()]
-    import torch.distributed as dist
-
-    states: list[Any] = [None] * world
-    dist.all_gather_object(states, gen.get_state())
-    return [torch.as_tensor(s) for s in states]
-
-
-def _reduce(value: torch.Tensor, world: int, op: str = "mean") -> torch.Tensor:
-    """All-reduce a scalar over ranks (a collective call under DDP)."""
-    if world == 1:
-        return value
-    import torch.distributed as dist
-
-    value = value.detach().clone().float()
-    if op == "max":
-        dist.all_reduce(value, op=dist.ReduceOp.MAX)
-        return value
-    dist.all_reduce(value, op=dist.ReduceOp.SUM)
-    return value / world
-
-
 # ------------------------------------------------------------------------------- train
-
-
-def _start_model(
-    config: TrainConfig, data: TrainingData, gen: torch.Generator
-) -> tuple[SRCNN, ModelInfo | None]:
-    if config.init_from is not None:
-        loaded: LoadedModel = load_model(config.init_from, scale=config.scale)
-        if loaded.info.arch.channels != data.channels:
-            raise InputError(
-                f"start model {loaded.name!r} has {loaded.info.arch.channels} channel(s); the "
-                f"training data has {data.channels} (colour mode {data.color_mode!r})"
-            )
-        net = SRCNN(loaded.info.arch, padding="valid")
-        net.load_state_dict(loaded.net.state_dict())
-        return net, loaded.info
-    arch = replace(config.arch, channels=data.channels)
-    # PyTorch's default init draws from the global generator: seed it without leaving a
-    # trace in the caller's random state.
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.seed)
-        net = SRCNN(arch, padding="valid")
-    if config.start == "paper":
-        init_paper(net, generator=torch.Generator().manual_seed(config.seed))
-    elif config.start == "identity":
-        init_identity(net, scale=1.0)
-    return net, None
 
 
 def train(
@@ -609,14 +363,11 @@ def train(
     if not data.train:
         raise InputError("no training planes")
     device = resolve_device(config.device)
-    rank, world, created_group = _distributed(device)
+    rank, world, created_group = init_distributed(device)
     try:
         return _train(data, config, device, rank, world, on_event, cancel, resume)
     finally:
-        if created_group:
-            import torch.distributed as dist
-
-            dist.destroy_process_group()
+        end_distributed(created_group)
 
 
 def _train(
@@ -629,13 +380,11 @@ def _train(
     cancel: Callable[[], bool] | None,
     resume: str | os.PathLike | None,
 ) -> TrainResult:
-    if world > 1 and device.type == "cuda":
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-        torch.cuda.set_device(device)
+    device = rank_device(device, world)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed patch shapes: pick the fastest kernels
     gen = torch.Generator().manual_seed(config.seed + 1000 * rank)
-    net, start_info = _start_model(config, data, gen)
+    net, start_info = start_model(config, data)
     arch = net.spec
     if config.patch_size <= 2 * arch.halo:
         raise InputError(
@@ -644,19 +393,9 @@ def _train(
     net.to(device)
     net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     lr = config.lr or (1e-4 if config.recipe == "paper" or start_info is not None else 1e-3)
-    groups = _param_groups(net, config.recipe, lr)
-    if config.recipe == "paper":
-        opt: torch.optim.Optimizer = torch.optim.SGD(groups, lr=lr, momentum=0.9)
-    else:
-        opt = torch.optim.Adam(groups, lr=lr)
+    opt = optimizer(net, config.recipe, lr)
     base_lrs = [g["lr"] for g in opt.param_groups]
-    model: torch.nn.Module = net
-    if world > 1:
-        from torch.nn.parallel import DistributedDataParallel
-
-        model = DistributedDataParallel(
-            net, device_ids=[device.index] if device.type == "cuda" else None
-        )
+    model = wrap_model(net, device, world)
 
     sampler = PatchSampler(
         data.train,
@@ -667,7 +406,7 @@ def _train(
         rank=rank,
         world=world,
     )
-    fingerprint = _fingerprint(config, arch, data)
+    fingerprint = run_fingerprint(config, arch, data)
     state: dict[str, Any] = {
         "step": 0,
         "best_psnr": -math.inf,
@@ -678,7 +417,7 @@ def _train(
         "written": False,
     }
     if resume is not None:
-        state = {**state, **_load_checkpoint(Path(resume), net, opt, gen, fingerprint, rank)}
+        state = {**state, **load_checkpoint(Path(resume), net, opt, gen, fingerprint, rank)}
         sampler.position = state["step"] * config.batch_size
     halo = arch.halo
     use_amp = config.amp and device.type == "cuda"
@@ -706,11 +445,11 @@ def _train(
             best = state["best_psnr"] if math.isfinite(state["best_psnr"]) else math.nan
             on_event(ValidationEvent(step, config.steps, psnr, bic, best, improved))
 
-    def save_checkpoint() -> None:
-        rngs = _gather_rng(gen, world, device)  # collective: every rank takes part
+    def write_checkpoint() -> None:
+        rngs = gather_rng(gen, world, device)  # collective: every rank takes part
         if rank == 0:
             state["seconds"] = time.perf_counter() - t0
-            _save_checkpoint(config.checkpoint_path, net, opt, rngs, state, fingerprint)
+            save_checkpoint(config.checkpoint_path, net, opt, rngs, state, fingerprint)
 
     if resume is None and rank == 0:
         report_validation(0, final=False)
@@ -718,15 +457,17 @@ def _train(
     while state["step"] < config.steps:
         stop = bool(cancel is not None and cancel())
         if world > 1:  # every rank must stop at the same step
-            stop = bool(_reduce(torch.tensor(float(stop), device=device), world, "max").item())
+            stop = bool(
+                reduce_scalar(torch.tensor(float(stop), device=device), world, "max").item()
+            )
         if stop:
             cancelled = True
             if rank == 0 and not state["written"]:
                 report_validation(state["step"], final=True)
-            save_checkpoint()
+            write_checkpoint()
             break
         step = state["step"]
-        factor = _lr_factor(step, config.steps, config.recipe)
+        factor = lr_factor(step, config.steps, config.recipe)
         for g, base in zip(opt.param_groups, base_lrs, strict=True):
             g["lr"] = base * factor
         lr_batch, hr_batch = sampler.sample(config.batch_size, gen)
@@ -737,8 +478,8 @@ def _train(
         target = hr_batch.to(device, non_blocking=True)[..., inner, inner]
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
             pred = model(lr_batch)
-        loss, mse = _loss(pred.float(), target, config.recipe)
-        mse = _reduce(mse, world)
+        loss, mse = batch_loss(pred.float(), target, config.recipe)
+        mse = reduce_scalar(mse, world)
         if not torch.isfinite(mse):
             raise InputError(
                 f"training diverged at step {step + 1} (loss {mse.item()}); lower --lr"
@@ -756,11 +497,8 @@ def _train(
             if state["step"] % config.val_every == 0 or done:
                 report_validation(state["step"], final=done)
         if state["step"] % config.checkpoint_every == 0 or done:
-            save_checkpoint()
-    if world > 1:
-        import torch.distributed as dist
-
-        dist.barrier()
+            write_checkpoint()
+    barrier(world)
     best = state["best_psnr"] if math.isfinite(state["best_psnr"]) else math.nan
     return TrainResult(
         output=config.output,
