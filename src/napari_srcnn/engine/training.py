@@ -30,10 +30,11 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from ..errors import InputError, WeightsError
-from .data import PatchSampler, TrainingData
+from .data import TrainingData
 from .device import resolve_device
 from .files import atomic_path
 from .model import SRCNN, ArchSpec, init_identity, init_paper
+from .sampling import PatchSampler
 from .weights import LoadedModel, ModelInfo, load_model, save_weights
 
 __all__ = [
