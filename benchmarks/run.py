@@ -371,8 +371,8 @@ def bench_training(
 ) -> dict:
     import torch.nn.functional as F
 
-    from napari_srcnn.engine.data import PatchSampler
     from napari_srcnn.engine.model import SRCNN, ArchSpec
+    from napari_srcnn.engine.sampling import PatchSampler
 
     tdata = _training_data()
     patch = 33

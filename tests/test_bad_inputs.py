@@ -1061,15 +1061,15 @@ def test_gpu_out_of_memory_retries_with_smaller_blocks(models):
     unchanged. Simulated on the CPU (no GPU needed): every block with an output edge over
     40 px "runs out of memory"; at the smallest block the error is raised, not hidden.
 
-    This drives the engine's runner directly (``inference._NetworkRunner._run_halving``,
+    This drives the engine's runner directly (``runner.NetworkRunner._run_halving``,
     the code the CUDA path runs): an out-of-memory error cannot be made on demand on a real
     device.
     """
-    from napari_srcnn.engine import inference
+    from napari_srcnn.engine.runner import NetworkRunner
     from napari_srcnn.engine.weights import load_model
 
     net = load_model(str(models["955"])).net
-    runner = inference._NetworkRunner(net, torch.device("cpu"), "fp32")
+    runner = NetworkRunner(net, torch.device("cpu"), "fp32")
     x = torch.rand(1, 1, 150 + 2 * runner.halo, 170 + 2 * runner.halo)
     expected = runner._forward_cpu(x)
     edges: list[int] = []

@@ -210,7 +210,8 @@ def test_cuda_matches_cpu(model955, camera):
     np.testing.assert_allclose(cpu, gpu, atol=1e-4)
 
 
-# ------------------------------------------------------------------ the fast network runner
+# ------------------------------------------------------------------ the runner in the Upscaler
+# (NetworkRunner on its own: tests/test_runner.py)
 
 
 def _random_model(arch: str, channels: int = 1, seed: int = 0) -> LoadedModel:
@@ -220,63 +221,6 @@ def _random_model(arch: str, channels: int = 1, seed: int = 0) -> LoadedModel:
     return LoadedModel(
         net.eval(), ModelInfo(name=f"r{arch}", arch=net.spec, scale=2.0, color_mode=mode)
     )
-
-
-@pytest.mark.parametrize(
-    ("arch", "channels"),
-    [("9-1-5", 1), ("9-5-5", 1), ("9-3-5-5", 1), ("5-1-3:16,8", 1), ("9-1-5", 3)],
-)
-@pytest.mark.parametrize("block", [None, 24])
-def test_cpu_runner_equals_the_plain_network(arch, channels, block):
-    """Channels-last convolutions, the GEMM + shifted-adds last layer and the cache blocks
-    compute the network exactly (up to float rounding), also across block seams."""
-    from napari_srcnn.engine.inference import _NetworkRunner
-
-    loaded = _random_model(arch, channels)
-    runner = _NetworkRunner(loaded.net, torch.device("cpu"), "auto")
-    runner.block = block
-    h = loaded.info.arch.halo
-    x = torch.rand(2, channels, 61 + 2 * h, 50 + 2 * h)
-    with torch.no_grad():
-        ref = loaded.net.body(x)
-    out = runner(x)
-    assert out.shape == ref.shape and out.dtype == torch.float32
-    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
-
-
-def test_one_channel_tensors_are_made_truly_channels_last():
-    """contiguous(channels_last) is a no-op for one channel; oneDNN then runs NCHW (3x slower)."""
-    from napari_srcnn.engine.inference import _true_channels_last
-
-    x = torch.rand(2, 1, 9, 7)
-    assert x.contiguous(memory_format=torch.channels_last).stride(1) != 1  # the pitfall
-    y = _true_channels_last(x)
-    assert y.stride(1) == 1 and y.is_contiguous(memory_format=torch.channels_last)
-    assert torch.equal(x, y)
-    assert _true_channels_last(y) is y
-
-
-def test_out_of_memory_halves_the_block_and_remembers_it(model955):
-    from napari_srcnn.engine.inference import _NetworkRunner
-
-    runner = _NetworkRunner(model955.net, torch.device("cpu"), "fp32")
-    runner.block = 128
-    sizes = []
-
-    def forward(x):
-        sizes.append(x.shape[-1] - 2 * runner.halo)
-        if x.shape[-1] - 2 * runner.halo > 40:
-            raise torch.cuda.OutOfMemoryError("simulated")
-        return runner._forward_cpu(x)
-
-    x = torch.rand(1, 1, 100 + 16, 90 + 16)
-    out = runner._run_halving(x, forward)
-    assert runner.block == 32 and max(sizes) == 90 and out.shape == (1, 1, 100, 90)
-    with torch.no_grad():
-        torch.testing.assert_close(out, model955.net.body(x), atol=1e-5, rtol=1e-5)
-    runner.block = 32
-    with pytest.raises(torch.cuda.OutOfMemoryError):
-        runner._run_halving(x, lambda t: (_ for _ in ()).throw(torch.cuda.OutOfMemoryError("x")))
 
 
 def test_y_mode_equals_the_ycbcr_recipe(model955, astronaut):

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 
 from ..errors import InputError
 from .checkpoints import load_checkpoint, read_checkpoint_state, run_fingerprint, save_checkpoint
-from .data import PatchSampler, TrainingData
+from .data import TrainingData
 from .device import resolve_device
 from .distributed import (
     barrier,
@@ -47,6 +47,7 @@ from .distributed import (
 )
 from .model import SRCNN, ArchSpec
 from .recipes import INITS, RECIPES, batch_loss, lr_factor, optimizer, start_model
+from .sampling import PatchSampler
 from .weights import ModelInfo, save_weights
 
 __all__ = [

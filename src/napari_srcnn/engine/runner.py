@@ -1,0 +1,231 @@
+"""Running the SRCNN network on one device, as fast as that device allows.
+
+:class:`NetworkRunner` computes the SRCNN body (valid convolutions) on bicubic-up-sampled
+tiles grown by the network's halo; :class:`~napari_srcnn.engine.inference.Upscaler` cuts
+an image into those tiles and puts the results back together. The result is the plain
+network's up to float rounding; only the speed depends on the device (measured in
+``benchmarks/``, see ``docs/benchmarks.md``):
+
+- On the CPU the network runs in cache-sized blocks (:data:`CPU_BLOCK`) in true
+  channels-last layout (oneDNN's fast direct convolutions), and the last layer (``n2 → 1``
+  or ``→ 3`` channels, which oneDNN runs at ~5 % of peak) as one matrix product followed by
+  shifted adds.
+- On CUDA: bf16 autocast (NaN check, fp32 fallback), channels-last, cuDNN autotuning; the
+  block size comes from the free device memory and is halved on out-of-memory.
+
+Valid convolutions make the blocks' seams exact: the block size never changes the result.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .model import SRCNN
+
+__all__ = ["NetworkRunner"]
+
+# Output edge of one CPU forward pass. Blocks keep the activations in the last-level
+# cache and under glibc's mmap threshold (fresh multi-megabyte buffers are page-faulted on
+# every call): whole 512-pixel tiles ran 1.15-1.9x slower on a 2-core EPYC. A 1×1 mapping
+# layer (9-1-5) is memory-bound and prefers small blocks; a wider one (9-5-5) is
+# compute-bound and prefers larger ones, whose halo is recomputed less.
+CPU_BLOCK = 128
+CPU_BLOCK_WIDE_MAPPING = 256
+# Share of the free GPU memory that one forward pass may plan to use, and the bytes one
+# output pixel needs per activation channel (fp32 activations, the bf16 copies autocast
+# makes, cuDNN workspace: a generous 8).
+GPU_MEMORY_FRACTION = 0.5
+_GPU_BYTES_PER_CHANNEL = 8
+_MIN_BLOCK = 32
+
+
+def _true_channels_last(x: torch.Tensor) -> torch.Tensor:
+    """``x`` in channels-last layout, also when it has one channel.
+
+    With one channel the NCHW and NHWC strides coincide, so ``contiguous(channels_last)``
+    returns ``x`` unchanged and oneDNN then picks its NCHW kernels for the whole network:
+    3-4x slower for 9-1-5. A tensor allocated channels-last carries the NHWC strides.
+    """
+    if x.stride(1) == 1 and x.is_contiguous(memory_format=torch.channels_last):
+        return x
+    out = torch.empty(x.shape, dtype=x.dtype, device=x.device, memory_format=torch.channels_last)
+    return out.copy_(x)
+
+
+def _blocks(n: int, block: int) -> list[tuple[int, int]]:
+    """``[0, n)`` cut into equal pieces of at most ``block`` (equal sizes reuse kernels)."""
+    parts = max(1, math.ceil(n / block))
+    size = math.ceil(n / parts)
+    return [(a, min(n, a + size)) for a in range(0, n, size)]
+
+
+class NetworkRunner:
+    """The SRCNN body (valid convolutions) on one device, as fast as that device allows.
+
+    Call with ``(N, c, H, W)`` float32 on the device; returns ``(N, c, H - 2 halo,
+    W - 2 halo)`` float32. The result is split into blocks of at most :attr:`block` output
+    pixels per side; valid convolutions make the blocks' seams exact.
+
+    Parameters
+    ----------
+    net
+        The network (weights are copied: later changes to ``net`` are not seen).
+    device
+        Where to run.
+    precision
+        ``"auto"``, ``"fp32"``, ``"bf16"`` or ``"fp16"`` (see
+        :class:`~napari_srcnn.engine.inference.UpscaleOptions`).
+
+    Attributes
+    ----------
+    requested
+        The precision asked for (``"auto"`` included): a caller compares it with its options
+        to know when to build a new runner.
+    precision
+        The precision in use (``"auto"`` resolved: bf16 on CUDA, fp32 on the CPU).
+    halo
+        Receptive-field radius: output pixels lost on each side.
+    block
+        Largest output block edge of one forward pass: :data:`CPU_BLOCK` or
+        :data:`CPU_BLOCK_WIDE_MAPPING` on the CPU; on CUDA ``None`` until
+        :meth:`cuda_block` sizes it from the free memory, halved on out-of-memory.
+    """
+
+    def __init__(self, net: SRCNN, device: torch.device, precision: str):
+        self.requested = precision
+        if precision == "auto":
+            precision = "bf16" if device.type == "cuda" else "fp32"
+        self.precision = precision
+        self.device = device
+        self.halo = net.spec.halo
+        self.body = net.body
+        spec = net.spec
+        self._channels_per_px = 2 * spec.channels + spec.n1 + 2 * spec.n2
+        # CPU: cache-sized blocks; CUDA: chosen from free memory at the first call.
+        cpu_block = CPU_BLOCK if spec.f2 == 1 else CPU_BLOCK_WIDE_MAPPING
+        self.block: int | None = cpu_block if device.type == "cpu" else None
+        convs = net.convs()
+        with torch.no_grad():
+            self._layers = [
+                (
+                    _true_channels_last(c.weight.detach().to(device, torch.float32)),
+                    None if c.bias is None else c.bias.detach().to(device, torch.float32),
+                )
+                for c in convs[:-1]
+            ]
+            last = convs[-1]
+            c, n, k = last.weight.shape[0], last.weight.shape[1], last.weight.shape[-1]
+            # Rows (channel, dy, dx) of the last kernel: one GEMM gives every tap's
+            # contribution, shifted adds then sum them (see _last_layer).
+            self._last_w = last.weight.detach().float().permute(0, 2, 3, 1).reshape(c * k * k, n)
+            self._last_w = self._last_w.contiguous().to(device)
+            bias = torch.zeros(c) if last.bias is None else last.bias.detach()
+            self._last_b = bias.float().to(device)
+            self._last_k = k
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            if self.device.type == "cuda":
+                return self._run_cuda(x)
+            if self.precision != "fp32":  # bf16/fp16 asked for on the CPU: slow, but honoured
+                return self._blocked(x, self._forward_autocast, self.block)
+            return self._blocked(x, self._forward_cpu, self.block)
+
+    # ------------------------------------------------------------------ blocks
+
+    def _blocked(
+        self, x: torch.Tensor, forward: Callable[[torch.Tensor], torch.Tensor], block: int | None
+    ) -> torch.Tensor:
+        n, c, h, w = x.shape
+        halo = self.halo
+        ho, wo = h - 2 * halo, w - 2 * halo
+        if block is None or (ho <= block and wo <= block):
+            return forward(x)
+        out = torch.empty((n, c, ho, wo), dtype=torch.float32, device=x.device)
+        for y0, y1 in _blocks(ho, block):
+            for x0, x1 in _blocks(wo, block):
+                out[:, :, y0:y1, x0:x1] = forward(x[:, :, y0 : y1 + 2 * halo, x0 : x1 + 2 * halo])
+        return out
+
+    # ------------------------------------------------------------------ CPU
+
+    def _forward_cpu(self, x: torch.Tensor) -> torch.Tensor:
+        h = _true_channels_last(x)
+        for weight, bias in self._layers:
+            h = F.conv2d(h, weight, bias).relu_()
+        return self._last_layer(h)
+
+    def _last_layer(self, h: torch.Tensor) -> torch.Tensor:
+        """The reconstruction layer as a GEMM plus shifted adds (~8x oneDNN's conv with
+        one or three output channels)."""
+        n, ch, hh, ww = h.shape
+        k = self._last_k
+        c = self._last_b.numel()
+        flat = h.permute(0, 2, 3, 1).reshape(-1, ch)  # a view when h is channels-last
+        taps = torch.mm(self._last_w, flat.t()).view(c, k, k, n, hh, ww)
+        ho, wo = hh - k + 1, ww - k + 1
+        out = taps[:, 0, 0, :, :ho, :wo] + self._last_b.view(c, 1, 1, 1)
+        for dy in range(k):
+            for dx in range(k):
+                if dy or dx:
+                    out += taps[:, dy, dx, :, dy : dy + ho, dx : dx + wo]
+        return out.permute(1, 0, 2, 3)
+
+    def _forward_autocast(self, x: torch.Tensor) -> torch.Tensor:
+        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
+        x = _true_channels_last(x)
+        with torch.autocast(x.device.type, dtype=dtype):
+            y = self.body(x)
+        if not torch.isfinite(y).all():  # fp16 overflow: never hand back black/NaN tiles
+            y = self.body(x) if x.device.type == "cuda" else self._forward_cpu(x)
+        return y.float()
+
+    # ------------------------------------------------------------------ CUDA
+
+    def cuda_block(self) -> int:
+        """The block edge on CUDA, sized from the free device memory at the first call (the
+        caller grows its tiles to it) and halved on out-of-memory later."""
+        if self.block is None:
+            self.block = self._block_from_free_memory()
+        return self.block
+
+    def _run_cuda(self, x: torch.Tensor) -> torch.Tensor:
+        self.cuda_block()
+        return self._run_halving(x, self._forward_cuda)
+
+    def _run_halving(
+        self, x: torch.Tensor, forward: Callable[[torch.Tensor], torch.Tensor]
+    ) -> torch.Tensor:
+        """Run in blocks; on out-of-memory halve the block (for this and every later call:
+        the memory is not coming back) and try again, down to :data:`_MIN_BLOCK`."""
+        while True:
+            try:
+                return self._blocked(x, forward, self.block)
+            except torch.cuda.OutOfMemoryError:
+                if self.block is None or self.block <= _MIN_BLOCK:
+                    raise
+                if x.is_cuda:
+                    torch.cuda.empty_cache()
+                self.block = max(_MIN_BLOCK, self.block // 2)
+
+    def _block_from_free_memory(self) -> int:
+        free, _total = torch.cuda.mem_get_info(self.device)
+        pixels = free * GPU_MEMORY_FRACTION / (_GPU_BYTES_PER_CHANNEL * self._channels_per_px)
+        return int(min(8192, max(_MIN_BLOCK, math.isqrt(int(pixels)))))
+
+    def _forward_cuda(self, x: torch.Tensor) -> torch.Tensor:
+        x = _true_channels_last(x)
+        # Autotuning finds the fastest cuDNN algorithm once per block shape (tiles mostly
+        # share one). TF32 only when the caller accepted reduced precision.
+        with torch.backends.cudnn.flags(
+            enabled=True, benchmark=True, deterministic=False, allow_tf32=self.precision != "fp32"
+        ):
+            if self.precision == "fp32":
+                return self.body(x).float()
+            return self._forward_autocast(x)
