@@ -75,3 +75,51 @@ def test_cuda_block_is_sized_once_then_kept(monkeypatch):
     assert runner.cuda_block() == 640 and runner.cuda_block() == 640 and len(calls) == 1
     runner.block = 320
     assert runner.cuda_block() == 320 and len(calls) == 1
+
+
+@pytest.mark.parametrize("arch", ["9-1-5", "9-5-5"])
+def test_parallel_blocks_run_side_by_side_and_equal_the_serial_run(arch, monkeypatch):
+    """With two torch threads the blocks run on two threads of one torch thread each; the
+    result is the serial one (up to float rounding) and torch's thread count is restored."""
+    import threading
+
+    net = _random_net(arch)
+    h = net.spec.halo
+    x = torch.rand(1, 1, 70 + 2 * h, 65 + 2 * h)
+    serial = NetworkRunner(net, torch.device("cpu"), "fp32", parallel_blocks=False)
+    parallel = NetworkRunner(net, torch.device("cpu"), "fp32")
+    serial.block = parallel.block = 24
+    seen = []
+    forward = parallel._forward_cpu
+
+    def spy(t):
+        seen.append((threading.get_ident(), torch.get_num_threads()))
+        return forward(t)
+
+    monkeypatch.setattr(parallel, "_forward_cpu", spy)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        out = parallel(x)
+        assert torch.get_num_threads() == 2
+        ref = serial(x)
+    finally:
+        torch.set_num_threads(threads)
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+    assert len(seen) == 9  # 3 × 3 blocks
+    assert {n for _, n in seen} == {1} and len({ident for ident, _ in seen}) == 2
+    assert threading.get_ident() not in {ident for ident, _ in seen}
+
+
+def test_an_error_in_a_parallel_block_reaches_the_caller_and_restores_threads(monkeypatch):
+    runner = NetworkRunner(_random_net("9-1-5"), torch.device("cpu"), "fp32")
+    runner.block = 16
+    monkeypatch.setattr(runner, "_forward_cpu", lambda t: (_ for _ in ()).throw(MemoryError()))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with pytest.raises(MemoryError):
+            runner(torch.rand(1, 1, 60, 60))
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)
