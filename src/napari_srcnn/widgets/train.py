@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import collections
 import math
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from magicgui.widgets import (
     ComboBox,
-    Container,
     FileEdit,
     FloatSpinBox,
     Label,
@@ -28,18 +26,16 @@ from magicgui.widgets import (
     SpinBox,
 )
 
+from ._base import JobWidget
 from ._common import (
     AUTO_MODEL,
     AUTO_START,
     MODEL_FILE,
     SCRATCH,
     device_choices,
-    image_layer_choices,
     model_choices,
     one_line,
     register_weights,
-    registry_events,
-    relay_warning,
 )
 from ._jobs import TrainOutcome, TrainRequest, run_training
 from ._plot import TrainingPlot
@@ -67,7 +63,7 @@ def _fmt(value: float) -> str:
     return f"{value:.2f} dB" if value is not None and math.isfinite(value) else "n/a"
 
 
-class TrainWidget(Container):
+class TrainWidget(JobWidget):
     """Train or fine-tune an SRCNN on Image layers, with a live loss / PSNR plot.
 
     Parameters
@@ -76,9 +72,10 @@ class TrainWidget(Container):
         The viewer (napari passes it when it creates the dock widget).
     """
 
+    cancel_message = "cancelling (keeping the best weights)…"
+
     def __init__(self, napari_viewer: napari.viewer.Viewer):
-        super().__init__(labels=True)
-        self.viewer = napari_viewer
+        super().__init__(napari_viewer)
         self._mode = ComboBox(label="learn from", choices=[SELF_SUPERVISED, PAIR])
         self._hr = Select(label="HR layer(s)", choices=self._image_layers)
         self._lr = ComboBox(
@@ -95,12 +92,6 @@ class TrainWidget(Container):
             label="start model",
             choices=self._start_choices,
             tooltip="fine-tune a model, or train from scratch",
-        )
-        self._weights = FileEdit(
-            label="weights file",
-            mode="r",
-            filter="Weights (*.safetensors *.pt *.pth)",
-            visible=False,
         )
         self._arch = LineEdit(
             label="architecture",
@@ -167,10 +158,7 @@ class TrainWidget(Container):
         self.plot = TrainingPlot(self._theme_colors())
         self.native.layout().addWidget(self.plot.native)
 
-        self._worker: Any = None
-        self._cancel_event = threading.Event()
         self._events: collections.deque = collections.deque()
-        self._pbar: Any = None
         self._timer: Any = None
         self.last_outcome: TrainOutcome | None = None
 
@@ -178,14 +166,11 @@ class TrainWidget(Container):
         self._start.changed.connect(self._on_start)
         self._run.changed.connect(self.run)
         self._cancel.changed.connect(self.cancel)
-        registry_events.changed.connect(self._on_registry_changed)
+        self._follow_registry(self._start)
         self.reset_choices()
         self._on_start(self._start.value)
 
     # ------------------------------------------------------------------ choices
-
-    def _image_layers(self, _widget: Any = None) -> list[tuple[str, Any]]:
-        return image_layer_choices(self.viewer)
 
     @staticmethod
     def _start_choices(_widget: Any = None) -> list[str]:
@@ -211,21 +196,7 @@ class TrainWidget(Container):
         self._weights.visible = start == MODEL_FILE
         self._arch.visible = start in (SCRATCH, AUTO_START)
 
-    def _on_registry_changed(self, _name: str) -> None:
-        try:
-            current = self._start.value
-            self._start.reset_choices()
-        except RuntimeError:  # the Qt widget was deleted with its viewer: stop listening
-            registry_events.changed.disconnect(self._on_registry_changed)
-            return
-        if current in self._start.choices:
-            self._start.value = current
-
     # ------------------------------------------------------------------ running
-
-    @property
-    def running(self) -> bool:
-        return self._worker is not None
 
     def request(self) -> TrainRequest:
         """The current settings as a :class:`TrainRequest` (raises ``InputError``)."""
@@ -245,10 +216,9 @@ class TrainWidget(Container):
                 raise InputError("the LR and the HR layer must be different layers")
         start = self._start.value
         if start == MODEL_FILE:
-            path = str(self._weights.value)
-            if not self._weights.value or path in ("", "."):
-                raise InputError("choose a weights file to fine-tune (or another start model)")
-            start = path
+            start = self._weights_path(
+                "choose a weights file to fine-tune (or another start model)"
+            )
         rate_text = str(self._rate.value).strip().lower()
         try:
             rate = None if rate_text in ("", "auto") else float(rate_text)
@@ -291,8 +261,6 @@ class TrainWidget(Container):
 
     def run(self) -> Any:
         """Start training in a worker thread; returns the worker."""
-        from napari.qt.threading import create_worker
-        from napari.utils import cancelable_progress
         from qtpy.QtCore import QTimer
 
         from ..errors import SRCNNError
@@ -304,41 +272,23 @@ class TrainWidget(Container):
         except SRCNNError as exc:
             self._error(one_line(exc))
             return None
-        self._cancel_event.clear()
         self._events.clear()
         self.plot.clear()
-        self._pbar = cancelable_progress(
-            total=request.steps, desc="SRCNN training", cancel_callback=self.cancel
-        )
-        worker = create_worker(
+        worker = self._start_job(
             run_training,
             request,
+            total=request.steps,
+            desc="SRCNN training",
+            status=f"training ×{request.scale:g} → {request.output.name}…",
+            on_returned=self._on_done,
             on_event=self._events.append,
-            cancel=self._should_cancel,
-            _start_thread=False,
         )
-        worker.returned.connect(self._on_done)
-        worker.finished.connect(self._on_finished)
-        worker.warned.connect(relay_warning)
-        self._worker = worker
         self._timer = QTimer()
         self._timer.setInterval(REFRESH_MS)
         self._timer.timeout.connect(self._drain_events)
         self._timer.start()
-        self._set_running(True)
-        self._status.value = f"training ×{request.scale:g} → {request.output.name}…"
         worker.start()
         return worker
-
-    def _should_cancel(self) -> bool:
-        worker = self._worker
-        return self._cancel_event.is_set() or (worker is not None and worker.abort_requested)
-
-    def cancel(self) -> None:
-        """Stop after the current step; the best weights so far are kept."""
-        if self.running:
-            self._cancel_event.set()
-            self._status.value = "cancelling (keeping the best weights)…"
 
     def _drain_events(self) -> None:
         """Move queued engine events (appended by the worker thread) into the plot."""
@@ -395,18 +345,4 @@ class TrainWidget(Container):
             self._timer.stop()
             self._timer = None
         self._drain_events()
-        if self._pbar is not None:
-            self._pbar.close()
-            self._pbar = None
-        self._worker = None
-        self._set_running(False)
-
-    def _set_running(self, running: bool) -> None:
-        self._run.enabled = not running
-        self._cancel.enabled = running
-
-    def _error(self, message: str) -> None:
-        from napari.utils.notifications import show_error
-
-        self._status.value = f"error: {message}"
-        show_error(message)
+        super()._on_finished()

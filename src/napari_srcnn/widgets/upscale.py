@@ -8,7 +8,6 @@ source (see :func:`~napari_srcnn.widgets._common.overlay_transform`).
 
 from __future__ import annotations
 
-import threading
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -16,25 +15,21 @@ import numpy as np
 from magicgui.widgets import (
     CheckBox,
     ComboBox,
-    Container,
-    FileEdit,
     FloatSpinBox,
     Label,
     PushButton,
     SpinBox,
 )
 
+from ._base import JobWidget
 from ._common import (
     AUTO_MODEL,
     MODEL_FILE,
     LayerSnapshot,
     device_choices,
-    image_layer_choices,
     model_choices,
     one_line,
     register_weights,
-    registry_events,
-    relay_warning,
     result_layer_data,
 )
 from ._jobs import UpscaleOutcome, run_upscale
@@ -66,7 +61,7 @@ def _layer_shape(layer: Any) -> tuple[int, ...]:
     return tuple(data.shape[: layer.ndim])
 
 
-class UpscaleWidget(Container):
+class UpscaleWidget(JobWidget):
     """Upscale an Image layer with SRCNN; the result overlays the source.
 
     Parameters
@@ -76,8 +71,7 @@ class UpscaleWidget(Container):
     """
 
     def __init__(self, napari_viewer: napari.viewer.Viewer):
-        super().__init__(labels=True)
-        self.viewer = napari_viewer
+        super().__init__(napari_viewer)
         self._image = ComboBox(label="image", choices=self._image_layers)
         self._scale = FloatSpinBox(
             label="scale ×",
@@ -91,12 +85,6 @@ class UpscaleWidget(Container):
             label="model",
             choices=lambda _w: model_choices(AUTO_MODEL),
             tooltip="auto: the installed model trained nearest the scale",
-        )
-        self._weights = FileEdit(
-            label="weights file",
-            mode="r",
-            filter="Weights (*.safetensors *.pt *.pth)",
-            visible=False,
         )
         self._channels = ComboBox(
             label="colour mode",
@@ -148,9 +136,6 @@ class UpscaleWidget(Container):
                 self._status,
             ]
         )
-        self._worker: Any = None
-        self._cancel_event = threading.Event()
-        self._pbar: Any = None
         self._last_outcome: UpscaleOutcome | None = None
 
         self._image.changed.connect(self._on_image_changed)
@@ -158,14 +143,11 @@ class UpscaleWidget(Container):
         self._weights.changed.connect(self._on_weights_file)
         self._run.changed.connect(self.run)
         self._cancel.changed.connect(self.cancel)
-        registry_events.changed.connect(self._on_registry_changed)
+        self._follow_registry(self._model)
         self.reset_choices()
         self._on_image_changed(self._image.value)
 
     # ------------------------------------------------------------------ choices
-
-    def _image_layers(self, _widget: Any = None) -> list[tuple[str, Any]]:
-        return image_layer_choices(self.viewer)
 
     def _axis_choices(self, _widget: Any = None) -> list[tuple[str, int | None]]:
         layer = self._image.value if hasattr(self, "_image") else None
@@ -218,21 +200,7 @@ class UpscaleWidget(Container):
             return
         self._model.value = name
 
-    def _on_registry_changed(self, _name: str) -> None:
-        try:
-            current = self._model.value
-            self._model.reset_choices()
-        except RuntimeError:  # the Qt widget was deleted with its viewer: stop listening
-            registry_events.changed.disconnect(self._on_registry_changed)
-            return
-        if current in self._model.choices:
-            self._model.value = current
-
     # ------------------------------------------------------------------ running
-
-    @property
-    def running(self) -> bool:
-        return self._worker is not None
 
     def request(self) -> tuple[Any, str | None, dict[str, Any], tuple[int, ...] | None, bool]:
         """The current settings as ``(data, model, options, plane_index, lazy)``."""
@@ -246,10 +214,7 @@ class UpscaleWidget(Container):
         if model == AUTO_MODEL:
             model = None
         elif model == MODEL_FILE:
-            path = str(self._weights.value)
-            if not self._weights.value or path in (".", ""):
-                raise InputError("choose a weights file (or another model)")
-            model = path
+            model = self._weights_path("choose a weights file (or another model)")
         channel_axis = self._channel_axis.value
         plane_index = None
         if self._preview.value and layer.ndim > 2:
@@ -286,9 +251,6 @@ class UpscaleWidget(Container):
 
     def run(self) -> Any:
         """Start upscaling the chosen layer in a worker thread; returns the worker."""
-        from napari.qt.threading import create_worker
-        from napari.utils import cancelable_progress
-
         from ..errors import SRCNNError
 
         if self.running:
@@ -300,45 +262,21 @@ class UpscaleWidget(Container):
             return None
         source = LayerSnapshot.of(self._image.value)
         factor = options["scale"]
-        self._cancel_event.clear()
         self._last_outcome = None
-        self._pbar = cancelable_progress(
-            total=0, desc=f"SRCNN ×{factor:g} {source.name}", cancel_callback=self.cancel
-        )
-        worker = create_worker(
+        worker = self._start_job(
             run_upscale,
             data,
             model,
             options,
+            total=0,
+            desc=f"SRCNN ×{factor:g} {source.name}",
+            status=f"upscaling {source.name} ×{factor:g}…",
+            on_returned=lambda outcome: self._on_done(outcome, source, factor, plane_index),
             progress=self._throttled_progress(),
-            cancel=self._should_cancel,
             lazy=lazy,
-            _start_thread=False,
         )
-        worker.returned.connect(lambda outcome: self._on_done(outcome, source, factor, plane_index))
-        worker.finished.connect(self._on_finished)
-        worker.warned.connect(relay_warning)
-        self._worker = worker
-        self._set_running(True)
-        self._status.value = f"upscaling {source.name} ×{factor:g}…"
         worker.start()
         return worker
-
-    def _should_cancel(self) -> bool:
-        """Polled by the engine before every tile (worker thread): our Cancel button, the
-        activity dock's cancel, or napari's ``worker.quit()``."""
-        worker = self._worker
-        return self._cancel_event.is_set() or (worker is not None and worker.abort_requested)
-
-    def cancel(self) -> None:
-        """Ask the running job to stop before its next tile.
-
-        Only the event is set: ``worker.quit()`` would also drop the worker's ``returned``
-        signal, and with it the outcome that says the run was cancelled.
-        """
-        if self.running:
-            self._cancel_event.set()
-            self._status.value = "cancelling…"
 
     def _throttled_progress(self) -> Any:
         """A ``progress(done, total)`` for the worker that forwards to the UI thread at most
@@ -436,18 +374,4 @@ class UpscaleWidget(Container):
     def _on_finished(self) -> None:
         if self._last_outcome is None:  # napari's own cancel (worker.quit) drops the result
             self._status.value = "cancelled"
-        if self._pbar is not None:
-            self._pbar.close()
-            self._pbar = None
-        self._worker = None
-        self._set_running(False)
-
-    def _set_running(self, running: bool) -> None:
-        self._run.enabled = not running
-        self._cancel.enabled = running
-
-    def _error(self, message: str) -> None:
-        from napari.utils.notifications import show_error
-
-        self._status.value = f"error: {message}"
-        show_error(message)
+        super()._on_finished()
