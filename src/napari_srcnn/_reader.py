@@ -52,7 +52,8 @@ _AXIS_NAMES = {"T": "t", "Z": "z", "Y": "y", "X": "x", "C": "c"}
 _CHANNEL_COLORMAPS = ("cyan", "magenta", "yellow", "red", "green", "blue")
 
 LayerData = tuple[Any, dict[str, Any], str]
-ReaderFunction = Callable[[Any], list[LayerData] | None]
+#: What napari calls: layer data tuples, ``[(None,)]`` for "read, but no layer", or None.
+ReaderFunction = Callable[[Any], list[LayerData] | list[tuple[None]] | None]
 
 
 def napari_get_reader(path: str | list[str]) -> ReaderFunction | None:

@@ -76,7 +76,7 @@ def _output_paths(inputs: list[Path], output: Path, scale: float) -> list[Path]:
         return [output]
     if not output.is_dir():
         raise InputError(f"output folder {str(output)!r} does not exist")
-    paths = []
+    paths: list[Path] = []
     for path in inputs:
         tiff = path.name.lower().endswith((".tif", ".tiff"))
         stem = path.name.split(".")[0]

@@ -61,7 +61,7 @@ def evaluate_files(
     rows = []
     fn = None
     rgb = upscaler is not None and upscaler.model.info.arch.channels == 3
-    if rgb and upscaler.options.channels != "rgb":
+    if upscaler is not None and rgb and upscaler.options.channels != "rgb":
         raise InputError("an RGB model is scored with channels='rgb' (see protocol_upscaler)")
     if upscaler is not None:
 

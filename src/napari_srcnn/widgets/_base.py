@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from magicgui.types import FileDialogMode
 from magicgui.widgets import ComboBox, Container, FileEdit, Label, PushButton
 
 from ._common import image_layer_choices, registry_events, relay_warning
@@ -47,7 +48,7 @@ class JobWidget(Container):
         #: Shown when the model menu says "load weights file…".
         self._weights = FileEdit(
             label="weights file",
-            mode="r",
+            mode=FileDialogMode.EXISTING_FILE,
             filter="Weights (*.safetensors *.pt *.pth)",
             visible=False,
         )

@@ -203,7 +203,7 @@ class LayerSnapshot:
             blending=layer.blending,
             opacity=float(layer.opacity),
             gamma=float(layer.gamma),
-            contrast_limits=tuple(float(c) for c in layer.contrast_limits),
+            contrast_limits=(float(layer.contrast_limits[0]), float(layer.contrast_limits[1])),
             units=getattr(layer, "units", None),
             axis_labels=getattr(layer, "axis_labels", None),
             metadata=dict(layer.metadata),

@@ -15,6 +15,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from magicgui.types import FileDialogMode
 from magicgui.widgets import (
     ComboBox,
     FileEdit,
@@ -124,7 +125,7 @@ class TrainWidget(JobWidget):
         self._device = ComboBox(label="device", choices=lambda _w: device_choices())
         self._output = FileEdit(
             label="output file",
-            mode="w",
+            mode=FileDialogMode.OPTIONAL_FILE,
             filter="Weights (*.safetensors)",
             tooltip="default: ~/.napari-srcnn/models/<layer>_x<scale>.safetensors",
         )
@@ -226,6 +227,8 @@ class TrainWidget(JobWidget):
             raise InputError(f"learning rate {self._rate.value!r} is not a number") from None
         scale = float(self._scale.value)
         output_value = self._output.value
+        if isinstance(output_value, tuple):  # not in "w" mode; keeps mypy's union honest
+            output_value = output_value[0] if output_value else None
         if output_value is None or str(output_value) in ("", "."):
             output = _default_output(hr_layers[0].name, scale)
             output.parent.mkdir(parents=True, exist_ok=True)
