@@ -98,9 +98,10 @@ def test_paper_recipe_groups_init_and_loss():
 
 def test_training_keeps_its_public_names():
     """Recipes and checkpoints live in their own modules; training re-exports its old API."""
-    from napari_srcnn.engine import checkpoints, recipes
+    from napari_srcnn.engine import checkpoints, recipes, train_config
 
     assert training.RECIPES is recipes.RECIPES and training.INITS is recipes.INITS
+    assert training.TrainConfig is train_config.TrainConfig
     assert training.read_checkpoint_state is checkpoints.read_checkpoint_state
     old = {"INITS", "RECIPES", "StepEvent", "TrainConfig", "TrainResult", "ValidationEvent"}
     old |= {"read_checkpoint_state", "steps_for_epochs", "train", "validate"}

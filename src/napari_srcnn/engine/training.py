@@ -10,7 +10,8 @@ Under ``torchrun`` (``WORLD_SIZE`` > 1) the same code trains with
 ``DistributedDataParallel`` (NCCL on GPUs, gloo on CPU): every rank draws its own patches,
 gradients are averaged, rank 0 validates and writes files.
 
-The recipes (optimiser, schedule, loss, starting model) live in
+The settings and events live in :mod:`~napari_srcnn.engine.train_config`, the recipes
+(optimiser, schedule, loss, starting model) in
 :mod:`~napari_srcnn.engine.recipes`, the checkpoint format and resume in
 :mod:`~napari_srcnn.engine.checkpoints`, the DDP plumbing in
 :mod:`~napari_srcnn.engine.distributed`.
@@ -24,7 +25,7 @@ import os
 import platform
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -45,9 +46,17 @@ from .distributed import (
     reduce_scalar,
     wrap_model,
 )
-from .model import SRCNN, ArchSpec
+from .model import SRCNN
 from .recipes import INITS, RECIPES, batch_loss, lr_factor, optimizer, start_model
 from .sampling import PatchSampler
+from .train_config import (
+    EventFn,
+    StepEvent,
+    TrainConfig,
+    TrainResult,
+    ValidationEvent,
+    steps_for_epochs,
+)
 from .weights import ModelInfo, save_weights
 
 __all__ = [
@@ -64,212 +73,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything that defines a training run (shared by the API, the CLI and the widget).
-
-    Parameters
-    ----------
-    output
-        Where the best weights go (``.safetensors``).
-    scale
-        The factor to learn; must be the training data's.
-    arch
-        Architecture for training from scratch (ignored when ``init_from`` is given).
-    init_from
-        Model name or weights file to fine-tune; ``None`` trains from scratch.
-    recipe
-        ``"adam"`` (default: Adam, linear warm-up then cosine decay to 1 %, loss = mean
-        squared error) or ``"paper"`` (Dong et al.: SGD with momentum 0.9, lr 1e-4 for all
-        layers but the last and 1e-5 for the last, Caffe's Euclidean loss
-        ``Σ(F(Y) − X)² / 2N`` summed over the valid centre, constant learning rate).
-    init
-        Start of a run from scratch, one of :data:`INITS`; ``None`` (default) picks the
-        recipe's: ``identity`` for adam (the untrained net equals bicubic and learns the
-        residual: on SunHays80 ×3 it reaches in 750 steps the held-out PSNR a PyTorch-init
-        start needed 7,000 for), ``paper`` for paper (weights ~ N(0, 0.001²), biases 0).
-    steps
-        Optimiser steps (see :func:`steps_for_epochs`).
-    batch_size
-        Sub-images per step (per process under DDP).
-    lr
-        Base learning rate (default: 1e-3 for adam from scratch, 1e-4 for adam fine-tuning,
-        1e-4 for paper; the paper's last layer always gets a tenth of it).
-    patch_size
-        Sub-image size fed to the network (``fsub``, 33 in the paper); the loss is taken
-        on the valid centre, ``patch_size - 2*halo`` wide.
-    augment
-        Random flips and 90° rotations of the sub-images.
-    grid_stride
-        ``None``: random crops; an integer: the paper's regular sub-image grid with this
-        stride (14 in the paper), shuffled every epoch.
-    val_every, checkpoint_every
-        Validation and checkpoint periods in steps (both also run at the end).
-    val_crop
-        Validation planes are centre-cropped to at most this size (keeps validation fast).
-    device
-        ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
-    amp
-        bf16 autocast on CUDA (ignored on CPU).
-    seed
-        Seed of every random draw (reproducible on CPU with the same thread count).
-    checkpoint
-        Checkpoint file (default ``OUT.ckpt.safetensors`` next to ``output``).
-    """
-
-    output: Path
-    scale: float = 3.0
-    arch: ArchSpec = field(default_factory=ArchSpec)
-    init_from: str | None = None
-    recipe: str = "adam"
-    init: str | None = None
-    steps: int = 2000
-    batch_size: int = 64
-    lr: float | None = None
-    patch_size: int = 33
-    augment: bool = True
-    grid_stride: int | None = None
-    val_every: int = 200
-    checkpoint_every: int = 200
-    val_crop: int = 256
-    device: str = "auto"
-    amp: bool = True
-    seed: int = 0
-    checkpoint: Path | None = None
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "output", Path(self.output))
-        if self.checkpoint is not None:
-            object.__setattr__(self, "checkpoint", Path(self.checkpoint))
-        if self.recipe not in RECIPES:
-            raise InputError(f"recipe {self.recipe!r} is not one of {', '.join(RECIPES)}")
-        if self.init is not None and self.init not in INITS:
-            raise InputError(f"init {self.init!r} is not one of {', '.join(INITS)}")
-        for name in (
-            "steps",
-            "batch_size",
-            "val_every",
-            "checkpoint_every",
-            "val_crop",
-            "patch_size",
-        ):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InputError(
-                    f"{name.replace('_', '-')} must be a positive integer, got {value!r}"
-                )
-        if self.grid_stride is not None and (
-            isinstance(self.grid_stride, bool)
-            or not isinstance(self.grid_stride, int)
-            or self.grid_stride < 1
-        ):
-            raise InputError(f"grid stride must be a positive integer, got {self.grid_stride!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise InputError(f"seed must be a non-negative integer, got {self.seed!r}")
-        if not (
-            isinstance(self.scale, (int, float))
-            and math.isfinite(self.scale)
-            and 1 < self.scale <= 16
-        ):
-            raise InputError(f"scale {self.scale!r} must be a number above 1 and at most 16")
-        if self.lr is not None and not (math.isfinite(self.lr) and self.lr > 0):
-            raise InputError(f"learning rate {self.lr!r} must be positive")
-        if self.init_from is None and self.patch_size <= 2 * self.arch.halo:
-            raise InputError(
-                f"patch size {self.patch_size} leaves no output for {self.arch.name} "
-                f"(needs > {2 * self.arch.halo})"
-            )
-        if not self.output.name.endswith(".safetensors"):
-            raise InputError(f"output {str(self.output)!r} must end in .safetensors")
-
-    @property
-    def start(self) -> str:
-        """How a run from scratch starts (``init``, or the recipe's default)."""
-        return self.init or ("paper" if self.recipe == "paper" else "identity")
-
-    @property
-    def checkpoint_path(self) -> Path:
-        """The checkpoint file (``OUT.ckpt.safetensors`` unless ``checkpoint`` is set)."""
-        return self.checkpoint or self.output.with_name(
-            self.output.name.removesuffix(".safetensors") + ".ckpt.safetensors"
-        )
-
-
-@dataclass(frozen=True)
-class StepEvent:
-    """Reported after every optimiser step.
-
-    ``loss`` is the mean squared error per output pixel of the step's batch (averaged over
-    ranks under DDP), whatever the recipe's loss convention; ``lr`` that of the first layer.
-    """
-
-    step: int
-    total: int
-    loss: float
-    lr: float
-
-
-@dataclass(frozen=True)
-class ValidationEvent:
-    """Reported after every validation (step 0 is the starting model).
-
-    PSNRs are in dB on intensities in [0, 1] (NaN without validation planes);
-    ``improved`` is True when these weights were just written as the new best.
-    """
-
-    step: int
-    total: int
-    psnr: float
-    bicubic_psnr: float
-    best_psnr: float
-    improved: bool
-
-
-@dataclass(frozen=True)
-class TrainResult:
-    """What a finished (or cancelled) run produced.
-
-    ``best_psnr`` is the validation PSNR of the written weights, ``start_psnr`` that of the
-    starting model, ``bicubic_psnr`` that of bicubic up-sampling on the same planes (NaN
-    without validation planes).
-    """
-
-    output: Path
-    steps: int
-    best_psnr: float
-    bicubic_psnr: float
-    start_psnr: float
-    seconds: float
-    cancelled: bool = False
-    history: list[dict[str, float]] = field(default_factory=list)
-    checkpoint: Path | None = None
-
-
-EventFn = Callable[[StepEvent | ValidationEvent], Any]
-
-
 # ----------------------------------------------------------------------------- helpers
-
-
-def steps_for_epochs(
-    data: TrainingData,
-    epochs: float,
-    batch_size: int,
-    patch_size: int = 33,
-    world: int | None = None,
-) -> int:
-    """Optimiser steps for ``epochs`` passes over the paper's stride-14 sub-image grid.
-
-    One epoch is every sub-image of the stride-14 grid of the training planes once (also
-    when training on random crops). Under DDP, ``world`` processes each take
-    ``batch_size`` sub-images per step (default: ``$WORLD_SIZE`` or 1).
-    """
-    if not (isinstance(epochs, (int, float)) and math.isfinite(epochs) and epochs > 0):
-        raise InputError(f"epochs {epochs!r} must be a positive number")
-    if world is None:
-        world = max(1, int(os.environ.get("WORLD_SIZE", "1")))
-    grid = data.grid_size(patch_size, 14)
-    return max(1, math.ceil(epochs * grid / (batch_size * world)))
 
 
 def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
