@@ -376,3 +376,20 @@ def test_disk_full_while_checkpointing_keeps_the_last_checkpoint_and_resume_work
     monkeypatch.setattr(C, "save_file", real)
     resumed = train(tdata, config, resume=ckpt)
     assert resumed.steps == 6 and read_checkpoint_state(ckpt)["step"] == 6
+
+
+def test_atomic_dir_renames_a_complete_folder_and_removes_a_failed_one(tmp_path):
+    from napari_srcnn.engine.files import atomic_dir
+
+    target = tmp_path / "out.zarr"
+    with pytest.raises(WriteError, match="No space left"), atomic_dir(target) as tmp:
+        (tmp / "chunk").write_bytes(b"x")
+        raise OSError(28, "No space left on device")
+    assert list(tmp_path.iterdir()) == []
+    with atomic_dir(target) as tmp:
+        assert tmp.parent == tmp_path and tmp.name.startswith(".out.")
+        (tmp / "chunk").write_bytes(b"x")
+        assert not target.exists()
+    assert (target / "chunk").read_bytes() == b"x" and list(tmp_path.iterdir()) == [target]
+    with pytest.raises(InputError, match="already exists"), atomic_dir(target):
+        pass

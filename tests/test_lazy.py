@@ -153,6 +153,32 @@ def test_zarr_to_zarr_streams_and_matches(tmp_path, model955, camera):
         upscale_zarr(tmp_path / "in.zarr", tmp_path / "out.zarr", up)
 
 
+def test_zarr_output_appears_complete_or_not_at_all(tmp_path, model955, camera):
+    """A run that fails (or is cancelled) half-way leaves no out.zarr and no temp folder;
+    while it runs, out.zarr does not exist yet."""
+    from napari_srcnn.engine.lazy import upscale_zarr
+
+    src = zarr.open_array(
+        str(tmp_path / "in.zarr"), mode="w", shape=(96, 96), chunks=(32, 32), dtype=np.uint8
+    )
+    src[:] = camera[:96, :96]
+    up = Upscaler(model955, UpscaleOptions(scale=2))
+    seen = []
+
+    def progress(done, total):
+        seen.append((tmp_path / "out.zarr").exists())
+        if done == 3:
+            raise KeyboardInterrupt  # what Ctrl+C does in the middle of the stream
+
+    with pytest.raises(KeyboardInterrupt):
+        upscale_zarr(tmp_path / "in.zarr", tmp_path / "out.zarr", up, chunk=32, progress=progress)
+    assert seen == [False, False, False]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.zarr"]
+    out = upscale_zarr(tmp_path / "in.zarr", tmp_path / "out.zarr", up, chunk=32)
+    np.testing.assert_array_equal(out[:], up(camera[:96, :96]))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.zarr", "out.zarr"]
+
+
 def test_zarr_group_level_zero(tmp_path, model955, camera):
     from napari_srcnn.engine.lazy import open_zarr_array
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from ..errors import InputError, SRCNNError, WriteError
 
-__all__ = ["atomic_path", "check_output_path", "check_readable_file", "one_line"]
+__all__ = ["atomic_dir", "atomic_path", "check_output_path", "check_readable_file", "one_line"]
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # terminal colour codes in library messages
 
@@ -166,6 +166,45 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
                 f"cannot write {str(target)!r}: {one_line(exc)}; "
                 "the previous file (if any) is unchanged"
             ) from exc
+        raise
+    _fsync_folder(folder)
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a new temporary folder next to ``path``; on success rename it to ``path``.
+
+    For outputs that are folders (a zarr store): ``path`` either appears complete or not at
+    all. ``path`` must not exist (a folder cannot be swapped in over another atomically).
+
+    Raises
+    ------
+    InputError
+        If ``path`` exists already.
+    WriteError
+        If the folder cannot be made or renamed, or the body fails with an :class:`OSError`;
+        the temporary folder is removed (only a hard kill can leave a hidden
+        ``.NAME.XXXX.tmp.SUFFIX`` folder behind).
+    """
+    import shutil
+
+    target = Path(path)
+    if target.exists():
+        raise InputError(f"output {str(target)!r} already exists; remove it or choose another name")
+    folder = target.parent if str(target.parent) else Path(".")
+    try:
+        tmp = Path(
+            tempfile.mkdtemp(prefix=f".{target.stem}.", suffix=f".tmp{target.suffix}", dir=folder)
+        )
+    except OSError as exc:
+        raise WriteError(f"cannot write {str(target)!r}: {one_line(exc)}") from exc
+    try:
+        yield tmp
+        os.rename(tmp, target)  # fails, rather than merging, if target appeared meanwhile
+    except BaseException as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OSError) and not isinstance(exc, SRCNNError):
+            raise WriteError(f"cannot write {str(target)!r}: {one_line(exc)}") from exc
         raise
     _fsync_folder(folder)
 

@@ -257,7 +257,9 @@ def upscale_zarr(
     source
         Zarr array (or group, see :func:`open_zarr_array`).
     destination
-        New zarr array path; it must not exist yet.
+        New zarr array path; it must not exist yet. The array is written to a hidden
+        temporary folder beside it and renamed into place when complete: a failed or
+        cancelled run leaves nothing at ``destination``.
     upscaler
         Model, device and options.
     chunk
@@ -277,6 +279,8 @@ def upscale_zarr(
     import dask.array as da
     import zarr
 
+    from .files import atomic_dir
+
     dst = Path(destination)
     if dst.exists():
         raise InputError(f"output {str(dst)!r} already exists; remove it or choose another name")
@@ -289,7 +293,6 @@ def upscale_zarr(
     regular = tuple(c[0] for c in lazy.chunks)
     if any(len(set(c[:-1])) > 1 or c[-1] > c[0] for c in lazy.chunks):
         lazy = lazy.rechunk(regular)
-    out = zarr.open_array(str(dst), mode="w-", shape=lazy.shape, dtype=lazy.dtype, chunks=regular)
     attrs = dict(src.attrs.asdict()) if hasattr(src.attrs, "asdict") else dict(src.attrs)
     attrs["napari_srcnn"] = {
         "model": upscaler.model.name,
@@ -297,15 +300,19 @@ def upscale_zarr(
         "scale": upscaler.scale,
         "source": str(source),
     }
-    out.attrs.update(attrs)
     import contextlib
 
     import dask
 
     watch = _TaskProgress(progress) if progress is not None else contextlib.nullcontext()
-    with dask.config.set(scheduler=scheduler), watch:
-        da.store(lazy, out, lock=False)  # type: ignore[arg-type]  # zarr.Array is a valid target
-    return out
+    with atomic_dir(dst) as tmp:
+        out = zarr.open_array(
+            str(tmp), mode="w", shape=lazy.shape, dtype=lazy.dtype, chunks=regular
+        )
+        out.attrs.update(attrs)
+        with dask.config.set(scheduler=scheduler), watch:
+            da.store(lazy, out, lock=False)  # type: ignore[arg-type]  # zarr.Array is a valid target
+    return zarr.open_array(str(dst), mode="r+")
 
 
 class _TaskProgress:
