@@ -296,9 +296,17 @@ class Upscaler:
         return {"options": self.options, "info": self.model.info, "state": state}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        import warnings
+
+        from ..errors import ScaleMismatchWarning
+
         net = SRCNN(state["info"].arch)
         net.load_state_dict(state["state"])
-        self.__init__(LoadedModel(net, state["info"]), state["options"])  # type: ignore[misc]
+        # The mismatch was reported where this Upscaler was made; a copy on every dask
+        # worker (or every chunk of a process pool) must not repeat it.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ScaleMismatchWarning)
+            self.__init__(LoadedModel(net, state["info"]), state["options"])  # type: ignore[misc]
 
     def __dask_tokenize__(self) -> tuple[Any, ...]:
         # dask would otherwise pickle the whole model to name every graph it is part of.
