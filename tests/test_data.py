@@ -242,3 +242,20 @@ def test_grid_size_counts_the_stride_14_grid(camera):
     data = training_data_from_arrays([camera[:61, :75]], 2, val_fraction=0)
     # 60×74 after mod-crop: rows 0, 14 (2 positions), cols 0, 14, 28 (3 positions).
     assert data.grid_size(33) == 2 * 3
+
+
+def test_cancel_stops_making_the_pairs(stack16):
+    """``cancel`` is polled before each plane is degraded (the slow part for big stacks)."""
+    from napari_srcnn.errors import CancelledError
+
+    polls = []
+
+    def cancel():
+        polls.append(1)
+        return len(polls) > 2
+
+    with pytest.raises(CancelledError, match="cancelled"):
+        training_data_from_arrays([stack16], 2, "gray", patch_size=16, cancel=cancel)
+    assert len(polls) == 3
+    data = training_data_from_arrays([stack16], 2, "gray", patch_size=16, cancel=lambda: False)
+    assert len(data.train) + len(data.val) == stack16.shape[0]

@@ -116,3 +116,28 @@ def test_settings_errors_are_reported(qtbot, run_widget, viewer, stack, tmp_path
     run_widget(w)
     assert "split" in errors[-1] and "\n" not in errors[-1]
     assert w._run.enabled and not w.running
+
+
+def test_cancel_while_making_the_pairs_writes_nothing(qtbot, viewer, stack, tmp_path, monkeypatch):
+    """Cancel before the first step (while the big stack is being degraded): the run ends
+    at once, says so, and writes no file."""
+    import napari_srcnn.engine.data as data_module
+
+    layer = viewer.add_image(np.concatenate([stack] * 8), name="planes")  # 32 planes
+    w = _widget(viewer, tmp_path, hr=[layer], start=SCRATCH, arch="3-1-3:8,4")
+    degraded = []
+    real_degrade = data_module.degrade
+
+    def slow_degrade(*args, **kwargs):
+        degraded.append(1)
+        if len(degraded) == 2:
+            w._cancel_event.set()  # what the Cancel button does, from the worker's side
+        return real_degrade(*args, **kwargs)
+
+    monkeypatch.setattr(data_module, "degrade", slow_degrade)
+    w._run.native.click()
+    qtbot.waitUntil(lambda: not w.running, timeout=60_000)
+    assert w.last_outcome.cancelled and w.last_outcome.result is None
+    assert len(degraded) == 2  # stopped at the next plane, not after all 32
+    assert not (tmp_path / "trained.safetensors").exists()
+    assert w._status.value.startswith("cancelled before training")

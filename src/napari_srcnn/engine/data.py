@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..errors import TrainingDataError
+from ..errors import CancelledError, TrainingDataError
 from .color import Normalization, normalization_for, normalize, rgb_to_ycbcr
 from .io import IMAGE_SUFFIXES, ImageMeta, read_image
 from .resize import imresize
@@ -334,10 +334,15 @@ def _split(n: int, val_fraction: float, seed: int) -> tuple[list[int], list[int]
 
 
 def _pairs_from_hr(
-    planes: Sequence[np.ndarray], scale: float, blur_sigma: float
+    planes: Sequence[np.ndarray],
+    scale: float,
+    blur_sigma: float,
+    cancel: Callable[[], bool] | None = None,
 ) -> list[PairedPlanes]:
     pairs = []
     for hr in planes:
+        if cancel is not None and cancel():
+            raise CancelledError("cancelled while making the training pairs")
         hr = np.ascontiguousarray(modcrop_plane(hr, scale))
         pairs.append(PairedPlanes(lr_up=degrade(hr, scale, blur_sigma), hr=hr))
     return pairs
@@ -376,6 +381,7 @@ def training_data_from_arrays(
     blur_sigma: float = 0.0,
     seed: int = 0,
     description: str = "arrays",
+    cancel: Callable[[], bool] | None = None,
 ) -> TrainingData:
     """Training data from in-memory images or stacks (the napari widget's entry point).
 
@@ -407,12 +413,17 @@ def training_data_from_arrays(
         Seed of the train/validation split.
     description
         One line naming the data, recorded in the weights.
+    cancel
+        Polled before each plane is degraded (the slow part for big stacks); returning
+        True stops with :class:`~napari_srcnn.errors.CancelledError`.
 
     Raises
     ------
     TrainingDataError
         Empty, NaN or non-numeric data, planes smaller than a sub-image, mismatched pairs,
         or too few planes to split.
+    CancelledError
+        If ``cancel()`` returned True.
     """
     if not arrays:
         raise TrainingDataError("no training images given")
@@ -472,7 +483,7 @@ def training_data_from_arrays(
             f"{hmax}×{wmax}); use larger images or a smaller --patch"
         )
     if pairs is None:
-        pairs = _pairs_from_hr([hr_planes[i] for i in keep], scale, blur_sigma)
+        pairs = _pairs_from_hr([hr_planes[i] for i in keep], scale, blur_sigma, cancel)
     else:
         pairs = [pairs[i] for i in keep]
     skipped = len(hr_planes) - len(keep)

@@ -112,6 +112,7 @@ class TrainOutcome:
 
     result: Any = None
     error: str | None = None
+    cancelled: bool = False  # before training started (while the pairs were made)
     init_from: str | None = None
     train_planes: int = 0
     val_planes: int = 0
@@ -125,7 +126,7 @@ def run_training(request: TrainRequest, on_event: Any = None, cancel: Any = None
     from ..engine.model import ArchSpec
     from ..engine.training import TrainConfig, train
     from ..engine.weights import default_model_name
-    from ..errors import SRCNNError
+    from ..errors import CancelledError, SRCNNError
 
     try:
         arrays = [np.asarray(a) for a in request.hr]  # dask/zarr: computed off the UI thread
@@ -146,6 +147,7 @@ def run_training(request: TrainRequest, on_event: Any = None, cancel: Any = None
             patch_size=request.patch_size,
             val_fraction=request.val_fraction,
             description="napari layer(s) " + ", ".join(request.names),
+            cancel=cancel,
         )
         init_from = request.start
         if init_from == SCRATCH:
@@ -169,6 +171,8 @@ def run_training(request: TrainRequest, on_event: Any = None, cancel: Any = None
             device=request.device,
         )
         result = train(data, config, on_event=on_event, cancel=cancel)
+    except CancelledError:  # before the first step: nothing trained, nothing written
+        return TrainOutcome(cancelled=True)
     except SRCNNError as exc:
         return TrainOutcome(error=one_line(exc))
     return TrainOutcome(

@@ -318,6 +318,12 @@ class TrainWidget(JobWidget):
         if outcome.error is not None:
             self._error(outcome.error)
             return
+        if outcome.cancelled:
+            from napari.utils.notifications import show_info
+
+            self._status.value = "cancelled before training started: nothing written"
+            show_info("SRCNN training cancelled")
+            return
         result = outcome.result
         name = None
         if Path(result.output).is_file():
