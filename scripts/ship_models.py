@@ -57,10 +57,12 @@ def evaluate(path: Path) -> dict:
     return metrics
 
 
-def ship(path: Path, measure: bool = True) -> Path:
+def ship(path: Path, measure: bool = True, hardware: str | None = None) -> Path:
     """Copy ``path`` into the package with measured metrics and a named training set.
 
     ``measure=False`` keeps the metrics already in the file (re-labelling only).
+    ``hardware`` replaces a bare architecture name (``x86_64``: what trainers before 0.2
+    recorded) with the machine the run really used.
     """
     model = load_model(path)
     metrics = evaluate(path) if measure else dict(model.info.metrics)
@@ -68,6 +70,8 @@ def ship(path: Path, measure: bool = True) -> Path:
     training = dict(model.info.training)
     if not str(training.get("data", "")).startswith(TRAIN_SET):
         training["data"] = f"{TRAIN_SET}: {training.get('data', '')}"
+    if hardware and training.get("hardware") in ("x86_64", "aarch64", "", None):
+        training["hardware"] = hardware
     info = replace(model.info, name=name, metrics=metrics, training=training)
     return save_weights(SHIPPED / f"{name}.safetensors", model.net, info)
 
@@ -109,9 +113,11 @@ def results_table() -> str:
                 f"**{got['psnr']:.2f}** / {got['ssim']:.4f} | {paper_txt} | {diff} |"
             )
         t = m.training
+        run_steps = (t.get("config") or {}).get("steps", t.get("steps", "?"))
         commands.append(
             f"- `{m.name}`: trained with `scripts/train_shipped.sh {m.name}` "
-            f"({t.get('recipe', '?')} recipe, {t.get('steps', '?')} steps of batch "
+            f"({t.get('recipe', '?')} recipe, {run_steps} steps (the written weights are those "
+            f"of step {t.get('steps', '?')}, the best held-out PSNR) of batch "
             f"{t.get('batch_size', '?')} × {t.get('patch_size', '?')}² sub-images, "
             f"{t.get('wall_seconds', 0) / 60:.0f} min on {t.get('hardware', '?')}"
             f"{', fine-tuned from ' + str(t['init_from']) if t.get('init_from') else ', from scratch'}); "
@@ -143,6 +149,11 @@ def main() -> None:
     parser.add_argument("weights", nargs="*", type=Path)
     parser.add_argument("--table", action="store_true", help="only regenerate docs/results.md")
     parser.add_argument(
+        "--hardware",
+        help="the machine of runs whose metadata names only the architecture "
+        '(e.g. "AMD EPYC, 2 CPUs, 1 torch thread")',
+    )
+    parser.add_argument(
         "--keep-metrics",
         action="store_true",
         help="do not re-evaluate: keep the metrics stored in the files",
@@ -150,7 +161,7 @@ def main() -> None:
     args = parser.parse_args()
     if not args.table:
         for path in args.weights:
-            print("shipped", ship(path, measure=not args.keep_metrics))
+            print("shipped", ship(path, measure=not args.keep_metrics, hardware=args.hardware))
     (ROOT / "docs" / "results.md").write_text(results_table(), encoding="utf-8")
     print("wrote docs/results.md")
 

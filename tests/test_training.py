@@ -1,6 +1,7 @@
 """The trainer: recipes, events, best weights, cancel, checkpoints and resume."""
 
 import math
+import os
 
 import numpy as np
 import pytest
@@ -178,6 +179,10 @@ def test_train_events_best_weights_and_metadata(tmp_path, tdata, tiles):
     assert info.metrics["validation"]["psnr"] == pytest.approx(best)
     assert info.training["train_planes"] == 3 and info.training["val_planes"] == 1
     assert info.training["seed"] == 0 and info.training["augment"] is True
+    # what ran it: CPU model, core count and the torch threads (1 in this module)
+    assert info.training["hardware"].endswith(", 1 torch thread")
+    assert f"{os.cpu_count()} CPUs" in info.training["hardware"]
+    assert info.training["wall_seconds"] >= 0 and info.training["device"] == "cpu"
     # The weights run in `upscale` on the same kind of data (uint16 in, uint16 out).
     out = upscale(tiles[0, :32, :32], str(result.output), 2)
     assert out.shape == (64, 64) and out.dtype == np.uint16

@@ -318,6 +318,25 @@ def _train(
     )
 
 
+def _hardware(device: torch.device, world: int) -> str:
+    """What ran the training, for the weights' metadata: GPU name, or CPU model, core count
+    and torch threads (e.g. ``"AMD EPYC, 2 CPUs, 1 torch thread"``)."""
+    procs = f" × {world} processes" if world > 1 else ""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device) + procs
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            names = [line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    except OSError:
+        pass
+    threads = torch.get_num_threads()
+    return (
+        f"{cpu}, {os.cpu_count()} CPUs, {threads} torch thread{'s' if threads > 1 else ''}{procs}"
+    )
+
+
 def _write_model(
     config: TrainConfig,
     net: SRCNN,
@@ -329,9 +348,7 @@ def _write_model(
     world: int,
 ) -> None:
     param = next(net.parameters())
-    hardware = platform.processor() or platform.machine()
-    if param.is_cuda:
-        hardware = torch.cuda.get_device_name(param.device)
+    hardware = _hardware(param.device, world)
     start_name = None
     if start is not None:
         start_name = start.name if start.path is None else str(start.path)
