@@ -59,3 +59,23 @@ def test_rgb_x3_model_beats_bicubic_on_set5(datasets):
     mean = summarize(evaluate_files([datasets / "eval" / "Set5"], 3, upscaler))
     assert mean["psnr"] - mean["bicubic_psnr"] >= 1.0, mean
     assert mean["psnr"] == pytest.approx(model.info.metrics["Set5"]["psnr"], abs=0.01)
+
+
+def test_rgb_mode_uses_the_shipped_rgb_model_on_the_bundled_photo():
+    """`--channels rgb` needs no model argument: the shipped 3-channel model for the scale
+    runs, and beats bicubic on the bundled photo sample (not an evaluation image)."""
+    import numpy as np
+
+    from napari_srcnn.engine.evaluation import compare_to_reference
+    from napari_srcnn.engine.inference import UpscaleOptions, Upscaler
+    from napari_srcnn.engine.io import read_image
+    from napari_srcnn.samples import sample_path
+
+    lr, _ = read_image(sample_path("photo-lr"))
+    hr, _ = read_image(sample_path("photo-hr"))
+    upscaler = Upscaler(options=UpscaleOptions(scale=3.0, channels="rgb"))
+    assert upscaler.model.name == "srcnn-955-rgb-x3"
+    sr = upscaler(lr)
+    assert sr.shape == hr.shape and sr.dtype == np.uint8
+    scores = compare_to_reference(lr, sr, hr, 3.0)
+    assert scores["psnr"] > scores["bicubic_psnr"] + 1.0, scores
