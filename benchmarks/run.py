@@ -261,6 +261,15 @@ def bench_inference(table: Table, repeats: int, scale: float = 2.0, device: str 
         cases[f"ours {arch}"], flops[f"ours {arch}"] = ours, per_px * px
         cases[f"naive {arch}"], flops[f"naive {arch}"] = naive, per_px * px
         cases[f"network {arch}"], flops[f"network {arch}"] = network, per_px * px
+        if device == "cpu":  # the same network with its blocks one after another
+            from napari_srcnn.engine.runner import NetworkRunner
+
+            serial = NetworkRunner(loaded.net, torch.device("cpu"), "fp32", parallel_blocks=False)
+
+            def serial_network(runner=serial, x=padded) -> object:
+                return runner(x)
+
+            cases[f"serial {arch}"], flops[f"serial {arch}"] = serial_network, per_px * px
     times = rounds(cases, repeats, sync)
     peak_names = [k for k in cases if k.startswith("peak") and not k.endswith("bf16")]
     peaks = [max(flops[k] / times[k][r] for k in peak_names) for r in range(repeats)]
@@ -326,6 +335,22 @@ def bench_inference(table: Table, repeats: int, scale: float = 2.0, device: str 
             f"bicubic+colour+dtype = {share:.0f} % of ours",
         )
         results[f"pre/post share {arch} %"] = share
+        if f"serial {arch}" in times:
+            ser_t = times[f"serial {arch}"]
+            frac = [flops[f"serial {arch}"] / ser_t[r] / peaks[r] * 100 for r in range(repeats)]
+            gain = med([ser_t[r] / net_t[r] for r in range(repeats)])
+            table.add(
+                f"  network, blocks one after another {arch}",
+                f"{med(ser_t):.3f}",
+                f"{out_edge * out_edge / med(ser_t) / 1e6:.2f}",
+                f"{flops[f'serial {arch}'] / med(ser_t) / 1e9:.1f}",
+                f"{med(frac):.1f}",
+                spread(frac),
+                "",
+                f"{flops[f'serial {arch}'] / min(ser_t) / best_peak * 100:.1f}",
+                f"side-by-side blocks {gain:.2f}x faster",
+            )
+            results[f"parallel blocks gain {arch}"] = gain
         bf16 = [k for k in cases if k.endswith("bf16")]
         if bf16:  # CUDA: the target is a share of the bf16 tensor-core peak
             peaks16 = [max(flops[k] / times[k][r] for k in bf16) for r in range(repeats)]
