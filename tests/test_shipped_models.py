@@ -10,7 +10,9 @@ EXPECTED = {
     "srcnn-955-y-x3",
     "srcnn-955-y-x4",
     "srcnn-915-y-x3",
+    "srcnn-955-rgb-x2",
     "srcnn-955-rgb-x3",
+    "srcnn-955-rgb-x4",
 }
 
 
@@ -27,7 +29,7 @@ def test_shipped_models_carry_their_metadata():
     assert default_model_name(3.0) == "srcnn-955-y-x3"
     assert default_model_name(2.0) == "srcnn-955-y-x2"
     assert default_model_name(4.0) == "srcnn-955-y-x4"
-    for scale in (3,):
+    for scale in (2, 3, 4):
         name = f"srcnn-955-rgb-x{scale}"
         assert default_model_name(float(scale), "rgb") == name
         assert models[name].arch.channels == 3 and models[name].color_mode == "rgb"
