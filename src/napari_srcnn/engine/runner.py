@@ -19,8 +19,10 @@ Valid convolutions make the blocks' seams exact: the block size never changes th
 from __future__ import annotations
 
 import math
+import os
+import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -60,27 +62,52 @@ def _true_channels_last(x: torch.Tensor) -> torch.Tensor:
     return out.copy_(x)
 
 
+_POOL: tuple[int, int, Any] | None = None  # (process id, workers, ThreadPoolExecutor)
+_POOL_LOCK = threading.Lock()
+
+
+def _block_pool(workers: int) -> Any:
+    """The process's block threads (made once; again after a fork or a thread-count change).
+
+    Each thread runs torch with one thread of its own: OpenMP teams of two on a core that
+    something else is using spin at every barrier (a 9-1-5 run on two busy cores was 10x
+    slower than with single-threaded blocks).
+    """
+    global _POOL
+    from concurrent.futures import ThreadPoolExecutor
+
+    with _POOL_LOCK:
+        pid = os.getpid()
+        if _POOL is None or _POOL[0] != pid or _POOL[1] != workers:
+            if _POOL is not None and _POOL[0] == pid:
+                _POOL[2].shutdown(wait=False)
+            pool = ThreadPoolExecutor(
+                max_workers=workers,
+                thread_name_prefix="srcnn-block",
+                initializer=torch.set_num_threads,
+                initargs=(1,),
+            )
+            _POOL = (pid, workers, pool)
+        return _POOL[2]
+
+
 def _run_on_threads(fn: Callable[[T], None], items: list[T], workers: int) -> None:
     """``fn(item)`` for every item on ``workers`` threads, each with one torch thread.
 
-    Independent blocks on separate cores beat one block on all cores: oneDNN's
-    convolutions scale imperfectly over threads (9-5-5 ran at ~85 % of the fp32 peak on
-    one thread and ~80 % on two), and the GEMM + shifted adds of the last layer do not
-    scale at all. torch's thread count is global: it is restored afterwards.
+    Independent blocks run side by side instead of one block on all cores at a time: as
+    fast on an idle machine (within ±5 % in ``benchmarks/``), far faster on a busy one.
+    torch's thread count is global: the caller's is restored afterwards.
     """
-    from concurrent.futures import ThreadPoolExecutor
-
     threads = torch.get_num_threads()
 
     def one(item: T) -> None:
-        torch.set_num_threads(1)  # this thread's OpenMP team: itself
         with torch.inference_mode():
             fn(item)
 
     try:
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="srcnn-block") as pool:
-            for future in [pool.submit(one, item) for item in items]:
-                future.result()
+        pool = _block_pool(workers)
+        for future in [pool.submit(one, item) for item in items]:
+            future.result()
     finally:
         torch.set_num_threads(threads)
 
