@@ -94,13 +94,17 @@ def _block_pool(workers: int) -> Any:
 def _run_on_threads(fn: Callable[[T], None], items: list[T], workers: int) -> None:
     """``fn(item)`` for every item on ``workers`` threads, each with one torch thread.
 
-    Independent blocks run side by side instead of one block on all cores at a time: as
-    fast on an idle machine (within ±5 % in ``benchmarks/``), far faster on a busy one.
-    torch's thread count is global: the caller's is restored afterwards.
+    Independent blocks run side by side instead of one block on all cores at a time. On an
+    idle 2-core machine 9-5-5 runs as fast and 9-1-5 up to ~10 % slower; when another
+    process uses a core, both run about 2x faster (``docs/benchmarks.md``). torch's thread
+    count is global: the caller's is restored afterwards.
     """
     threads = torch.get_num_threads()
 
     def one(item: T) -> None:
+        # Checked per item: torch may re-apply the process-wide count to a thread lazily.
+        if torch.get_num_threads() != 1:
+            torch.set_num_threads(1)
         with torch.inference_mode():
             fn(item)
 
