@@ -218,12 +218,12 @@ class NetworkRunner:
             (y0, y1), (x0, x1) = cell
             out[:, :, y0:y1, x0:x1] = forward(x[:, :, y0 : y1 + 2 * halo, x0 : x1 + 2 * halo])
 
-        workers = min(len(cells), torch.get_num_threads()) if self.parallel_blocks else 1
-        if x.device.type != "cpu" or workers < 2:
+        threads = torch.get_num_threads()
+        if not self.parallel_blocks or x.device.type != "cpu" or min(len(cells), threads) < 2:
             for cell in cells:
                 run(cell)
             return out
-        _run_on_threads(run, cells, workers)
+        _run_on_threads(run, cells, threads)  # one pool per thread count: no churn
         return out
 
     # ------------------------------------------------------------------ CPU
