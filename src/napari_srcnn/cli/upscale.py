@@ -6,9 +6,13 @@ import argparse
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import InputError
 from ._common import add_device_arg, add_model_args, model_arg, progress_bar
+
+if TYPE_CHECKING:  # the engine (torch) is imported only when a command runs
+    from ..engine.inference import UpscaleOptions
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -92,6 +96,20 @@ def _output_paths(inputs: list[Path], output: Path, scale: float) -> list[Path]:
     return paths
 
 
+def _options(args: argparse.Namespace) -> UpscaleOptions:
+    """The command line's :class:`~napari_srcnn.engine.inference.UpscaleOptions`."""
+    from ..engine.inference import UpscaleOptions
+
+    return UpscaleOptions(
+        scale=args.scale,
+        channels=args.channels,
+        channel_axis=args.channel_axis,
+        tile=args.tile,
+        device=args.device,
+        normalization=args.normalization,
+    )
+
+
 def _is_zarr(path: Path) -> bool:
     return path.name.lower().endswith(".zarr")
 
@@ -110,21 +128,13 @@ def _zarr_output_paths(inputs: list[Path], output: Path, scale: float) -> list[P
 
 def run(args: argparse.Namespace) -> int:
     from ..engine.files import check_output_path
-    from ..engine.inference import UpscaleOptions, Upscaler
+    from ..engine.inference import Upscaler
     from ..engine.io import read_image, write_image
 
     inputs = [Path(p) for p in args.inputs]
     if any(_is_zarr(p) for p in inputs) or _is_zarr(Path(args.output)):
         return _run_zarr(args, inputs)
-    base = UpscaleOptions(
-        scale=args.scale,
-        channels=args.channels,
-        channel_axis=args.channel_axis,
-        tile=args.tile,
-        device=args.device,
-        normalization=args.normalization,
-    )
-    upscaler = Upscaler(model_arg(args), base)
+    upscaler = Upscaler(model_arg(args), _options(args))
     options = upscaler.options
     outputs = _output_paths(inputs, Path(args.output), upscaler.scale)
     for dst in outputs:
@@ -155,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_zarr(args: argparse.Namespace, inputs: list[Path]) -> int:
     """Stream zarr arrays into upscaled zarr arrays (bounded memory, see engine.lazy)."""
-    from ..engine.inference import UpscaleOptions, Upscaler
+    from ..engine.inference import Upscaler
     from ..engine.lazy import open_zarr_array, upscale_zarr
 
     if args.reference:
@@ -165,17 +175,7 @@ def _run_zarr(args: argparse.Namespace, inputs: list[Path]) -> int:
     for src in inputs:
         if not src.exists():
             raise InputError(f"input {str(src)!r} does not exist")
-    upscaler = Upscaler(
-        model_arg(args),
-        UpscaleOptions(
-            scale=args.scale,
-            channels=args.channels,
-            channel_axis=args.channel_axis,
-            tile=args.tile,
-            device=args.device,
-            normalization=args.normalization,
-        ),
-    )
+    upscaler = Upscaler(model_arg(args), _options(args))
     outputs = _zarr_output_paths(inputs, Path(args.output), upscaler.scale)
     print(
         f"model {upscaler.model.name} ({upscaler.model.info.arch.name}, "
