@@ -15,7 +15,7 @@ common_rgb=(--channels rgb "${common[@]:2}")
 case "$model" in
   # From scratch, Adam's default start: the identity init (the net equals bicubic at step 0).
   srcnn-955-y-x3) napari-srcnn train "$DATA" --scale 3 --scratch --arch 9-5-5 --steps 14000 --lr 1e-3 "${common[@]}" -o "$OUT/$model.safetensors" "$@" ;;
-  srcnn-915-y-x3) napari-srcnn train "$DATA" --scale 3 --scratch --arch 9-1-5 --steps 12000 --lr 1e-3 "${common[@]}" -o "$OUT/$model.safetensors" "$@" ;;
+  srcnn-915-y-x3) napari-srcnn train "$DATA" --scale 3 --scratch --arch 9-1-5 --steps 30000 --lr 1e-3 "${common[@]}" -o "$OUT/$model.safetensors" "$@" ;;
   srcnn-955-rgb-x3) napari-srcnn train "$DATA" --scale 3 --scratch --arch 9-5-5 --steps 7000 --lr 1e-3 "${common_rgb[@]}" -o "$OUT/$model.safetensors" "$@" ;;
   # ×2 and ×4 fine-tune the ×3 model of their colour mode: across factors this converges
   # far faster than a new start.
