@@ -17,6 +17,17 @@ def datasets_root() -> Path:
     return Path(env) if env else ROOT.parent / "shared" / "datasets"
 
 
+@pytest.fixture(autouse=True)
+def _restore_model_registry():
+    """Models registered by a test (training runs, dropped weights files) do not leak."""
+    from napari_srcnn.engine import weights
+
+    before = dict(weights._REGISTERED)
+    yield
+    weights._REGISTERED.clear()
+    weights._REGISTERED.update(before)
+
+
 @pytest.fixture(scope="session")
 def datasets() -> Path:
     root = datasets_root()

@@ -456,6 +456,16 @@ def test_torchrun_two_cpu_processes_on_gloo(tmp_path, camera_stack):
     assert read_checkpoint_state(tmp_path / "ddp.ckpt.safetensors")["step"] == 8
 
 
+def test_train_menus_list_what_the_engine_accepts():
+    """The CLI spells its --init/--recipe choices out (no torch import for --help)."""
+    from napari_srcnn.cli import build_parser
+    from napari_srcnn.engine.recipes import INITS, RECIPES
+
+    sub = next(a for a in build_parser()._actions if a.choices and "train" in a.choices)
+    options = {a.dest: a.choices for a in sub.choices["train"]._actions}
+    assert tuple(options["init"]) == INITS and tuple(options["recipe"]) == RECIPES
+
+
 def test_init_flag_is_recorded_and_a_resume_must_keep_it(tmp_path, camera_stack):
     out = tmp_path / "p.safetensors"
     args = ["train", camera_stack, "--scale", 2, *TINY, "--val-fraction", 0.25, "-o", out]

@@ -15,16 +15,6 @@ import tifffile
 from napari_srcnn._reader import napari_get_reader, read_tiff
 
 
-@pytest.fixture(autouse=True)
-def _restore_model_registry():
-    from napari_srcnn.engine import weights
-
-    before = dict(weights._REGISTERED)
-    yield
-    weights._REGISTERED.clear()
-    weights._REGISTERED.update(before)
-
-
 def _read(path):
     reader = napari_get_reader(str(path))
     assert callable(reader), path

@@ -17,17 +17,6 @@ def tiny_model(tiny_model_path) -> str:
     assert weights.unregister_model(name)
 
 
-@pytest.fixture(autouse=True)
-def _restore_model_registry():
-    """Models registered by a test (training runs, dropped weights files) do not leak."""
-    from napari_srcnn.engine import weights
-
-    before = dict(weights._REGISTERED)
-    yield
-    weights._REGISTERED.clear()
-    weights._REGISTERED.update(before)
-
-
 @pytest.fixture
 def run_widget(qtbot):
     """``run_widget(widget)``: click its run button, wait until the worker has finished and

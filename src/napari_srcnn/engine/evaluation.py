@@ -60,10 +60,11 @@ def evaluate_files(
     files = find_images(paths)
     rows = []
     fn = None
-    rgb = upscaler is not None and upscaler.model.info.arch.channels == 3
-    if upscaler is not None and rgb and upscaler.options.channels != "rgb":
-        raise InputError("an RGB model is scored with channels='rgb' (see protocol_upscaler)")
+    rgb = False
     if upscaler is not None:
+        rgb = upscaler.model.info.arch.channels == 3
+        if rgb and upscaler.options.channels != "rgb":
+            raise InputError("an RGB model is scored with channels='rgb' (see protocol_upscaler)")
 
         def fn(lr_y: np.ndarray) -> np.ndarray:
             return upscaler(lr_y)

@@ -237,6 +237,13 @@ def _read_tiff(path: Path) -> tuple[np.ndarray, ImageMeta]:
     return data, ImageMeta(axes=axes, spacing=tuple(spacing), unit=unit)
 
 
+def _canonical_unit(unit: str | None) -> str | None:
+    """``"µm"`` for the spellings of micrometre found in TIFF metadata, else ``unit``."""
+    if unit in ("micron", "um", "\\u00B5m", "\\u00b5m"):
+        return "µm"
+    return unit
+
+
 def _tiff_spacing(tif, series, axes: str) -> tuple[tuple[float | None, ...], str | None]:
     spacing: list[float | None] = [None] * len(axes)
     unit: str | None = None
@@ -262,7 +269,7 @@ def _tiff_spacing(tif, series, axes: str) -> tuple[tuple[float | None, ...], str
         spacing[axes.index("Z")] = float(ij["spacing"])
     if ij.get("unit"):
         unit = str(ij["unit"])
-        unit = "µm" if unit in ("micron", "um", "\\u00B5m", "\\u00b5m") else unit
+        unit = _canonical_unit(unit)
     return tuple(spacing), unit
 
 
@@ -367,7 +374,7 @@ def _write_tiff(path: Path, data: np.ndarray, meta: ImageMeta, path_is_ome: bool
         md: dict = {"axes": axes}
         if meta.unit:
             # ImageJ metadata is ASCII; Fiji spells µm "micron".
-            md["unit"] = "micron" if meta.unit in ("µm", "um", "\u00b5m") else meta.unit
+            md["unit"] = "micron" if _canonical_unit(meta.unit) == "µm" else meta.unit
         if "Z" in axes and meta.spacing[axes.index("Z")]:
             md["spacing"] = meta.spacing[axes.index("Z")]
         tifffile.imwrite(path, data, imagej=True, metadata=md, **kwargs)
@@ -381,7 +388,7 @@ def _write_ome_tiff(path: Path, data: np.ndarray, meta: ImageMeta, **kwargs: Any
 
     axes = meta.axes
     md: dict[str, Any] = {"axes": axes}
-    unit = "µm" if meta.unit in (None, "um", "micron", "\u00b5m") else meta.unit
+    unit = _canonical_unit(meta.unit) or "µm"  # OME's default unit
     for letter in "XYZ":
         size = meta.spacing[axes.index(letter)] if letter in axes else None
         if size and math.isfinite(size):

@@ -281,9 +281,7 @@ def upscale_zarr(
 
     from .files import atomic_dir
 
-    dst = Path(destination)
-    if dst.exists():
-        raise InputError(f"output {str(dst)!r} already exists; remove it or choose another name")
+    dst = Path(destination)  # atomic_dir refuses an existing one
     if not dst.parent.is_dir():
         raise InputError(f"output folder {str(dst.parent)!r} does not exist")
     src = open_zarr_array(source)

@@ -84,8 +84,6 @@ def _block_pool(workers: int) -> Any:
             pool = ThreadPoolExecutor(
                 max_workers=workers,
                 thread_name_prefix="srcnn-block",
-                initializer=torch.set_num_threads,
-                initargs=(1,),
             )
             _POOL = (pid, workers, pool)
         return _POOL[2]
