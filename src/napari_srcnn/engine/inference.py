@@ -27,8 +27,9 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -47,7 +48,7 @@ from .color import (
 from .device import resolve_device
 from .model import SRCNN
 from .resize import AxisWeights, axis_weights, output_size, resize_axis
-from .runner import NetworkRunner
+from .runner import NetworkRunner, _blocks, run_groups
 from .weights import LoadedModel, default_model_name, load_model
 
 __all__ = ["CHANNEL_MODES", "Upscaler", "UpscaleOptions", "output_shape", "upscale"]
@@ -56,6 +57,10 @@ CHANNEL_MODES = ("auto", "y", "rgb", "per-channel")
 NORMALIZATIONS = ("auto", "dtype", "percentile", "none")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 MAX_SCALE = 16.0
+
+# Output edge of the pieces a CPU tile is computed in, from low-resolution pixels to stored
+# output, one per block thread (the network runs them in blocks of at most its own edge).
+CPU_CELL = 256
 
 # Largest tile on CUDA: progress and cancel stay responsive (~0.1 s per tile on an H100).
 GPU_MAX_TILE = 2048
@@ -174,9 +179,10 @@ _Y_TO_RGB = float(np.linalg.inv(YCBCR_FROM_RGB / 255.0)[0, 0])
 
 
 def _luma(rgb: torch.Tensor) -> torch.Tensor:
-    """``(3, h, w)`` RGB -> ``(1, h, w)`` Y, as :func:`rgb_to_ycbcr` computes it."""
+    """``(h, w, 3)`` RGB -> ``(h, w, 1)`` Y, as :func:`rgb_to_ycbcr` computes it."""
     r, g, b = _LUMA
-    return (rgb[0:1] * r).add_(rgb[1:2], alpha=g).add_(rgb[2:3], alpha=b).add_(_LUMA_OFFSET)
+    y = rgb[..., 0:1] * r
+    return y.add_(rgb[..., 1:2], alpha=g).add_(rgb[..., 2:3], alpha=b).add_(_LUMA_OFFSET)
 
 
 # Output dtypes whose round trip float32 holds exactly; others take color.denormalize.
@@ -495,28 +501,57 @@ class Upscaler:
         """
         y0, y1, x0, x1 = box
         tiles = self._tiles(y0, y1, x0, x1)
-        done = 0
-        for index in np.ndindex(*lr.shape[: len(plan.planes_shape)]):
-            plane, target = lr[index], out[index]
-            for ty0, ty1, tx0, tx1 in tiles:
+        runner = self.runner  # made here, not by the block threads
+        work = [
+            (index, t) for index in np.ndindex(*lr.shape[: len(plan.planes_shape)]) for t in tiles
+        ]
+
+        def cells(tile: tuple[int, int, int, int]) -> list[tuple[int, int, int, int]]:
+            # On the CPU a tile is computed block by block, each block from the low-resolution
+            # pixels to the stored output (bicubic, network, colour, dtype) while its data
+            # is in the cache, on the block threads side by side.
+            if self.device.type != "cpu" or runner.block is None:
+                return [tile]
+            ty0, ty1, tx0, tx1 = tile
+            edge = max(runner.block, CPU_CELL)
+            return [
+                (ty0 + a, ty0 + b, tx0 + c, tx0 + d)
+                for a, b in _blocks(ty1 - ty0, edge)
+                for c, d in _blocks(tx1 - tx0, edge)
+            ]
+
+        def compute(index: tuple[int, ...], cell: tuple[int, int, int, int]) -> None:
+            cy0, cy1, cx0, cx1 = cell
+            result = self._cell(lr[index], lr_origin, plan, cell)
+            _store(out[index][cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0], result, plan.norm)
+
+        def groups() -> Iterator[list[Callable[[], None]]]:
+            for index, tile in work:
                 if cancel is not None and cancel():
                     raise CancelledError("upscaling cancelled")
-                result = self._tile(plane, lr_origin, plan, (ty0, ty1, tx0, tx1))
-                _store(target[ty0 - y0 : ty1 - y0, tx0 - x0 : tx1 - x0], result, plan.norm)
-                done += 1
-                if progress is not None:
-                    progress(done, total or len(tiles))
+                yield [partial(compute, index, cell) for cell in cells(tile)]
+
+        workers = torch.get_num_threads() if self.device.type == "cpu" else 1
+        if not runner.parallel_blocks:
+            workers = 1
+        for done in run_groups(groups(), workers):
+            if progress is not None:
+                progress(done + 1, total or len(work))
 
     @torch.inference_mode()
-    def _tile(
+    def _cell(
         self,
         plane: np.ndarray,
         origin: tuple[int, int],
         plan: _Plan,
         box: tuple[int, int, int, int],
     ) -> torch.Tensor:
-        """One output tile, normalised intensities, ``(h, w)`` or ``(h, w, C)`` float32 on
-        the CPU (a fresh tensor: :func:`_store` may work in it)."""
+        """Output pixels ``box`` of one plane, normalised intensities, ``(h, w)`` or
+        ``(h, w, C)`` float32 on the CPU (a fresh tensor: :func:`_store` may work in it).
+
+        Colour stays interleaved (height, width, channel) from the stored image to the
+        stored result: no planar copies, and the 3-channel network reads it as the
+        channels-last batch it wants."""
         y0, y1, x0, x1 = box
         mode, norm = plan.mode, plan.norm
         wy, wx = plan.weights()
@@ -528,27 +563,27 @@ class Upscaler:
         r0, r1 = lr_range(wy, y0, y1, halo)
         c0, c1 = lr_range(wx, x0, x1, halo)
         oy, ox = origin
-        # (C, h, w) low-resolution crop, on the device, normalised to ~[0, 1].
+        # (h, w, C) low-resolution crop, on the device, normalised to ~[0, 1].
         lr = np.asarray(plane[r0 - oy : r1 - oy, c0 - ox : c1 - ox])
         x = torch.from_numpy(normalize(lr, norm)).to(self.device)
-        x = x.unsqueeze(0) if x.ndim == 2 else x.permute(2, 0, 1)
-        if not torch.isfinite(x).all():
+        if x.ndim == 2:
+            x = x.unsqueeze(-1)
+        if lr.dtype.kind == "f" and not torch.isfinite(x).all():
             x = torch.nan_to_num(x, nan=0.0, posinf=1.0, neginf=0.0)
         alpha = None
-        if mode in ("y", "rgb") and x.shape[0] == 4:
-            x, alpha = x[:3], x[3:]
-        # Columns first: the transposes resize_axis needs then touch the small
-        # low-resolution crop, not the full-size tile.
-        up = resize_axis(resize_axis(x, -1, sx, offset=c0), -2, sy, offset=r0)
+        if mode in ("y", "rgb") and x.shape[-1] == 4:
+            x, alpha = x[..., :3], x[..., 3:]
+        up = resize_axis(resize_axis(x, 1, sx, offset=c0), 0, sy, offset=r0)
         # Y mode: bicubic weights sum to one, so the bicubic Y, Cb, Cr are the BT.601
         # transforms of the bicubic RGB: the luma of `up` is the network input, and swapping
         # in the network's Y changes R, G and B by the same multiple of (Y_sr - Y_bicubic).
         net_in = _luma(up) if mode == "y" else up
         pad = (halo - (x0 - ex0), halo - (ex1 - x1), halo - (y0 - ey0), halo - (ey1 - y1))
-        batch = net_in.unsqueeze(0)
+        batch = net_in.permute(2, 0, 1).unsqueeze(0)
         sr = self.runner(F.pad(batch, pad, mode="replicate") if any(pad) else batch)[0]
+        sr = sr.permute(1, 2, 0)  # (h, w, c)
         cy, cx = y0 - ey0, x0 - ex0
-        centre = (slice(None), slice(cy, cy + (y1 - y0)), slice(cx, cx + (x1 - x0)))
+        centre = (slice(cy, cy + (y1 - y0)), slice(cx, cx + (x1 - x0)))
         if mode == "y":
             delta = sr.clamp_(0, 1).sub_(net_in[centre])
             result = up[centre].add(delta.mul_(_Y_TO_RGB)).clamp_(0, 1)
@@ -557,10 +592,10 @@ class Upscaler:
         else:
             result = sr
         if alpha is not None:
-            a = resize_axis(resize_axis(alpha, -1, sx, offset=c0), -2, sy, offset=r0)
-            result = torch.cat([result, a[centre].clamp(0, 1)], 0)
+            a = resize_axis(resize_axis(alpha, 1, sx, offset=c0), 0, sy, offset=r0)
+            result = torch.cat([result, a[centre].clamp(0, 1)], -1)
         result = result.float().cpu()
-        return result[0] if mode == "planes" else result.permute(1, 2, 0)
+        return result[..., 0] if mode == "planes" else result
 
 
 def upscale(

@@ -21,8 +21,11 @@ from __future__ import annotations
 import math
 import os
 import threading
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from functools import partial
+from typing import TYPE_CHECKING, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -30,7 +33,7 @@ import torch.nn.functional as F
 if TYPE_CHECKING:  # pragma: no cover
     from .model import SRCNN
 
-__all__ = ["NetworkRunner"]
+__all__ = ["NetworkRunner", "run_groups"]
 
 T = TypeVar("T")
 
@@ -62,11 +65,13 @@ def _true_channels_last(x: torch.Tensor) -> torch.Tensor:
     return out.copy_(x)
 
 
-_POOL: tuple[int, int, Any] | None = None  # (process id, workers, ThreadPoolExecutor)
+_POOL: tuple[int, int, ThreadPoolExecutor] | None = (
+    None  # (process id, workers, ThreadPoolExecutor)
+)
 _POOL_LOCK = threading.Lock()
 
 
-def _block_pool(workers: int) -> Any:
+def _block_pool(workers: int) -> ThreadPoolExecutor:
     """The process's block threads (made once; again after a fork or a thread-count change).
 
     Each thread runs torch with one thread of its own: OpenMP teams of two on a core that
@@ -74,7 +79,6 @@ def _block_pool(workers: int) -> Any:
     slower than with single-threaded blocks).
     """
     global _POOL
-    from concurrent.futures import ThreadPoolExecutor
 
     with _POOL_LOCK:
         pid = os.getpid()
@@ -89,29 +93,75 @@ def _block_pool(workers: int) -> Any:
         return _POOL[2]
 
 
-def _run_on_threads(fn: Callable[[T], None], items: list[T], workers: int) -> None:
-    """``fn(item)`` for every item on ``workers`` threads, each with one torch thread.
+def run_groups(
+    groups: Iterable[list[Callable[[], None]]], workers: int, ahead: int = 2
+) -> Iterator[int]:
+    """Run every call of every group; yield each group's index, in order, once all its calls
+    are done.
 
-    Independent blocks run side by side instead of one block on all cores at a time. On an
-    idle 2-core machine 9-5-5 runs as fast and 9-1-5 up to ~10 % slower; when another
-    process uses a core, both run about 2x faster (``docs/benchmarks.md``). torch's thread
-    count is global: the caller's is restored afterwards.
+    With ``workers`` >= 2 the calls run side by side on the process's block threads, each
+    with a single-threaded torch (an idle 2-core machine runs 9-5-5 as fast as one block on
+    all cores, 9-1-5 up to ~10 % slower; with another process on a core both run about 2x
+    faster, ``docs/benchmarks.md``), and at most ``ahead`` groups are in flight, so that a
+    consumer reporting progress per group never leaves a core idle at a group's end. With
+    fewer workers they run here, one after another.
+
+    ``groups`` is read lazily: an exception it raises (a cancel) or one a call raises
+    stops the run; calls not yet started are skipped, running ones are waited for (nothing
+    writes into the caller's arrays afterwards) and the exception reaches the caller.
+    torch's thread count is global: the caller's is restored afterwards.
     """
-    threads = torch.get_num_threads()
+    if workers < 2:
+        for index, group in enumerate(groups):
+            for call in group:
+                call()
+            yield index
+        return
 
-    def one(item: T) -> None:
-        # Checked per item: torch may re-apply the process-wide count to a thread lazily.
+    threads = torch.get_num_threads()
+    stop = threading.Event()
+
+    def one(call: Callable[[], None]) -> None:
+        if stop.is_set():
+            return
+        # Checked per call: torch may re-apply the process-wide count to a thread lazily.
         if torch.get_num_threads() != 1:
             torch.set_num_threads(1)
         with torch.inference_mode():
-            fn(item)
+            call()
 
+    pool = _block_pool(workers)
+    pending: deque[list[Future[None]]] = deque()
+    done = 0
     try:
-        pool = _block_pool(workers)
-        for future in [pool.submit(one, item) for item in items]:
-            future.result()
+        for group in groups:
+            pending.append([pool.submit(one, call) for call in group])
+            while len(pending) > ahead:
+                yield _finish(pending, done)
+                done += 1
+        while pending:
+            yield _finish(pending, done)
+            done += 1
     finally:
+        stop.set()
+        for futures in pending:
+            wait(futures)
         torch.set_num_threads(threads)
+
+
+def _finish(pending: deque[list[Future[None]]], index: int) -> int:
+    """Wait for the oldest group (its error, if any, is raised with the group still pending:
+    the caller waits for its other calls) and drop it."""
+    for future in pending[0]:
+        future.result()
+    pending.popleft()
+    return index
+
+
+def _run_on_threads(fn: Callable[[T], None], items: list[T], workers: int) -> None:
+    """``fn(item)`` for every item, side by side on ``workers`` block threads."""
+    for _ in run_groups([[partial(fn, item) for item in items]], workers):
+        pass
 
 
 def _blocks(n: int, block: int) -> list[tuple[int, int]]:
