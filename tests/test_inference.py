@@ -307,3 +307,53 @@ def test_store_equals_denormalize(dtype, norm):
     target = np.zeros(values.shape, dtype)
     _store(target, torch.from_numpy(values.copy()), n)
     np.testing.assert_array_equal(target, denormalize(values, n, dtype))
+
+
+def test_cpu_cells_run_side_by_side_and_equal_the_serial_run(model955, astronaut):
+    """With two torch threads each tile is computed in cells on the block threads (bicubic,
+    network, colour and dtype all there, one torch thread each); the result is the serial
+    run's and torch's thread count is restored."""
+    import threading
+
+    image = astronaut.astype(np.float32) / 255  # 96×80 RGB, Y mode, ×3 -> 288×240
+    serial = Upscaler(model955, UpscaleOptions(scale=3, tile=128))
+    serial.runner.parallel_blocks = False
+    ref = serial(image)
+    parallel = Upscaler(model955, UpscaleOptions(scale=3, tile=128))
+    seen = []
+    cell = parallel._cell
+
+    def spy(plane, origin, plan, box):
+        seen.append((threading.get_ident(), torch.get_num_threads(), box))
+        return cell(plane, origin, plan, box)
+
+    parallel._cell = spy
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        out = parallel(image)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)
+    np.testing.assert_allclose(out, ref, atol=1e-5)
+    assert {n for _, n, _ in seen} == {1} and len({t for t, _, _ in seen}) == 2
+    assert threading.get_ident() not in {t for t, _, _ in seen}
+    # 3 × 2 equal tiles of 96×120 are 6 cells: an even share for two threads.
+    boxes = sorted(box for _, _, box in seen)
+    assert len(boxes) == 6 and {(b[1] - b[0], b[3] - b[2]) for b in boxes} == {(96, 120)}
+
+
+def test_tiles_are_equal_and_cells_keep_every_thread_busy(model955):
+    from napari_srcnn.engine.inference import _cell_split
+
+    up = Upscaler(model955, UpscaleOptions(scale=3, tile=512))
+    tiles = up._tiles(0, 600, 0, 1100)
+    assert len(tiles) == 2 * 3
+    assert {(t[1] - t[0], t[3] - t[2]) for t in tiles} <= {(300, 366), (300, 367)}
+    big = (0, 512, 0, 512)
+    assert _cell_split(4, 2, big) == 1  # whole tiles: an even share
+    assert _cell_split(1, 2, big) == 2  # one tile -> 2×2 cells
+    assert _cell_split(3, 2, big) == 2  # 12 cells
+    assert _cell_split(5, 16, big) == 4  # 80 cells for 16 threads
+    assert _cell_split(3, 2, (0, 100, 0, 100)) == 1  # no cells under 64 pixels
+    assert _cell_split(7, 1, big) == 1

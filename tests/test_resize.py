@@ -391,6 +391,51 @@ def test_two_dimensional_tile_equals_crop() -> None:
     torch.testing.assert_close(tile, full[:, 10:31, 40:64], rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("scale", [2, 3, 4])
+@pytest.mark.parametrize("n_in", [1, 2, 7, 40])
+def test_integer_upscales_repeat_every_step_exactly(n_in: int, scale: int) -> None:
+    aw = axis_weights(n_in, float(scale))
+    assert aw.step == scale and aw.first is not None and aw.n_in == n_in
+    w, first = aw.weights.numpy(), aw.first.numpy()
+    # Bit-identical weights every `scale` outputs, taps one input pixel further on.
+    np.testing.assert_array_equal(w[scale:], w[:-scale])
+    np.testing.assert_array_equal(first[scale:], first[:-scale] + 1)
+    assert axis_weights(n_in, 2.5).step is None
+    assert axis_weights(40, 0.5).step is None  # shrinking is not periodic in the taps
+
+
+def _gather_only(aw: AxisWeights) -> AxisWeights:
+    """The same contributions without the periodic fast path."""
+    return AxisWeights(aw.indices, aw.weights)
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_shifted_slices_equal_the_gathers_for_every_tile_and_axis(scale, dtype) -> None:
+    """Integer factors skip the gathers; the values are the gather path's, bit for bit, for
+    whole axes, tiles at either border and in the middle, any axis and layout."""
+    torch.manual_seed(scale)
+    x = torch.rand(9, 23, 30).to(dtype)
+    for dim in (0, 1, 2):
+        n_in = x.shape[dim]
+        aw = axis_weights(n_in, float(scale))
+        n_out = aw.n_out
+        for start, stop in [(0, n_out), (0, 5), (3, 17), (n_out - 7, n_out), (n_out - 1, n_out)]:
+            sub = aw.slice(start, stop)
+            lo, hi = sub.span()
+            lo2, hi2 = max(0, lo - 2), min(n_in, hi + 1)
+            for a, b in ((lo, hi), (lo2, hi2)):
+                tile = x.narrow(dim, a, b - a)
+                fast = resize_axis(tile, dim, sub, offset=a)
+                slow = resize_axis(tile, dim, _gather_only(sub), offset=a)
+                assert fast.dtype == dtype and fast.shape == slow.shape
+                assert torch.equal(fast, slow), (dim, start, stop, a, b)
+    # Interleaved colour (height, width, channel), as the upscaler keeps it.
+    hwc = x.permute(1, 2, 0)
+    aw = axis_weights(30, float(scale))
+    assert torch.equal(resize_axis(hwc, 1, aw), resize_axis(hwc, 1, _gather_only(aw)))
+
+
 def test_tile_missing_input_raises() -> None:
     x = torch.rand(40, dtype=torch.float64)
     sub = axis_weights(40, 2.0).slice(20, 30)
@@ -424,3 +469,6 @@ def test_cuda_matches_cpu() -> None:
     lo, hi = sub.span()
     tile = resize_axis(x.cuda()[..., lo:hi], -1, sub, offset=lo)
     torch.testing.assert_close(tile.cpu(), resize_axis(x, -1, aw)[..., 30:60], rtol=1e-5, atol=1e-6)
+    # Integer factors take the shifted-slice path on the GPU too.
+    for scale in (2.0, 3.0):
+        torch.testing.assert_close(imresize(x.cuda(), scale).cpu(), imresize(x, scale))

@@ -123,3 +123,93 @@ def test_an_error_in_a_parallel_block_reaches_the_caller_and_restores_threads(mo
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(threads)
+
+
+# ------------------------------------------------------------------ run_groups
+
+
+@pytest.fixture
+def two_threads():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_run_groups_yields_each_group_in_order_once_all_its_calls_are_done(two_threads):
+    import threading
+    import time
+
+    from napari_srcnn.engine.runner import run_groups
+
+    done: dict[int, list[int]] = {}
+    lock = threading.Lock()
+    seen_threads = set()
+
+    def call(group: int, item: int) -> None:
+        time.sleep(0.002 * ((group + item) % 3))  # finish out of order
+        with lock:
+            done.setdefault(group, []).append(item)
+            seen_threads.add((threading.get_ident(), torch.get_num_threads()))
+
+    groups = [[lambda g=g, i=i: call(g, i) for i in range(3)] for g in range(6)]
+    order = []
+    for index in run_groups(groups, workers=2):
+        assert sorted(done[index]) == [0, 1, 2]  # the whole group is finished
+        order.append(index)
+    assert order == list(range(6))
+    assert torch.get_num_threads() == 2
+    assert {n for _, n in seen_threads} == {1} and len(seen_threads) == 2
+    assert threading.get_ident() not in {t for t, _ in seen_threads}
+
+
+def test_run_groups_stops_on_a_cancel_and_waits_for_running_calls(two_threads):
+    """A cancel raised while groups are read skips the calls not started and returns only
+    when no call is running any more (nothing writes into the caller's arrays later)."""
+    import threading
+    import time
+
+    from napari_srcnn.engine.runner import run_groups
+    from napari_srcnn.errors import CancelledError
+
+    started, finished = [], []
+    lock = threading.Lock()
+
+    def call(i: int) -> None:
+        with lock:
+            started.append(i)
+        time.sleep(0.02)
+        with lock:
+            finished.append(i)
+
+    def groups():
+        for g in range(50):
+            if g == 3:
+                raise CancelledError("upscaling cancelled")
+            yield [lambda i=4 * g + k: call(i) for k in range(4)]
+
+    with pytest.raises(CancelledError):
+        for _ in run_groups(groups(), workers=2, ahead=2):
+            pass
+    assert sorted(started) == sorted(finished)  # nothing left running
+    assert len(started) < 12  # queued calls were skipped
+    assert torch.get_num_threads() == 2
+    time.sleep(0.05)
+    assert len(started) == len(finished) < 12  # and never start later
+
+
+def test_run_groups_raises_a_call_error_and_runs_serially_on_one_worker(two_threads):
+    import threading
+
+    from napari_srcnn.engine.runner import run_groups
+
+    def boom() -> None:
+        raise MemoryError("no room")
+
+    with pytest.raises(MemoryError, match="no room"):
+        list(run_groups([[lambda: None], [boom, lambda: None], [lambda: None]], workers=2))
+    assert torch.get_num_threads() == 2
+    where = []
+    groups = [[lambda: where.append(threading.get_ident())] for _ in range(3)]
+    assert list(run_groups(groups, workers=1)) == [0, 1, 2]
+    assert where == [threading.get_ident()] * 3

@@ -415,7 +415,8 @@ def _resize_periodic(x: torch.Tensor, dim: int, aw: AxisWeights, offset: int) ->
     Output ``k * step + r`` is the phase-``r`` weights applied to input pixels ``first[r] + k
     + p``: every phase is a weighted sum of ``P`` shifted slices of the (mirror-extended)
     input, then the phases are interleaved. Same taps, weights and summation order as the
-    gather path; about 5x faster on the CPU (no gathers, no transposes).
+    gather path (zero-weight taps are skipped), so the same values; on the CPU a 512² RGB
+    tile took 0.6-0.7 ms per axis in either layout, the gathers 0.8-4 ms.
     """
     assert aw.step is not None and aw.first is not None
     step, n, n_out = aw.step, int(x.shape[dim]), aw.n_out
@@ -466,45 +467,6 @@ def imresize(
     output_shape: tuple[int, int] | None = ...,
     antialias: bool = ...,
 ) -> torch.Tensor: ...
-def _resize_periodic(x: torch.Tensor, dim: int, aw: AxisWeights, offset: int) -> torch.Tensor:
-    """:func:`resize_axis` for an integer up-scaling, without gathers.
-
-    Output ``k * step + r`` is the phase-``r`` weights applied to input pixels ``first[r] + k
-    + p``: every phase is a weighted sum of ``P`` shifted slices of the (mirror-extended)
-    input, then the phases are interleaved. Same taps, weights and summation order as the
-    gather path; about 5x faster on the CPU (no gathers, no transposes).
-    """
-    assert aw.step is not None and aw.first is not None
-    step, n, n_out = aw.step, int(x.shape[dim]), aw.n_out
-    compute_dtype = x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32
-    xc = x.to(compute_dtype)
-    # The input pixels every tap reads, in order, mirrored at the image borders. Zero-weight
-    # taps may point outside the tile: clamped, they are read but never used.
-    first = aw.first[: min(step, n_out)].tolist()
-    lo, hi = first[0], int(aw.first[-1]) + aw.n_taps
-    local = np.clip(_mirror(np.arange(lo, hi), aw.n_in) - offset, 0, n - 1)
-    ext = _take(xc, dim, local)
-    # Python floats of the compute dtype's weights (exactly what the gather path multiplies by).
-    phase_weights = aw.weights[: min(step, n_out)].to(compute_dtype).tolist()
-    out_shape = list(x.shape)
-    out_shape[dim] = n_out
-    out = torch.empty(out_shape, dtype=compute_dtype, device=x.device)
-    before = (slice(None),) * dim
-    for r, weights in enumerate(phase_weights):
-        count = len(range(r, n_out, step))
-        start = first[r] - lo
-        acc: torch.Tensor | None = None
-        for p, weight in enumerate(weights):
-            tap = ext.narrow(dim, start + p, count)
-            if acc is None:
-                acc = tap * weight
-            elif weight != 0.0:
-                acc.add_(tap, alpha=weight)
-        assert acc is not None
-        out[(*before, slice(r, None, step))] = acc
-    return out.to(x.dtype)
-
-
 @overload
 def imresize(
     x: np.ndarray,
