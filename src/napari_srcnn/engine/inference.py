@@ -16,11 +16,17 @@ the one-tile case of the same code.
 Where the time goes, and what keeps it short (measured in ``benchmarks/``, see
 ``docs/benchmarks.md``):
 
-- The network is >90 % of the work: :class:`~napari_srcnn.engine.runner.NetworkRunner`
+- The network is ~90 % of the work: :class:`~napari_srcnn.engine.runner.NetworkRunner`
   runs it in cache-sized channels-last blocks with the last layer as one matrix product on
   the CPU, and in bf16 autocast with blocks sized from the free memory on CUDA.
-- The bicubic step and the dtype round trip are done once per tile in float32 and cost a
-  few per cent of the 9-1-5 network.
+- On the CPU the tiles are computed in cells on the block threads, one single-threaded
+  torch per core (:func:`~napari_srcnn.engine.runner.run_groups`): every cell goes from
+  the stored pixels to the stored output (bicubic, network, colour, dtype) on one core, so
+  the pre- and post-processing run side by side too instead of on one thread between
+  network calls.
+- Integer factors up-sample with shifted slices instead of gathers
+  (:func:`~napari_srcnn.engine.resize.resize_axis`), and colour stays interleaved from
+  the stored image to the stored result.
 """
 
 from __future__ import annotations

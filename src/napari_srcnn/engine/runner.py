@@ -14,6 +14,9 @@ network's up to float rounding; only the speed depends on the device (measured i
   block size comes from the free device memory and is halved on out-of-memory.
 
 Valid convolutions make the blocks' seams exact: the block size never changes the result.
+
+:func:`run_groups` runs independent pieces of work (blocks, or the upscaler's cells) side
+by side on the block threads, each with a single-threaded torch.
 """
 
 from __future__ import annotations
