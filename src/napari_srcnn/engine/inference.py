@@ -32,122 +32,48 @@ Where the time goes, and what keeps it short (measured in ``benchmarks/``, see
 from __future__ import annotations
 
 import hashlib
-import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from functools import partial
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..errors import CancelledError, InputError
-from .color import (
-    YCBCR_FROM_RGB,
-    YCBCR_OFFSET,
-    Normalization,
-    denormalize,
-    normalization_for,
-    normalize,
-)
+from .cells import Plan, cell_split, compute_cell, lr_range, store
+from .color import Normalization, normalization_for
 from .device import resolve_device
 from .model import SRCNN
-from .resize import AxisWeights, axis_weights, output_size, resize_axis
+from .options import (
+    CHANNEL_MODES,
+    MAX_SCALE,
+    NORMALIZATIONS,
+    PRECISIONS,
+    UpscaleOptions,
+    output_shape,
+)
+from .resize import output_size
 from .runner import NetworkRunner, _blocks, run_groups
 from .weights import LoadedModel, default_model_name, load_model
 
-__all__ = ["CHANNEL_MODES", "Upscaler", "UpscaleOptions", "output_shape", "upscale"]
-
-CHANNEL_MODES = ("auto", "y", "rgb", "per-channel")
-NORMALIZATIONS = ("auto", "dtype", "percentile", "none")
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-MAX_SCALE = 16.0
+__all__ = [
+    "CHANNEL_MODES",
+    "MAX_SCALE",
+    "NORMALIZATIONS",
+    "PRECISIONS",
+    "Upscaler",
+    "UpscaleOptions",
+    "lr_range",
+    "output_shape",
+    "upscale",
+]
 
 # Largest tile on CUDA: progress and cancel stay responsive (~0.1 s per tile on an H100).
 GPU_MAX_TILE = 2048
 
 ProgressFn = Callable[[int, int], Any]
 CancelFn = Callable[[], bool]
-
-
-@dataclass(frozen=True)
-class UpscaleOptions:
-    """Settings of an upscaling run, shared by the Python API, the CLI and the widget.
-
-    Parameters
-    ----------
-    scale
-        Up-sampling factor (> 1, any real number; ``None``: the model's trained factor).
-    channels
-        ``"auto"``: a last axis of 3 (RGB) or 4 (RGBA) is colour and goes through the
-        model's colour mode (Y for 1-channel models, RGB for 3-channel ones); anything else is
-        processed plane by plane. ``"y"``: network on luminance, bicubic on chroma.
-        ``"rgb"``: 3-channel network. ``"per-channel"``: every channel (and every plane) on
-        its own with a 1-channel model.
-    channel_axis
-        Axis of a stacked channel dimension (e.g. 0 for ``(C, H, W)``, -1 for ``(H, W, C)``).
-        It is never up-sampled. Needed only when it is one of the last two axes.
-    tile
-        Output tile edge in pixels (>= 16): the unit of progress, cancel and host memory.
-        The result does not depend on it. On the CPU the network runs each tile in
-        cache-sized blocks; on CUDA tiles grow to what the free device memory allows
-        (see :meth:`Upscaler.tile_edge`) and the blocks halve on out-of-memory.
-    device
-        ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
-    normalization
-        ``"auto"``: integer data by its dtype range, float data as is when it lies in [0, 1],
-        else by its min/max. ``"dtype"``, ``"percentile"`` (robust, for scientific data) or
-        ``"none"``.
-    percentiles
-        Low/high percentiles for ``normalization="percentile"``.
-    precision
-        ``"auto"`` (bf16 autocast on CUDA with a NaN check and fp32 fallback, fp32 on CPU),
-        ``"fp32"``, ``"bf16"``, ``"fp16"``.
-    """
-
-    scale: float | None = None
-    channels: str = "auto"
-    channel_axis: int | None = None
-    tile: int = 512
-    device: str = "auto"
-    normalization: str = "auto"
-    percentiles: tuple[float, float] = (0.1, 99.9)
-    precision: str = "auto"
-
-    def __post_init__(self) -> None:
-        if self.scale is not None:
-            if isinstance(self.scale, bool) or not isinstance(self.scale, (int, float)):
-                raise InputError(f"scale {self.scale!r} must be a number")
-            if not math.isfinite(self.scale) or self.scale <= 1.0 or self.scale > MAX_SCALE:
-                raise InputError(
-                    f"scale {self.scale!r} must be a number above 1 and at most {MAX_SCALE:g}"
-                )
-        if self.channels not in CHANNEL_MODES:
-            raise InputError(f"channels {self.channels!r} is not one of {', '.join(CHANNEL_MODES)}")
-        if isinstance(self.tile, bool) or not isinstance(self.tile, int) or self.tile < 16:
-            raise InputError(f"tile {self.tile!r} must be an integer of at least 16 pixels")
-        if self.normalization not in NORMALIZATIONS:
-            raise InputError(
-                f"normalization {self.normalization!r} is not one of {', '.join(NORMALIZATIONS)}"
-            )
-        lo, hi = self.percentiles
-        if not (0 <= lo < hi <= 100):
-            raise InputError(
-                f"percentiles {self.percentiles!r} must satisfy 0 <= low < high <= 100"
-            )
-        if self.precision not in PRECISIONS:
-            raise InputError(f"precision {self.precision!r} is not one of {', '.join(PRECISIONS)}")
-
-
-def output_shape(
-    shape: tuple[int, ...], scale: float, spatial_axes: tuple[int, int]
-) -> tuple[int, ...]:
-    """Shape after up-sampling ``spatial_axes`` of ``shape`` by ``scale`` (MATLAB's ceil)."""
-    out = list(shape)
-    for ax in spatial_axes:
-        out[ax] = output_size(shape[ax], scale)
-    return tuple(out)
 
 
 def _check_meta(shape: tuple[int, ...], dtype: np.dtype) -> None:
@@ -171,99 +97,6 @@ def _check_array(image: Any) -> np.ndarray:
 
 def _is_dask(image: Any) -> bool:
     return type(image).__module__.startswith("dask.") and hasattr(image, "dask")
-
-
-# BT.601 luma of RGB in [0, 1] (MATLAB's rgb2ycbcr, first row) and the amount by which
-# R, G and B change per unit of Y at fixed Cb, Cr (first column of the inverse).
-_LUMA = tuple(float(v) for v in YCBCR_FROM_RGB[0] / 255.0)
-_LUMA_OFFSET = float(YCBCR_OFFSET[0] / 255.0)
-_Y_TO_RGB = float(np.linalg.inv(YCBCR_FROM_RGB / 255.0)[0, 0])
-
-
-def _luma(rgb: torch.Tensor) -> torch.Tensor:
-    """``(h, w, 3)`` RGB -> ``(h, w, 1)`` Y, as :func:`rgb_to_ycbcr` computes it."""
-    r, g, b = _LUMA
-    y = rgb[..., 0:1] * r
-    return y.add_(rgb[..., 1:2], alpha=g).add_(rgb[..., 2:3], alpha=b).add_(_LUMA_OFFSET)
-
-
-# Output dtypes whose round trip float32 holds exactly; others take color.denormalize.
-_FAST_STORE = {
-    np.dtype(t) for t in (np.uint8, np.int8, np.uint16, np.int16, np.float32, np.float16)
-}
-
-
-@torch.inference_mode()
-def _store(target: np.ndarray, result: torch.Tensor, norm: Normalization) -> None:
-    """``target[...] = denormalize(result, norm, target.dtype)``, computed in torch.
-
-    Same arithmetic as :func:`~napari_srcnn.engine.color.denormalize` (float32, round half
-    to even, clip, NaN -> 0), but in place and on PyTorch's threads: the single-threaded
-    NumPy version cost ~10 % of a 9-1-5 upscale on two cores.
-    """
-    dtype = target.dtype
-    if dtype not in _FAST_STORE or result.dtype != torch.float32:
-        target[...] = denormalize(result.numpy(), norm, dtype)
-        return
-    y = result
-    if norm.high - norm.low != 1.0:
-        y.mul_(norm.high - norm.low)
-    if norm.low != 0.0:
-        y.add_(norm.low)
-    if dtype.kind in "ui":
-        info = np.iinfo(dtype)
-        y.round_().clamp_(float(info.min), float(info.max)).nan_to_num_(0.0)
-    target[...] = y.numpy()  # the cast to the target dtype happens in this one copy
-
-
-@dataclass(frozen=True)
-class _Plan:
-    """How one array is processed: colour mode, normalisation and shapes (picklable)."""
-
-    mode: str  # "y", "rgb" or "planes"
-    norm: Normalization
-    channel_axis: int | None  # moved to axis 0 during processing
-    planes_shape: tuple[int, ...]
-    color: int | None  # size of the trailing colour axis, None for planes
-    lr_shape: tuple[int, int]
-    out_shape: tuple[int, ...]  # with the channel axis at 0 when moved
-    out_dtype: np.dtype
-    scale: float
-
-    @property
-    def hr_shape(self) -> tuple[int, int]:
-        return (
-            output_size(self.lr_shape[0], self.scale),
-            output_size(self.lr_shape[1], self.scale),
-        )
-
-    def weights(self) -> tuple[AxisWeights, AxisWeights]:
-        # Cached per process: a worker of a cluster computes them once.
-        return (
-            axis_weights(self.lr_shape[0], scale=self.scale),
-            axis_weights(self.lr_shape[1], scale=self.scale),
-        )
-
-
-def _cell_split(n_tiles: int, workers: int, tile: tuple[int, int, int, int]) -> int:
-    """Cells per tile side on the CPU: tiles whole when they keep ``workers`` block threads
-    evenly busy (a count they divide, or plenty), else cut into 2×2, 3×3... equal cells
-    (not below 64 pixels). Bigger cells recompute less halo and pay less overhead."""
-    y0, y1, x0, x1 = tile
-    most = max(1, min(4, min(y1 - y0, x1 - x0) // 64))
-    for k in range(1, most + 1):
-        cells = n_tiles * k * k
-        if cells % workers == 0 or cells >= 4 * workers:
-            return k
-    return most
-
-
-def lr_range(aw: AxisWeights, start: int, stop: int, halo: int) -> tuple[int, int]:
-    """Low-resolution pixels ``[lo, hi)`` that output pixels ``[start, stop)`` need,
-    their network halo included (what a tile or a dask chunk must read)."""
-    n_out = aw.n_out
-    sub = aw.slice(max(0, start - halo), min(n_out, stop + halo))
-    return int(sub.indices.min()), int(sub.indices.max()) + 1
 
 
 class Upscaler:
@@ -412,7 +245,7 @@ class Upscaler:
 
     def _plan(
         self, shape: tuple[int, ...], dtype: np.dtype, norm: Normalization, channel_axis: int | None
-    ) -> _Plan:
+    ) -> Plan:
         """Shapes and modes for an array of ``shape`` whose channel axis is already at 0."""
         mode = self.color_mode_for(shape)
         if mode == "planes":
@@ -426,7 +259,7 @@ class Upscaler:
         H, W = output_size(h, self.scale), output_size(w, self.scale)
         out_shape = (*planes_shape, H, W) if color is None else (*planes_shape, H, W, color)
         # float16 is computed in float32 and handed back as float16.
-        return _Plan(
+        return Plan(
             mode,
             norm,
             channel_axis,
@@ -504,7 +337,7 @@ class Upscaler:
         lr_origin: tuple[int, int],
         out: np.ndarray,
         box: tuple[int, int, int, int],
-        plan: _Plan,
+        plan: Plan,
         progress: ProgressFn | None = None,
         cancel: CancelFn | None = None,
         total: int = 0,
@@ -528,7 +361,7 @@ class Upscaler:
         # still in the cache. On CUDA a tile is one cell.
         cpu = self.device.type == "cpu"
         workers = torch.get_num_threads() if cpu and runner.parallel_blocks else 1
-        split = _cell_split(len(work), workers, tiles[0]) if cpu else 1
+        split = cell_split(len(work), workers, tiles[0]) if cpu else 1
 
         def cells(tile: tuple[int, int, int, int]) -> list[tuple[int, int, int, int]]:
             ty0, ty1, tx0, tx1 = tile
@@ -541,7 +374,7 @@ class Upscaler:
         def compute(index: tuple[int, ...], cell: tuple[int, int, int, int]) -> None:
             cy0, cy1, cx0, cx1 = cell
             result = self._cell(lr[index], lr_origin, plan, cell)
-            _store(out[index][cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0], result, plan.norm)
+            store(out[index][cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0], result, plan.norm)
 
         def groups() -> Iterator[list[Callable[[], None]]]:
             for index, tile in work:
@@ -553,68 +386,10 @@ class Upscaler:
             if progress is not None:
                 progress(done + 1, total or len(work))
 
-    @torch.inference_mode()
     def _cell(
-        self,
-        plane: np.ndarray,
-        origin: tuple[int, int],
-        plan: _Plan,
-        box: tuple[int, int, int, int],
+        self, plane: np.ndarray, origin: tuple[int, int], plan: Plan, box: tuple[int, int, int, int]
     ) -> torch.Tensor:
-        """Output pixels ``box`` of one plane, normalised intensities, ``(h, w)`` or
-        ``(h, w, C)`` float32 on the CPU (a fresh tensor: :func:`_store` may work in it).
-
-        Colour stays interleaved (height, width, channel) from the stored image to the
-        stored result: no planar copies, and the 3-channel network reads it as the
-        channels-last batch it wants."""
-        y0, y1, x0, x1 = box
-        mode, norm = plan.mode, plan.norm
-        wy, wx = plan.weights()
-        halo = self.model.info.arch.halo
-        H, W = wy.n_out, wx.n_out
-        ey0, ey1 = max(0, y0 - halo), min(H, y1 + halo)
-        ex0, ex1 = max(0, x0 - halo), min(W, x1 + halo)
-        sy, sx = wy.slice(ey0, ey1), wx.slice(ex0, ex1)
-        r0, r1 = lr_range(wy, y0, y1, halo)
-        c0, c1 = lr_range(wx, x0, x1, halo)
-        oy, ox = origin
-        # (h, w, C) low-resolution crop, on the device, normalised to ~[0, 1].
-        lr = np.asarray(plane[r0 - oy : r1 - oy, c0 - ox : c1 - ox])
-        x = torch.from_numpy(normalize(lr, norm)).to(self.device)
-        if x.ndim == 2:
-            x = x.unsqueeze(-1)
-        if lr.dtype.kind == "f" and not torch.isfinite(x).all():
-            x = torch.nan_to_num(x, nan=0.0, posinf=1.0, neginf=0.0)
-        alpha = None
-        if mode in ("y", "rgb") and x.shape[-1] == 4:
-            x, alpha = x[..., :3], x[..., 3:]
-        up = resize_axis(resize_axis(x, 1, sx, offset=c0), 0, sy, offset=r0)
-        # Y mode: bicubic weights sum to one, so the bicubic Y, Cb, Cr are the BT.601
-        # transforms of the bicubic RGB: the luma of `up` is the network input, and swapping
-        # in the network's Y changes R, G and B by the same multiple of (Y_sr - Y_bicubic).
-        net_in = _luma(up) if mode == "y" else up
-        pad = (halo - (x0 - ex0), halo - (ex1 - x1), halo - (y0 - ey0), halo - (ey1 - y1))
-        batch = net_in.permute(2, 0, 1).unsqueeze(0)
-        sr = self.runner(F.pad(batch, pad, mode="replicate") if any(pad) else batch)[0]
-        sr = sr.permute(1, 2, 0)  # (h, w, c)
-        cy, cx = y0 - ey0, x0 - ex0
-        centre = (slice(cy, cy + (y1 - y0)), slice(cx, cx + (x1 - x0)))
-        if mode == "y":
-            delta = sr.clamp_(0, 1).sub_(net_in[centre]).mul_(_Y_TO_RGB)[..., 0]
-            bicubic = up[centre]
-            result = torch.empty(bicubic.shape, dtype=bicubic.dtype, device=bicubic.device)
-            for c in range(3):  # per channel: 2x faster than broadcasting along the last axis
-                torch.add(bicubic[..., c], delta, out=result[..., c])
-            result.clamp_(0, 1)
-        elif mode == "rgb":
-            result = sr.clamp(0, 1)
-        else:
-            result = sr
-        if alpha is not None:
-            a = resize_axis(resize_axis(alpha, 1, sx, offset=c0), 0, sy, offset=r0)
-            result = torch.cat([result, a[centre].clamp(0, 1)], -1)
-        result = result.float().cpu()
-        return result[..., 0] if mode == "planes" else result
+        return compute_cell(self.runner, plane, origin, plan, box)
 
 
 def upscale(

@@ -33,7 +33,8 @@ if TYPE_CHECKING:  # pragma: no cover
     import dask.array as da
     import zarr
 
-    from .inference import Upscaler, _Plan
+    from .cells import Plan
+    from .inference import Upscaler
 
 __all__ = ["DEFAULT_CHUNK", "open_zarr_array", "upscale_dask", "upscale_zarr"]
 
@@ -59,9 +60,9 @@ def _out_edge(a: int, n_in: int, n_out: int, scale: float) -> int:
     return min(n_out, int(math.floor(a * scale + 0.5)))
 
 
-def _depth_needed(upscaler: Upscaler, plan: _Plan, axis: int, edges: list[int]) -> int:
+def _depth_needed(upscaler: Upscaler, plan: Plan, axis: int, edges: list[int]) -> int:
     """Low-resolution pixels by which the input chunks must overlap their neighbours."""
-    from .inference import lr_range
+    from .cells import lr_range
 
     aw = plan.weights()[axis]
     n_in, n_out = plan.lr_shape[axis], aw.n_out
@@ -179,7 +180,7 @@ def _upscale_block(
     block: np.ndarray,
     upscaler: Upscaler,
     *,
-    plan: _Plan,
+    plan: Plan,
     edges: list[list[int]],
     out_edges: list[list[int]],
     depths: list[int],

@@ -1,0 +1,178 @@
+"""One cell of an upscaling run: from stored low-resolution pixels to stored output.
+
+:class:`~napari_srcnn.engine.inference.Upscaler` plans a run (:class:`Plan`) and cuts
+the output into tiles and cells; :func:`compute_cell` computes one cell (normalise, bicubic
+up-sampling of just the region the cell and the network's halo need, the network, the
+colour step) and :func:`store` writes it in the output's dtype. Cells never depend on
+each other, so block threads compute them side by side.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .color import YCBCR_FROM_RGB, YCBCR_OFFSET, Normalization, denormalize, normalize
+from .resize import AxisWeights, axis_weights, output_size, resize_axis
+from .runner import NetworkRunner
+
+__all__ = ["Plan", "cell_split", "compute_cell", "lr_range", "store"]
+
+# BT.601 luma of RGB in [0, 1] (MATLAB's rgb2ycbcr, first row) and the amount by which
+# R, G and B change per unit of Y at fixed Cb, Cr (first column of the inverse).
+_LUMA = tuple(float(v) for v in YCBCR_FROM_RGB[0] / 255.0)
+_LUMA_OFFSET = float(YCBCR_OFFSET[0] / 255.0)
+_Y_TO_RGB = float(np.linalg.inv(YCBCR_FROM_RGB / 255.0)[0, 0])
+
+
+def _luma(rgb: torch.Tensor) -> torch.Tensor:
+    """``(h, w, 3)`` RGB -> ``(h, w, 1)`` Y, as :func:`rgb_to_ycbcr` computes it."""
+    r, g, b = _LUMA
+    y = rgb[..., 0:1] * r
+    return y.add_(rgb[..., 1:2], alpha=g).add_(rgb[..., 2:3], alpha=b).add_(_LUMA_OFFSET)
+
+
+# Output dtypes whose round trip float32 holds exactly; others take color.denormalize.
+_FAST_STORE = {
+    np.dtype(t) for t in (np.uint8, np.int8, np.uint16, np.int16, np.float32, np.float16)
+}
+
+
+@torch.inference_mode()
+def store(target: np.ndarray, result: torch.Tensor, norm: Normalization) -> None:
+    """``target[...] = denormalize(result, norm, target.dtype)``, computed in torch.
+
+    Same arithmetic as :func:`~napari_srcnn.engine.color.denormalize` (float32, round half
+    to even, clip, NaN -> 0), but in place and on PyTorch's threads: the single-threaded
+    NumPy version cost ~10 % of a 9-1-5 upscale on two cores.
+    """
+    dtype = target.dtype
+    if dtype not in _FAST_STORE or result.dtype != torch.float32:
+        target[...] = denormalize(result.numpy(), norm, dtype)
+        return
+    y = result
+    if norm.high - norm.low != 1.0:
+        y.mul_(norm.high - norm.low)
+    if norm.low != 0.0:
+        y.add_(norm.low)
+    if dtype.kind in "ui":
+        info = np.iinfo(dtype)
+        y.round_().clamp_(float(info.min), float(info.max)).nan_to_num_(0.0)
+    target[...] = y.numpy()  # the cast to the target dtype happens in this one copy
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How one array is processed: colour mode, normalisation and shapes (picklable)."""
+
+    mode: str  # "y", "rgb" or "planes"
+    norm: Normalization
+    channel_axis: int | None  # moved to axis 0 during processing
+    planes_shape: tuple[int, ...]
+    color: int | None  # size of the trailing colour axis, None for planes
+    lr_shape: tuple[int, int]
+    out_shape: tuple[int, ...]  # with the channel axis at 0 when moved
+    out_dtype: np.dtype
+    scale: float
+
+    @property
+    def hr_shape(self) -> tuple[int, int]:
+        return (
+            output_size(self.lr_shape[0], self.scale),
+            output_size(self.lr_shape[1], self.scale),
+        )
+
+    def weights(self) -> tuple[AxisWeights, AxisWeights]:
+        # Cached per process: a worker of a cluster computes them once.
+        return (
+            axis_weights(self.lr_shape[0], scale=self.scale),
+            axis_weights(self.lr_shape[1], scale=self.scale),
+        )
+
+
+def cell_split(n_tiles: int, workers: int, tile: tuple[int, int, int, int]) -> int:
+    """Cells per tile side on the CPU: tiles whole when they keep ``workers`` block threads
+    evenly busy (a count they divide, or plenty), else cut into 2×2, 3×3... equal cells
+    (not below 64 pixels). Bigger cells recompute less halo and pay less overhead."""
+    y0, y1, x0, x1 = tile
+    most = max(1, min(4, min(y1 - y0, x1 - x0) // 64))
+    for k in range(1, most + 1):
+        cells = n_tiles * k * k
+        if cells % workers == 0 or cells >= 4 * workers:
+            return k
+    return most
+
+
+def lr_range(aw: AxisWeights, start: int, stop: int, halo: int) -> tuple[int, int]:
+    """Low-resolution pixels ``[lo, hi)`` that output pixels ``[start, stop)`` need,
+    their network halo included (what a tile or a dask chunk must read)."""
+    n_out = aw.n_out
+    sub = aw.slice(max(0, start - halo), min(n_out, stop + halo))
+    return int(sub.indices.min()), int(sub.indices.max()) + 1
+
+
+@torch.inference_mode()
+def compute_cell(
+    runner: NetworkRunner,
+    plane: np.ndarray,
+    origin: tuple[int, int],
+    plan: Plan,
+    box: tuple[int, int, int, int],
+) -> torch.Tensor:
+    """Output pixels ``box`` of one plane, normalised intensities, ``(h, w)`` or
+    ``(h, w, C)`` float32 on the CPU (a fresh tensor: :func:`_store` may work in it).
+
+    Colour stays interleaved (height, width, channel) from the stored image to the
+    stored result: no planar copies, and the 3-channel network reads it as the
+    channels-last batch it wants."""
+    y0, y1, x0, x1 = box
+    mode, norm = plan.mode, plan.norm
+    wy, wx = plan.weights()
+    halo = runner.halo
+    H, W = wy.n_out, wx.n_out
+    ey0, ey1 = max(0, y0 - halo), min(H, y1 + halo)
+    ex0, ex1 = max(0, x0 - halo), min(W, x1 + halo)
+    sy, sx = wy.slice(ey0, ey1), wx.slice(ex0, ex1)
+    r0, r1 = lr_range(wy, y0, y1, halo)
+    c0, c1 = lr_range(wx, x0, x1, halo)
+    oy, ox = origin
+    # (h, w, C) low-resolution crop, on the device, normalised to ~[0, 1].
+    lr = np.asarray(plane[r0 - oy : r1 - oy, c0 - ox : c1 - ox])
+    x = torch.from_numpy(normalize(lr, norm)).to(runner.device)
+    if x.ndim == 2:
+        x = x.unsqueeze(-1)
+    if lr.dtype.kind == "f" and not torch.isfinite(x).all():
+        x = torch.nan_to_num(x, nan=0.0, posinf=1.0, neginf=0.0)
+    alpha = None
+    if mode in ("y", "rgb") and x.shape[-1] == 4:
+        x, alpha = x[..., :3], x[..., 3:]
+    up = resize_axis(resize_axis(x, 1, sx, offset=c0), 0, sy, offset=r0)
+    # Y mode: bicubic weights sum to one, so the bicubic Y, Cb, Cr are the BT.601
+    # transforms of the bicubic RGB: the luma of `up` is the network input, and swapping
+    # in the network's Y changes R, G and B by the same multiple of (Y_sr - Y_bicubic).
+    net_in = _luma(up) if mode == "y" else up
+    pad = (halo - (x0 - ex0), halo - (ex1 - x1), halo - (y0 - ey0), halo - (ey1 - y1))
+    batch = net_in.permute(2, 0, 1).unsqueeze(0)
+    sr = runner(F.pad(batch, pad, mode="replicate") if any(pad) else batch)[0]
+    sr = sr.permute(1, 2, 0)  # (h, w, c)
+    cy, cx = y0 - ey0, x0 - ex0
+    centre = (slice(cy, cy + (y1 - y0)), slice(cx, cx + (x1 - x0)))
+    if mode == "y":
+        delta = sr.clamp_(0, 1).sub_(net_in[centre]).mul_(_Y_TO_RGB)[..., 0]
+        bicubic = up[centre]
+        result = torch.empty(bicubic.shape, dtype=bicubic.dtype, device=bicubic.device)
+        for c in range(3):  # per channel: 2x faster than broadcasting along the last axis
+            torch.add(bicubic[..., c], delta, out=result[..., c])
+        result.clamp_(0, 1)
+    elif mode == "rgb":
+        result = sr.clamp(0, 1)
+    else:
+        result = sr
+    if alpha is not None:
+        a = resize_axis(resize_axis(alpha, 1, sx, offset=c0), 0, sy, offset=r0)
+        result = torch.cat([result, a[centre].clamp(0, 1)], -1)
+    result = result.float().cpu()
+    return result[..., 0] if mode == "planes" else result

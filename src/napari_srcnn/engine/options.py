@@ -1,0 +1,102 @@
+"""The settings of an upscaling run, shared by the Python API, the CLI and the widget."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from ..errors import InputError
+from .resize import output_size
+
+__all__ = [
+    "CHANNEL_MODES",
+    "MAX_SCALE",
+    "NORMALIZATIONS",
+    "PRECISIONS",
+    "UpscaleOptions",
+    "output_shape",
+]
+
+CHANNEL_MODES = ("auto", "y", "rgb", "per-channel")
+NORMALIZATIONS = ("auto", "dtype", "percentile", "none")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+MAX_SCALE = 16.0
+
+
+@dataclass(frozen=True)
+class UpscaleOptions:
+    """Settings of an upscaling run, shared by the Python API, the CLI and the widget.
+
+    Parameters
+    ----------
+    scale
+        Up-sampling factor (> 1, any real number; ``None``: the model's trained factor).
+    channels
+        ``"auto"``: a last axis of 3 (RGB) or 4 (RGBA) is colour and goes through the
+        model's colour mode (Y for 1-channel models, RGB for 3-channel ones); anything else is
+        processed plane by plane. ``"y"``: network on luminance, bicubic on chroma.
+        ``"rgb"``: 3-channel network. ``"per-channel"``: every channel (and every plane) on
+        its own with a 1-channel model.
+    channel_axis
+        Axis of a stacked channel dimension (e.g. 0 for ``(C, H, W)``, -1 for ``(H, W, C)``).
+        It is never up-sampled. Needed only when it is one of the last two axes.
+    tile
+        Output tile edge in pixels (>= 16): the unit of progress, cancel and host memory.
+        The result does not depend on it. On the CPU the network runs each tile in
+        cache-sized blocks; on CUDA tiles grow to what the free device memory allows
+        (see :meth:`Upscaler.tile_edge`) and the blocks halve on out-of-memory.
+    device
+        ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+    normalization
+        ``"auto"``: integer data by its dtype range, float data as is when it lies in [0, 1],
+        else by its min/max. ``"dtype"``, ``"percentile"`` (robust, for scientific data) or
+        ``"none"``.
+    percentiles
+        Low/high percentiles for ``normalization="percentile"``.
+    precision
+        ``"auto"`` (bf16 autocast on CUDA with a NaN check and fp32 fallback, fp32 on CPU),
+        ``"fp32"``, ``"bf16"``, ``"fp16"``.
+    """
+
+    scale: float | None = None
+    channels: str = "auto"
+    channel_axis: int | None = None
+    tile: int = 512
+    device: str = "auto"
+    normalization: str = "auto"
+    percentiles: tuple[float, float] = (0.1, 99.9)
+    precision: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.scale is not None:
+            if isinstance(self.scale, bool) or not isinstance(self.scale, (int, float)):
+                raise InputError(f"scale {self.scale!r} must be a number")
+            if not math.isfinite(self.scale) or self.scale <= 1.0 or self.scale > MAX_SCALE:
+                raise InputError(
+                    f"scale {self.scale!r} must be a number above 1 and at most {MAX_SCALE:g}"
+                )
+        if self.channels not in CHANNEL_MODES:
+            raise InputError(f"channels {self.channels!r} is not one of {', '.join(CHANNEL_MODES)}")
+        if isinstance(self.tile, bool) or not isinstance(self.tile, int) or self.tile < 16:
+            raise InputError(f"tile {self.tile!r} must be an integer of at least 16 pixels")
+        if self.normalization not in NORMALIZATIONS:
+            raise InputError(
+                f"normalization {self.normalization!r} is not one of {', '.join(NORMALIZATIONS)}"
+            )
+        lo, hi = self.percentiles
+        if not (0 <= lo < hi <= 100):
+            raise InputError(
+                f"percentiles {self.percentiles!r} must satisfy 0 <= low < high <= 100"
+            )
+        if self.precision not in PRECISIONS:
+            raise InputError(f"precision {self.precision!r} is not one of {', '.join(PRECISIONS)}")
+
+
+def output_shape(
+    shape: tuple[int, ...], scale: float, spatial_axes: tuple[int, int]
+) -> tuple[int, ...]:
+    """Shape after up-sampling ``spatial_axes`` of ``shape`` by ``scale`` (MATLAB's ceil)."""
+    out = list(shape)
+    for ax in spatial_axes:
+        out[ax] = output_size(shape[ax], scale)
+    return tuple(out)
