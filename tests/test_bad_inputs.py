@@ -1056,43 +1056,6 @@ def _call(fn: Callable[[], Any]) -> tuple[Any, BaseException | None]:
 # ----------------------------------------------------------------------------- resources
 
 
-def test_gpu_out_of_memory_retries_with_smaller_blocks(models):
-    """A CUDA out-of-memory error halves the network's block and retries; the result is
-    unchanged. Simulated on the CPU (no GPU needed): every block with an output edge over
-    40 px "runs out of memory"; at the smallest block the error is raised, not hidden.
-
-    This drives the engine's runner directly (``runner.NetworkRunner._run_halving``,
-    the code the CUDA path runs): an out-of-memory error cannot be made on demand on a real
-    device.
-    """
-    from napari_srcnn.engine.runner import NetworkRunner
-    from napari_srcnn.engine.weights import load_model
-
-    net = load_model(str(models["955"])).net
-    runner = NetworkRunner(net, torch.device("cpu"), "fp32")
-    x = torch.rand(1, 1, 150 + 2 * runner.halo, 170 + 2 * runner.halo)
-    expected = runner._forward_cpu(x)
-    edges: list[int] = []
-
-    def forward(t: torch.Tensor) -> torch.Tensor:
-        edge = max(t.shape[-2:]) - 2 * runner.halo
-        if edge > 40:
-            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
-        edges.append(edge)
-        return runner._forward_cpu(t)
-
-    runner.block = 256
-    out = runner._run_halving(x, forward)
-    assert runner.block <= 40 and max(edges) <= 40
-    torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
-
-    def always(t: torch.Tensor) -> torch.Tensor:
-        raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
-
-    with pytest.raises(torch.cuda.OutOfMemoryError):
-        runner._run_halving(x, always)  # at the smallest block: reported, not looped on
-
-
 def test_cpu_only_machine_never_touches_cuda(models, cam, monkeypatch):
     """With no CUDA, 'auto' picks the CPU and no CUDA call is ever made."""
 

@@ -1,4 +1,4 @@
-"""The trainer: recipes, events, best weights, cancel, checkpoints and resume."""
+"""The trainer: events, best weights, cancel, checkpoints and resume."""
 
 import math
 import os
@@ -11,8 +11,7 @@ from napari_srcnn.engine import training
 from napari_srcnn.engine.checkpoints import read_checkpoint_state
 from napari_srcnn.engine.data import training_data_from_arrays
 from napari_srcnn.engine.inference import upscale
-from napari_srcnn.engine.model import SRCNN, ArchSpec, init_identity, init_paper
-from napari_srcnn.engine.recipes import batch_loss, param_groups
+from napari_srcnn.engine.model import SRCNN, ArchSpec, init_identity
 from napari_srcnn.engine.training import (
     StepEvent,
     TrainConfig,
@@ -71,30 +70,6 @@ def config(tmp_path, name="m", **kw):
 
 def weights(path):
     return {k: v.clone() for k, v in load_model(path).net.state_dict().items()}
-
-
-# ------------------------------------------------------------------ recipes
-
-
-def test_paper_recipe_groups_init_and_loss():
-    net = SRCNN(ArchSpec.parse("9-5-5"), padding="valid")
-    groups = param_groups(net, "paper", 1e-4)
-    convs = net.convs()
-    assert [g["lr"] for g in groups] == [1e-4, pytest.approx(1e-5)]
-    assert {id(p) for p in groups[0]["params"]} == {
-        id(p) for c in convs[:2] for p in c.parameters()
-    }
-    assert {id(p) for p in groups[1]["params"]} == {id(p) for p in convs[2].parameters()}
-    assert len(param_groups(net, "adam", 1e-3)) == 1
-    init_paper(net, generator=torch.Generator().manual_seed(0))
-    w = torch.cat([c.weight.flatten() for c in convs])
-    assert abs(w.std().item() - 1e-3) < 5e-5 and all((c.bias == 0).all() for c in convs)
-    # Caffe's Euclidean loss (what the paper's learning rates are for) vs the mean.
-    pred, target = torch.rand(4, 1, 21, 21), torch.rand(4, 1, 21, 21)
-    paper, mse = batch_loss(pred, target, "paper")
-    assert paper.item() == pytest.approx(((pred - target) ** 2).sum().item() / 2 / 4)
-    assert mse.item() == pytest.approx(((pred - target) ** 2).mean().item())
-    assert batch_loss(pred, target, "adam")[0].item() == pytest.approx(mse.item())
 
 
 def test_training_keeps_its_public_names():
@@ -320,19 +295,3 @@ def test_resume_errors(tmp_path, tdata, tiles, astronaut):
         train(rgb, config(tmp_path, "rgb", init_from=str(first.output)))
     with pytest.raises(InputError, match="×2"):
         train(tdata, config(tmp_path, scale=3.0))
-
-
-def test_checkpoint_with_a_corrupt_progress_record_is_a_clear_error(tmp_path):
-    """A checkpoint of the right kind whose JSON state is damaged: one clear WeightsError."""
-    from safetensors.torch import save_file
-
-    from napari_srcnn.errors import WeightsError
-
-    path = tmp_path / "bad.ckpt.safetensors"
-    save_file(
-        {"x": torch.zeros(1)},
-        str(path),
-        metadata={"kind": "napari-srcnn-checkpoint", "state": "{not json"},
-    )
-    with pytest.raises(WeightsError, match="corrupt"):
-        read_checkpoint_state(path)
