@@ -56,6 +56,17 @@ def test_upscale_tiff_keeps_axes_and_shrinks_pixel_size(tmp_path, tiny_model_pat
     assert src.read_bytes() == before  # the input is never modified
 
 
+def test_upscale_stack_three_pixels_wide_keeps_its_axes(tmp_path, tiny_model_path, camera):
+    """A z-stack whose X axis is 3 long is not taken for one RGB image: the file's axes say
+    which axis is colour."""
+    stack = camera[:60, :3].reshape(4, 15, 3).astype(np.uint16) * 257
+    src = write_image(tmp_path / "narrow.tif", stack, ImageMeta(axes="ZYX"))
+    r = cli("upscale", src, "-o", tmp_path / "out.tif", "--weights", tiny_model_path, "--scale", 2)
+    assert r.returncode == 0, r.stderr
+    out, meta = read_image(tmp_path / "out.tif")
+    assert out.shape == (4, 30, 6) and meta.axes == "ZYX"
+
+
 def test_upscale_png_with_reference_prints_psnr(tmp_path, tiny_model_path, astronaut):
     hr = astronaut[:96, :80]
     from napari_srcnn.engine.resize import imresize

@@ -312,3 +312,22 @@ def test_tiles_are_equal(model955):
     tiles = up._tiles(0, 600, 0, 1100)
     assert len(tiles) == 2 * 3
     assert {(t[1] - t[0], t[3] - t[2]) for t in tiles} <= {(300, 366), (300, 367)}
+
+
+def test_rgb_option_says_whether_the_last_axis_is_colour(model955, camera):
+    """A stack 3 pixels wide is RGB by napari's guess; rgb=False makes its last two axes
+    Y and X, rgb=True insists on colour."""
+    stack = camera[:60, :3].reshape(4, 15, 3).astype(np.float32) / 255
+    assert upscale(stack, model955, 2).shape == (8, 30, 3)  # guessed: one RGB image
+    planes = upscale(stack, model955, 2, rgb=False)
+    assert planes.shape == (4, 30, 6)
+    np.testing.assert_allclose(planes[1], upscale(stack[1], model955, 2), atol=1e-6)
+    assert upscale(stack, model955, 2, rgb=True).shape == (8, 30, 3)
+    with pytest.raises(InputError, match="rgb=True needs a last axis of 3"):
+        upscale(camera[:20, :20], model955, 2, rgb=True)
+    with pytest.raises(InputError, match="and rgb not False"):
+        upscale(stack, model955, 2, channels="y", rgb=False)
+    per_channel = upscale(stack, model955, 2, channels="per-channel", rgb=False)
+    assert per_channel.shape == (4, 30, 6)
+    with pytest.raises(InputError, match="must be True, False or None"):
+        UpscaleOptions(rgb="yes")

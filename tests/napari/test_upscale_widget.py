@@ -132,7 +132,10 @@ def test_layer_with_last_axis_of_three_is_not_taken_for_rgb(
     source = viewer.add_image(data, name="narrow", rgb=False)
     _setup(widget, source, tiny_model)
     run_widget(widget)
-    assert _result(viewer, source, 2).data.shape == (4, 40, 6)
+    out = _result(viewer, source, 2)
+    assert out.data.shape == (4, 40, 6)
+    # napari's flag reaches the engine as is; no channel axis is invented for it.
+    assert out.metadata["srcnn"]["rgb"] is False and out.metadata["srcnn"]["channel_axis"] is None
 
 
 def test_dask_zarr_and_multiscale_layers(qtbot, run_widget, viewer, widget, tiny_model, camera):

@@ -148,7 +148,8 @@ def run(args: argparse.Namespace) -> int:
         axis = args.channel_axis
         if axis is None and not meta.rgb:
             axis = meta.channel_axis  # a TIFF 'C' axis is never up-sampled
-        upscaler.options = replace(options, channel_axis=axis)
+        # The file's axes say whether the last one is colour (a stack 3 pixels wide is not).
+        upscaler.options = replace(options, channel_axis=axis, rgb=meta.rgb)
         update, close = progress_bar(src.name)
         start = time.perf_counter()
         try:

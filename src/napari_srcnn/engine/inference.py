@@ -176,7 +176,7 @@ class Upscaler:
         """``"y"``, ``"rgb"`` or ``"planes"``: how an array of ``shape`` will be processed."""
         channels = self.options.channels
         c = self.model.info.arch.channels
-        is_color = len(shape) >= 3 and shape[-1] in (3, 4) and self.options.channel_axis is None
+        is_color = self.options.channel_axis is None and self._has_color_axis(shape)
         if channels == "auto":
             if is_color:
                 return "rgb" if c == 3 else "y"
@@ -187,10 +187,11 @@ class Upscaler:
                 )
             return "planes"
         if channels in ("y", "rgb"):
-            if not (len(shape) >= 3 and shape[-1] in (3, 4)):
+            if not self._has_color_axis(shape):
                 raise InputError(
-                    f"channels={channels!r} needs a last axis of 3 (RGB) or 4 (RGBA); "
-                    f"the image has shape {shape}"
+                    f"channels={channels!r} needs a last axis of 3 (RGB) or 4 (RGBA)"
+                    + (" and rgb not False" if self.options.rgb is False else "")
+                    + f"; the image has shape {shape}"
                 )
             if channels == "rgb" and c != 3:
                 raise InputError(
@@ -206,6 +207,15 @@ class Upscaler:
                 f"channels='per-channel' needs a 1-channel model; {self.model.name!r} is RGB"
             )
         return "planes"
+
+    def _has_color_axis(self, shape: tuple[int, ...]) -> bool:
+        """Whether the last axis of ``shape`` is colour (see ``UpscaleOptions.rgb``)."""
+        looks = len(shape) >= 3 and shape[-1] in (3, 4)
+        if self.options.rgb and not looks and self.options.channel_axis is None:
+            raise InputError(
+                f"rgb=True needs a last axis of 3 (RGB) or 4 (RGBA); the image has shape {shape}"
+            )
+        return looks and self.options.rgb is not False
 
     def normalization_for(self, image: Any) -> Normalization:
         """The intensity mapping for ``image`` (numpy, or dask: then from a sample)."""
@@ -229,12 +239,7 @@ class Upscaler:
 
     def _channel_axis_for(self, shape: tuple[int, ...]) -> int | None:
         ax = self.options.channel_axis
-        if (
-            ax is None
-            and self.options.channels == "per-channel"
-            and len(shape) >= 3
-            and shape[-1] in (3, 4)
-        ):
+        if ax is None and self.options.channels == "per-channel" and self._has_color_axis(shape):
             ax = -1  # per-channel on an RGB(A) array: the colour axis is the channel axis
         if ax is not None:
             if not -len(shape) <= ax < len(shape):

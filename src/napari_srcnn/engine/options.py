@@ -56,6 +56,11 @@ class UpscaleOptions:
     precision
         ``"auto"`` (bf16 autocast on CUDA with a NaN check and fp32 fallback, fp32 on CPU),
         ``"fp32"``, ``"bf16"``, ``"fp16"``.
+    rgb
+        Whether the last axis is colour: ``None`` guesses so when it has 3 (RGB) or 4 (RGBA)
+        entries (napari's rule); ``False``: never, the last two axes are Y and X (a stack
+        3 or 4 pixels wide); ``True``: always (the last axis must have 3 or 4 entries).
+        A napari layer's ``rgb`` flag is the value to pass.
     """
 
     scale: float | None = None
@@ -66,6 +71,7 @@ class UpscaleOptions:
     normalization: str = "auto"
     percentiles: tuple[float, float] = (0.1, 99.9)
     precision: str = "auto"
+    rgb: bool | None = None
 
     def __post_init__(self) -> None:
         if self.scale is not None:
@@ -90,6 +96,8 @@ class UpscaleOptions:
             )
         if self.precision not in PRECISIONS:
             raise InputError(f"precision {self.precision!r} is not one of {', '.join(PRECISIONS)}")
+        if self.rgb is not None and not isinstance(self.rgb, bool):
+            raise InputError(f"rgb {self.rgb!r} must be True, False or None (guess)")
 
 
 def output_shape(

@@ -74,6 +74,7 @@ def run_upscale(
         "scale": upscaler.scale,
         "channels": upscaler.options.channels,
         "channel_axis": upscaler.options.channel_axis,
+        "rgb": upscaler.options.rgb,
         "tile": upscaler.options.tile,
         "normalization": upscaler.options.normalization,
         "device": str(upscaler.device),

@@ -221,11 +221,6 @@ class UpscaleWidget(JobWidget):
             plane_index = self.current_plane(layer)
             data = data[plane_index]
             channel_axis = None
-        elif channel_axis is None and not layer.rgb and data.ndim >= 3 and data.shape[-1] in (3, 4):
-            # napari does not show this layer as RGB, so its last two axes are Y/X; the
-            # engine would read a last axis of 3/4 as colour unless a channel axis is
-            # named. Naming a leading one changes nothing else (leading axes are planes).
-            channel_axis = 0
         lazy = bool(self._lazy.value) and plane_index is None and _is_chunked(data)
         if lazy and not hasattr(data, "dask"):  # zarr & co: the engine's lazy path takes dask
             import dask.array as da
@@ -237,6 +232,9 @@ class UpscaleWidget(JobWidget):
             "channel_axis": channel_axis,
             "tile": int(self._tile.value),
             "device": self._device.value or "auto",
+            # napari's flag, not a guess from the shape: a layer 3 or 4 pixels wide that
+            # napari shows as grayscale has Y and X as its last two axes.
+            "rgb": bool(layer.rgb),
         }
         return data, model, options, plane_index, lazy
 
