@@ -45,6 +45,13 @@ def camera() -> np.ndarray:
 
 
 @pytest.fixture(scope="session")
+def stack16(camera) -> np.ndarray:
+    """A real 16-bit z-stack: four 64×64 crops of the cameraman, 12-bit range."""
+    tiles = [camera[y : y + 64, x : x + 64] for y in (0, 64) for x in (0, 64)]
+    return np.stack(tiles).astype(np.uint16) * 16
+
+
+@pytest.fixture(scope="session")
 def astronaut() -> np.ndarray:
     """A real 8-bit RGB photo, 96×80 crop."""
     from skimage import data

@@ -1,15 +1,13 @@
-"""Training data: planes from image folders and user stacks, degradation, train/val split.
+"""The training set: training and validation pairs from image files, folders and user stacks.
 
-Every 2-D plane of the data is one training image (HR). Its low-resolution partner is made
-as in the paper: optional Gaussian blur, MATLAB-bicubic down-sampling by the factor, and
-bicubic up-sampling back to the HR grid. The degradation is applied once to each whole
-plane (so patches see true image-level degradation, not per-patch border effects) and
-patches are cut from aligned (LR↑, HR) planes on the fly
+:func:`training_data_from_paths` finds and reads image files (:func:`find_images`);
+:func:`training_data_from_arrays` cuts the images into normalised planes
+(:mod:`~napari_srcnn.engine.planes`), skips planes smaller than a sub-image, pairs every HR
+plane with its LR partner, and splits the pairs into :class:`TrainingData`. LR partners are
+made by the paper's degradation (:mod:`~napari_srcnn.engine.degradation`), applied once to
+each whole plane; patches are cut from the aligned (LR↑, HR) planes on the fly
 (:class:`~napari_srcnn.engine.sampling.PatchSampler`). Explicit LR/HR pairs are taken as
 they are (LR is up-sampled bicubically when it is smaller than HR).
-
-Intensities are normalised by the rule inference uses by default (``"auto"``, see
-:func:`normalization_auto`), so a model sees the same range in training and in use.
 
 Planes are split into training and validation *by plane*: a validation plane never
 contributes a training patch.
@@ -22,18 +20,25 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from ..errors import CancelledError, TrainingDataError
-from .color import Normalization, normalization_for, normalize, rgb_to_ycbcr
+from .degradation import degrade, modcrop_plane
 from .io import IMAGE_SUFFIXES, ImageMeta, read_image
+from .planes import (
+    COLOR_MODES,
+    _check_array,
+    normalization_auto,
+    planes_from_array,
+    resolve_color_mode,
+)
 from .resize import imresize
 from .sampling import PatchSampler, grid_positions
 
-# PatchSampler and grid_positions live in engine.sampling; re-exported from here, where
-# they used to be.
+# PatchSampler and grid_positions live in engine.sampling, the plane and degradation
+# functions in engine.planes and engine.degradation; re-exported from here, where they
+# used to be.
 __all__ = [
     "COLOR_MODES",
     "PairedPlanes",
@@ -50,42 +55,8 @@ __all__ = [
     "training_data_from_paths",
 ]
 
-#: Colour modes of training data: ``"y"`` (luminance of RGB; grayscale as is), ``"rgb"``
-#: (3-channel model), ``"gray"`` (every 2-D plane of every channel on its own), and
-#: ``"auto"`` (``"y"`` when the first image is RGB, else ``"gray"``).
-COLOR_MODES = ("auto", "y", "rgb", "gray")
-
 #: Name of the normalisation rule, as recorded in weights metadata.
 NORMALIZATION_RULE = "auto"
-
-
-def normalization_auto(array: Any) -> Normalization:
-    """The default intensity normalisation, shared by training and inference.
-
-    Integer data is mapped by its dtype's range (uint8 0..255, uint16 0..65535, ...);
-    floating data is taken as is when its finite values lie in ``[0, 1]``, else mapped by
-    its minimum and maximum (computed on a seeded subsample of at most 10⁶ values for big
-    arrays). This is :meth:`napari_srcnn.engine.inference.Upscaler.normalization_for` with
-    ``normalization="auto"``.
-
-    Parameters
-    ----------
-    array : numpy.ndarray
-        The whole image or stack (one normalisation per array, not per plane, so that the
-        planes of a stack keep their relative intensities).
-
-    Returns
-    -------
-    Normalization
-    """
-    arr = np.asarray(array)
-    if arr.dtype.kind in "ui":
-        return normalization_for(arr, "dtype")
-    sample = arr.ravel()[:: max(1, arr.size // 1_000_000)]
-    finite = sample[np.isfinite(sample)]
-    if finite.size and (finite.min() < 0 or finite.max() > 1):
-        return normalization_for(arr, "percentile", percentiles=(0.0, 100.0))
-    return normalization_for(arr, "dtype")
 
 
 def find_images(paths: Iterable[str | os.PathLike]) -> list[Path]:
@@ -115,155 +86,6 @@ def find_images(paths: Iterable[str | os.PathLike]) -> list[Path]:
         names = ", ".join(str(p) for p in paths)
         raise TrainingDataError(f"no images (PNG, JPEG, BMP or TIFF) found in {names}")
     return found
-
-
-def _is_rgb(shape: tuple[int, ...], meta: ImageMeta) -> bool:
-    return meta.rgb and len(shape) >= 3 and shape[-1] in (3, 4)
-
-
-def resolve_color_mode(color_mode: str, shape: tuple[int, ...], meta: ImageMeta | None) -> str:
-    """Turn ``"auto"`` into ``"y"`` (RGB data) or ``"gray"``; check the other modes."""
-    if color_mode not in COLOR_MODES:
-        raise TrainingDataError(
-            f"colour mode {color_mode!r} is not one of {', '.join(COLOR_MODES)}"
-        )
-    if color_mode != "auto":
-        return color_mode
-    meta = _meta_for(shape, meta)
-    return "y" if _is_rgb(shape, meta) else "gray"
-
-
-def _meta_for(shape: tuple[int, ...], meta: ImageMeta | None) -> ImageMeta:
-    if meta is None or len(meta.axes) != len(shape):
-        return ImageMeta.default(shape)
-    return meta
-
-
-def _check_array(arr: np.ndarray, what: str) -> None:
-    if arr.size == 0:
-        raise TrainingDataError(f"{what} of shape {arr.shape} is empty")
-    if arr.ndim < 2:
-        raise TrainingDataError(f"{what} of shape {arr.shape} has no 2-D planes")
-    if arr.dtype == bool or arr.dtype.kind not in "uif":
-        raise TrainingDataError(
-            f"{what} of dtype {arr.dtype} is not supported; use integer or float images"
-        )
-    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
-        bad = int(np.count_nonzero(~np.isfinite(arr)))
-        raise TrainingDataError(
-            f"{what} contains {bad} NaN or Inf value(s); clean or replace them first"
-        )
-
-
-def planes_from_array(
-    array: np.ndarray,
-    color_mode: str,
-    meta: ImageMeta | None = None,
-    norm: Normalization | None = None,
-    what: str = "training stack",
-) -> list[np.ndarray]:
-    """Split an image or stack of any dimensionality into normalised planes.
-
-    Parameters
-    ----------
-    array
-        ``(..., H, W)`` or, for colour data, ``(..., H, W, S)`` with S = 3 or 4 (the last
-        axis is colour when ``meta`` says so; without ``meta``, a last axis of 3 or 4 on a
-        3-D or larger array is taken as colour). Integer or float dtype.
-    color_mode
-        ``"y"`` (RGB → BT.601 luminance, non-colour planes as they are), ``"rgb"`` (colour
-        samples kept as 3 channels; a ``C`` axis of length 3 counts as colour), ``"gray"``
-        (every 2-D plane of every channel and colour sample on its own) or ``"auto"``.
-    meta
-        Axes of the array (as :func:`napari_srcnn.engine.io.read_image` returns them).
-    norm
-        Intensity normalisation; default :func:`normalization_auto` of the whole array.
-    what
-        How error messages name the array.
-
-    Returns
-    -------
-    list of numpy.ndarray
-        ``(C, H, W)`` float32 planes, C = 3 for ``"rgb"``, else 1; about ``[0, 1]``.
-
-    Raises
-    ------
-    TrainingDataError
-        Empty, non-numeric or non-finite data, or an RGB mode without colour data.
-    """
-    arr = np.asarray(array)
-    _check_array(arr, what)
-    meta = _meta_for(arr.shape, meta)
-    color_mode = resolve_color_mode(color_mode, arr.shape, meta)
-    norm = norm or normalization_auto(arr)
-    if color_mode == "rgb" and not _is_rgb(arr.shape, meta):
-        ch = meta.channel_axis
-        if ch is not None and arr.shape[ch] == 3 and arr.ndim >= 3:
-            arr = np.moveaxis(arr, ch, -1)  # a 3-channel C axis is taken as R, G, B
-            meta = ImageMeta(axes=meta.axes.replace("C", "") + "S")
-        else:
-            raise TrainingDataError(
-                f"an RGB model needs RGB images (a last axis of 3); {what} has shape {arr.shape}"
-                " — use --channels y or per-channel"
-            )
-    if _is_rgb(arr.shape, meta):
-        rgb = normalize(arr[..., :3], norm)
-        rgb = rgb.reshape(-1, *rgb.shape[-3:])
-        if color_mode == "rgb":
-            return [np.ascontiguousarray(p.transpose(2, 0, 1)) for p in rgb]
-        if color_mode == "y":
-            return [
-                np.ascontiguousarray(rgb_to_ycbcr(p, channel_axis=-1)[None, ..., 0]) for p in rgb
-            ]
-        # gray: each colour sample is a plane of its own
-        return [np.ascontiguousarray(p[..., c])[None] for p in rgb for c in range(3)]
-    if meta.axes.endswith("S"):
-        arr = np.moveaxis(arr, -1, 0)  # samples that are not RGB(A): planes of their own
-    planes = normalize(arr, norm).reshape(-1, *arr.shape[-2:])
-    return [np.ascontiguousarray(p)[None] for p in planes]
-
-
-def degrade(hr: np.ndarray, scale: float, blur_sigma: float = 0.0) -> np.ndarray:
-    """The paper's degradation of a ``(C, H, W)`` plane: blur, bicubic ↓scale, bicubic ↑.
-
-    Parameters
-    ----------
-    hr
-        ``(C, H, W)`` float32, mod-cropped so that ``H / scale`` and ``W / scale`` are
-        integers (see :func:`modcrop_plane`).
-    scale
-        Down-sampling factor.
-    blur_sigma
-        Standard deviation (HR pixels) of an optional Gaussian blur before down-sampling.
-
-    Returns
-    -------
-    numpy.ndarray
-        The bicubic-up-sampled LR plane, float32, same shape as ``hr``.
-    """
-    x = hr
-    if blur_sigma > 0:
-        from scipy.ndimage import gaussian_filter
-
-        x = gaussian_filter(x, sigma=(0, blur_sigma, blur_sigma), mode="reflect")
-    h, w = x.shape[-2:]
-    lr = imresize(x, output_shape=(round(h / scale), round(w / scale)))
-    return imresize(lr, output_shape=(h, w)).astype(np.float32)
-
-
-def modcrop_plane(plane: np.ndarray, scale: float) -> np.ndarray:
-    """Crop H and W so that they are whole multiples of the LR grid (exact for integers)."""
-    h, w = plane.shape[-2:]
-    step = _grid(scale)
-    return plane[..., : h - h % step, : w - w % step]
-
-
-def _grid(scale: float) -> int:
-    """Smallest HR length that maps to a whole number of LR pixels (3 for ×3, 5 for ×2.5)."""
-    for k in range(1, 101):
-        if abs(k / scale - round(k / scale)) < 1e-6:
-            return k
-    return max(1, math.ceil(scale))
 
 
 @dataclass
