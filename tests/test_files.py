@@ -149,7 +149,7 @@ def test_write_image_disk_full_mid_write_keeps_the_previous_image(tmp_path, monk
 def test_save_weights_disk_full_keeps_the_previous_weights(tmp_path, monkeypatch):
     import torch
 
-    from napari_srcnn.engine import weights as W
+    from napari_srcnn.engine import weights_file as W
     from napari_srcnn.engine.model import SRCNN, ArchSpec
     from napari_srcnn.engine.weights import ModelInfo, load_model, save_weights
 
