@@ -1,7 +1,7 @@
 """napari-srcnn: SRCNN super-resolution for napari and the command line.
 
 The package root stays light (no torch import) so that napari can read the plugin manifest
-quickly. The engine lives in :mod:`napari_srcnn.engine`; its main entry points are
+quickly. The engine lives in `napari_srcnn.engine`; its main entry points are
 re-exported here lazily.
 """
 

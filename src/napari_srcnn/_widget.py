@@ -1,4 +1,4 @@
-"""napari widget contributions (see ``napari.yaml``); the widgets live in :mod:`.widgets`."""
+"""napari widget contributions (see ``napari.yaml``); the widgets live in `.widgets`."""
 
 from .widgets import TrainWidget, UpscaleWidget
 

@@ -1,11 +1,11 @@
 """napari writer: an Image layer to OME-TIFF (``.ome.tif``) or an ImageJ hyperstack
 (``.tif``), keeping its pixel size.
 
-The layer's ``scale`` on Y/X becomes the TIFF resolution (and ImageJ ``spacing`` for Z),
-its unit the ImageJ unit, and its axes (``metadata["axes"]`` from the reader, else
-``…ZYX``/``YXS``) the ImageJ hyperstack axes, through the engine's
-:func:`~napari_srcnn.engine.io.write_image` (atomic: a failed write leaves no half file).
-The reader reads all of it back. ``translate`` is not stored (TIFF has no field for it).
+The layer's ``scale`` on Y/X becomes the TIFF resolution (and ImageJ ``spacing`` for Z), its unit
+the ImageJ unit, and its axes (``metadata["axes"]`` from the reader, else ``…ZYX``/``YXS``) the
+ImageJ hyperstack axes, through the engine's [`write_image()`][napari_srcnn.engine.io.write_image]
+(atomic: a failed write leaves no half file). The reader reads all of it back. ``translate`` is not
+stored (TIFF has no field for it).
 """
 
 from __future__ import annotations

@@ -1,12 +1,13 @@
 """The exception hierarchy shared by the engine, the CLI and the napari glue.
 
-Every error a user can cause is an :class:`SRCNNError` with a one-line message that says
-what to do. The CLI turns them into ``error: <message>`` on stderr and exit code 2; the
-napari widgets show them as notifications.
+Every error a user can cause is an [`SRCNNError`][napari_srcnn.errors.SRCNNError] with a one-line
+message that says what to do. The CLI turns them into ``error: <message>`` on stderr and exit code
+2; the napari widgets show them as notifications.
 
-Things that work but deserve the user's attention are :class:`SRCNNWarning` s (Python
-warnings): the CLI prints them as one ``warning:`` line, napari shows them as warning
-notifications. See ``docs/reliability.md`` for which input raises what.
+Things that work but deserve the user's attention are
+[`SRCNNWarning`][napari_srcnn.errors.SRCNNWarning] s (Python warnings): the CLI prints them as one
+``warning:`` line, napari shows them as warning notifications. See ``docs/reliability.md`` for which
+input raises what.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ class WriteError(SRCNNError, OSError):
     Raised by every writer of the package (images, weights, checkpoints): the file is
     written to a temporary file next to the target and renamed, so when this is raised the
     previous content of the target is intact and no partial file is left behind. It is also
-    an :class:`OSError`, so ``except OSError`` keeps working.
+    an `OSError`, so ``except OSError`` keeps working.
     """
 
 

@@ -3,11 +3,10 @@
 Every sub-command lives in its own module and only translates arguments into one engine
 call. What the user sees when something goes wrong:
 
-- an error the user can fix (:class:`~napari_srcnn.errors.SRCNNError`, a file that cannot be
-  read or written, out of memory): one line ``napari-srcnn: error: ...`` on stderr, exit
-  code 2;
-- a warning (:class:`~napari_srcnn.errors.SRCNNWarning`, e.g. a model used at another
-  factor than it was trained for): one line ``napari-srcnn: warning: ...``, the work goes on;
+- an error the user can fix ([`SRCNNError`][napari_srcnn.errors.SRCNNError], a file that cannot be
+  read or written, out of memory): one line ``napari-srcnn: error: ...`` on stderr, exit code 2;
+- a warning ([`SRCNNWarning`][napari_srcnn.errors.SRCNNWarning], e.g. a model used at another factor
+  than it was trained for): one line ``napari-srcnn: warning: ...``, the work goes on;
 - a bug of napari-srcnn itself: one line ``napari-srcnn: internal error: ...``, exit code 1;
 - ``--debug``: the full traceback instead, for all of these errors, and the libraries'
   own log messages (tifffile's complaints about a corrupt file, ...), which are otherwise

@@ -97,7 +97,7 @@ def _output_paths(inputs: list[Path], output: Path, scale: float) -> list[Path]:
 
 
 def _options(args: argparse.Namespace) -> UpscaleOptions:
-    """The command line's :class:`~napari_srcnn.engine.inference.UpscaleOptions`."""
+    """The command line's [`UpscaleOptions`][napari_srcnn.engine.options.UpscaleOptions]."""
     from ..engine.inference import UpscaleOptions
 
     return UpscaleOptions(

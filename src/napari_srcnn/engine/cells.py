@@ -1,10 +1,11 @@
 """One cell of an upscaling run: from stored low-resolution pixels to stored output.
 
-:class:`~napari_srcnn.engine.inference.Upscaler` plans a run (:class:`Plan`) and cuts
-the output into tiles and cells; :func:`compute_cell` computes one cell (normalise, bicubic
-up-sampling of just the region the cell and the network's halo need, the network, the
-colour step) and :func:`store` writes it in the output's dtype. Cells never depend on
-each other, so block threads compute them side by side.
+[`Upscaler`][napari_srcnn.engine.inference.Upscaler] plans a run
+([`Plan`][napari_srcnn.engine.cells.Plan]) and cuts the output into tiles and cells;
+[`compute_cell()`][napari_srcnn.engine.cells.compute_cell] computes one cell (normalise, bicubic
+up-sampling of just the region the cell and the network's halo need, the network, the colour step)
+and [`store()`][napari_srcnn.engine.cells.store] writes it in the output's dtype. Cells never depend
+on each other, so block threads compute them side by side.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ _Y_TO_RGB = float(np.linalg.inv(YCBCR_FROM_RGB / 255.0)[0, 0])
 
 
 def _luma(rgb: torch.Tensor) -> torch.Tensor:
-    """``(h, w, 3)`` RGB -> ``(h, w, 1)`` Y, as :func:`rgb_to_ycbcr` computes it."""
+    """``(h, w, 3)`` RGB -> ``(h, w, 1)`` Y, as
+    [`rgb_to_ycbcr()`][napari_srcnn.engine.color.rgb_to_ycbcr] computes it."""
     r, g, b = _LUMA
     y = rgb[..., 0:1] * r
     return y.add_(rgb[..., 1:2], alpha=g).add_(rgb[..., 2:3], alpha=b).add_(_LUMA_OFFSET)
@@ -45,9 +47,9 @@ _FAST_STORE = {
 def store(target: np.ndarray, result: torch.Tensor, norm: Normalization) -> None:
     """``target[...] = denormalize(result, norm, target.dtype)``, computed in torch.
 
-    Same arithmetic as :func:`~napari_srcnn.engine.color.denormalize` (float32, round half
-    to even, clip, NaN -> 0), but in place and on PyTorch's threads: the single-threaded
-    NumPy version cost ~10 % of a 9-1-5 upscale on two cores.
+    Same arithmetic as [`denormalize()`][napari_srcnn.engine.color.denormalize] (float32, round half
+    to even, clip, NaN -> 0), but in place and on PyTorch's threads: the single-threaded NumPy
+    version cost ~10 % of a 9-1-5 upscale on two cores.
     """
     dtype = target.dtype
     if dtype not in _FAST_STORE or result.dtype != torch.float32:
@@ -123,7 +125,8 @@ def compute_cell(
     box: tuple[int, int, int, int],
 ) -> torch.Tensor:
     """Output pixels ``box`` of one plane, normalised intensities, ``(h, w)`` or
-    ``(h, w, C)`` float32 on the CPU (a fresh tensor: :func:`_store` may work in it).
+    ``(h, w, C)`` float32 on the CPU (a fresh tensor: [`store()`][napari_srcnn.engine.cells.store]
+    may work in it).
 
     Colour stays interleaved (height, width, channel) from the stored image to the
     stored result: no planar copies, and the 3-channel network reads it as the

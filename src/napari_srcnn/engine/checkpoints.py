@@ -1,12 +1,12 @@
 """Training checkpoints: the file format, and resuming a run exactly where it stopped.
 
-A checkpoint is a safetensors file (``OUT.ckpt.safetensors`` by default) holding the
-network (``model.*``), the optimiser's tensors (``optim.<param>.<name>``) and every rank's
-random-generator state (``rng``, ``rng.<rank>``); its metadata holds ``kind`` (always
-:data:`CHECKPOINT_KIND`), the progress record ``state`` (step, best PSNR, history, …), the
-optimiser's parameter groups, the run's :func:`run_fingerprint` and the world size, all as
-JSON. It is written atomically (:func:`~napari_srcnn.engine.files.atomic_path`), so a run
-killed at any moment leaves the previous checkpoint intact. Nothing is ever unpickled.
+A checkpoint is a safetensors file (``OUT.ckpt.safetensors`` by default) holding the network
+(``model.*``), the optimiser's tensors (``optim.<param>.<name>``) and every rank's random-generator
+state (``rng``, ``rng.<rank>``); its metadata holds ``kind`` (always `CHECKPOINT_KIND`), the
+progress record ``state`` (step, best PSNR, history, …), the optimiser's parameter groups, the run's
+[`run_fingerprint()`][napari_srcnn.engine.checkpoints.run_fingerprint] and the world size, all as
+JSON. It is written atomically (`atomic_path()`), so a run killed at any moment leaves the previous
+checkpoint intact. Nothing is ever unpickled.
 """
 
 from __future__ import annotations
@@ -97,7 +97,8 @@ def save_checkpoint(
     state
         The progress record (JSON-serialisable).
     fingerprint
-        The run's :func:`run_fingerprint`, checked on resume.
+        The run's [`run_fingerprint()`][napari_srcnn.engine.checkpoints.run_fingerprint], checked on
+        resume.
     """
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
     opt_state = opt.state_dict()

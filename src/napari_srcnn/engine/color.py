@@ -4,8 +4,10 @@ SRCNN in Y mode works on the luma of MATLAB's ``rgb2ycbcr``; the published PSNRs
 computed on that Y too, so the coefficients must be MATLAB's exactly. Several public
 ports carry a typo (64.738 instead of 65.481 for R) and report wrong numbers.
 
-The network sees intensities of about ``[0, 1]``; :func:`normalization_for`,
-:func:`normalize` and :func:`denormalize` map 8-bit, 16-bit, other integer and float
+The network sees intensities of about ``[0, 1]``;
+[`normalization_for()`][napari_srcnn.engine.color.normalization_for],
+[`normalize()`][napari_srcnn.engine.color.normalize] and
+[`denormalize()`][napari_srcnn.engine.color.denormalize] map 8-bit, 16-bit, other integer and float
 data there and back so that an upscaled image keeps the dtype and range of its input.
 """
 
@@ -77,7 +79,8 @@ def rgb_to_ycbcr(x: ArrayT, channel_axis: int = -1) -> ArrayT:
 
 
 def ycbcr_to_rgb(x: ArrayT, channel_axis: int = -1) -> ArrayT:
-    """YCbCr to RGB, the exact inverse of :func:`rgb_to_ycbcr`.
+    """YCbCr to RGB, the exact inverse of
+    [`rgb_to_ycbcr()`][napari_srcnn.engine.color.rgb_to_ycbcr].
 
     Parameters
     ----------
@@ -308,7 +311,7 @@ def normalize(x: Any, norm: Normalization) -> np.ndarray:
     x : array-like
         Any real numeric array (not boolean or complex).
     norm : Normalization
-        From :func:`normalization_for`.
+        From [`normalization_for()`][napari_srcnn.engine.color.normalization_for].
 
     Returns
     -------

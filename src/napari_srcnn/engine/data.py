@@ -1,12 +1,14 @@
 """The training set: training and validation pairs from image files, folders and user stacks.
 
-:func:`training_data_from_paths` finds and reads image files (:func:`find_images`);
-:func:`training_data_from_arrays` cuts the images into normalised planes
-(:mod:`~napari_srcnn.engine.planes`), skips planes smaller than a sub-image, pairs every HR
-plane with its LR partner, and splits the pairs into :class:`TrainingData`. LR partners are
-made by the paper's degradation (:mod:`~napari_srcnn.engine.degradation`), applied once to
-each whole plane; patches are cut from the aligned (LR↑, HR) planes on the fly
-(:class:`~napari_srcnn.engine.sampling.PatchSampler`). Explicit LR/HR pairs are taken as
+[`training_data_from_paths()`][napari_srcnn.engine.data.training_data_from_paths] finds and reads
+image files ([`find_images()`][napari_srcnn.engine.data.find_images]);
+[`training_data_from_arrays()`][napari_srcnn.engine.data.training_data_from_arrays] cuts the images
+into normalised planes ([`planes`][napari_srcnn.engine.planes]), skips planes smaller than a
+sub-image, pairs every HR plane with its LR partner, and splits the pairs into
+[`TrainingData`][napari_srcnn.engine.data.TrainingData]. LR partners are made by the paper's
+degradation ([`degradation`][napari_srcnn.engine.degradation]), applied once to each whole plane;
+patches are cut from the aligned (LR↑, HR) planes on the fly
+([`PatchSampler`][napari_srcnn.engine.sampling.PatchSampler]). Explicit LR/HR pairs are taken as
 they are (LR is up-sampled bicubically when it is smaller than HR).
 
 Planes are split into training and validation *by plane*: a validation plane never
@@ -113,7 +115,8 @@ class TrainingData:
     description
         One line naming the data (recorded in the weights).
     normalization
-        The intensity rule (``"auto"``, see :func:`normalization_auto`).
+        The intensity rule (``"auto"``, see
+        [`normalization_auto()`][napari_srcnn.engine.planes.normalization_auto]).
     blur_sigma
         Gaussian blur of the degradation (0 for none or for explicit pairs).
     skipped
@@ -220,11 +223,12 @@ def training_data_from_arrays(
         Axes of ``arrays`` (e.g. from napari's ``layer.rgb`` or a TIFF); default: a last
         axis of 3 or 4 is colour.
     lr_arrays, lr_metas
-        Optional explicit LR partners of ``arrays`` (same number of planes; each LR plane
-        smaller than its HR plane by ``scale`` or already on the HR grid). Without them,
-        LR is made by :func:`degrade`. Each LR array is normalised by
-        :func:`normalization_auto`, and its HR partner by the same map when both have the
-        same dtype, as inference maps the model's output back with the input's map.
+        Optional explicit LR partners of ``arrays`` (same number of planes; each LR plane smaller
+        than its HR plane by ``scale`` or already on the HR grid). Without them, LR is made by
+        [`degrade()`][napari_srcnn.engine.degradation.degrade]. Each LR array is normalised by
+        [`normalization_auto()`][napari_srcnn.engine.planes.normalization_auto], and its HR partner
+        by the same map when both have the same dtype, as inference maps the model's output back
+        with the input's map.
     patch_size
         Sub-image size ``fsub``; planes smaller than it are skipped (error if none is left).
     val_fraction
@@ -236,8 +240,8 @@ def training_data_from_arrays(
     description
         One line naming the data, recorded in the weights.
     cancel
-        Polled before each plane is degraded (the slow part for big stacks); returning
-        True stops with :class:`~napari_srcnn.errors.CancelledError`.
+        Polled before each plane is degraded (the slow part for big stacks); returning True stops
+        with [`CancelledError`][napari_srcnn.errors.CancelledError].
 
     Raises
     ------
@@ -337,11 +341,11 @@ def training_data_from_paths(
 ) -> TrainingData:
     """Training data from image files, folders of images or TIFF stacks.
 
-    Folders are searched recursively for PNG, JPEG, BMP and TIFF files (8 or 16 bit,
-    grayscale or RGB); a TIFF may be a stack of any dimensionality (z, t, channels, ImageJ
-    hyperstack, OME-TIFF), every 2-D plane of which is a training image. ``lr_paths`` are
-    explicit LR partners, matched to ``paths`` in (sorted) order. Other parameters as in
-    :func:`training_data_from_arrays`.
+    Folders are searched recursively for PNG, JPEG, BMP and TIFF files (8 or 16 bit, grayscale or
+    RGB); a TIFF may be a stack of any dimensionality (z, t, channels, ImageJ hyperstack, OME-TIFF),
+    every 2-D plane of which is a training image. ``lr_paths`` are explicit LR partners, matched to
+    ``paths`` in (sorted) order. Other parameters as in
+    [`training_data_from_arrays()`][napari_srcnn.engine.data.training_data_from_arrays].
     """
     files = find_images(paths)
     arrays, metas = [], []

@@ -1,10 +1,11 @@
 """The paper's degradation: the low-resolution partner of a high-resolution plane.
 
-The LR partner of an HR plane is made as in the paper: optional Gaussian blur,
-MATLAB-bicubic down-sampling by the factor, and bicubic up-sampling back to the HR grid
-(:func:`degrade`). Planes are first mod-cropped (:func:`modcrop_plane`) so that the LR grid
-is whole; the degradation is applied to each whole plane, so patches cut from it see true
-image-level degradation, not per-patch border effects.
+The LR partner of an HR plane is made as in the paper: optional Gaussian blur, MATLAB-bicubic
+down-sampling by the factor, and bicubic up-sampling back to the HR grid
+([`degrade()`][napari_srcnn.engine.degradation.degrade]). Planes are first mod-cropped
+([`modcrop_plane()`][napari_srcnn.engine.degradation.modcrop_plane]) so that the LR grid is whole;
+the degradation is applied to each whole plane, so patches cut from it see true image-level
+degradation, not per-patch border effects.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ def degrade(hr: np.ndarray, scale: float, blur_sigma: float = 0.0) -> np.ndarray
     Parameters
     ----------
     hr
-        ``(C, H, W)`` float32, mod-cropped so that ``H / scale`` and ``W / scale`` are
-        integers (see :func:`modcrop_plane`).
+        ``(C, H, W)`` float32, mod-cropped so that ``H / scale`` and ``W / scale`` are integers (see
+        [`modcrop_plane()`][napari_srcnn.engine.degradation.modcrop_plane]).
     scale
         Down-sampling factor.
     blur_sigma

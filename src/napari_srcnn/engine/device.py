@@ -20,8 +20,9 @@ def available_devices() -> list[str]:
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """Turn ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:i"`` into a usable device.
 
-    ``"auto"`` picks the first CUDA device when there is one, else the CPU. Asking for a CUDA
-    device that does not exist raises :class:`DeviceError` (never a CUDA crash later).
+    ``"auto"`` picks the first CUDA device when there is one, else the CPU. Asking for a CUDA device
+    that does not exist raises [`DeviceError`][napari_srcnn.errors.DeviceError] (never a CUDA crash
+    later).
     """
     if isinstance(device, torch.device):
         device = str(device)

@@ -40,7 +40,7 @@ def init_distributed(device: torch.device) -> tuple[int, int, bool]:
 
 
 def end_distributed(created: bool) -> None:
-    """Destroy the process group if :func:`init_distributed` created it."""
+    """Destroy the process group if `init_distributed()` created it."""
     if created:
         import torch.distributed as dist
 

@@ -1,4 +1,5 @@
-"""Scoring models on image files by the literature's protocol (see :mod:`.metrics`)."""
+"""Scoring models on image files by the literature's protocol (see
+[`.metrics`][napari_srcnn.engine.metrics])."""
 
 from __future__ import annotations
 
@@ -22,10 +23,12 @@ __all__ = ["compare_to_reference", "evaluate_files", "protocol_upscaler", "summa
 
 
 def protocol_upscaler(model: Any, scale: int, device: str = "auto") -> Upscaler:
-    """The :class:`Upscaler` that :func:`evaluate_files` scores ``model`` with (a name, a
-    weights file, a :class:`~.weights.LoadedModel`, or ``None`` for the installed Y model
-    of ``scale``): its inputs are already in ``[0, 1]`` (no normalisation); a Y model runs
-    on the Y plane, an RGB model (3 channels) on the RGB image (the paper's colour
+    """The [`Upscaler`][napari_srcnn.engine.inference.Upscaler] that
+    [`evaluate_files()`][napari_srcnn.engine.evaluation.evaluate_files] scores ``model`` with (a
+    name, a weights file, a [`LoadedModel`][napari_srcnn.engine.weights_file.LoadedModel], or
+    ``None`` for the installed Y model of ``scale``): its inputs are already in ``[0, 1]`` (no
+    normalisation); a Y model runs on the Y plane, an RGB model (3 channels) on the RGB image (the
+    paper's colour
     experiment, scored on Y)."""
     from .inference import UpscaleOptions
     from .weights import default_model_name, load_model
@@ -48,12 +51,12 @@ def evaluate_files(
 ) -> list[dict[str, Any]]:
     """Score bicubic (and ``upscaler``, when given) on every image in ``paths``.
 
-    Each image is an HR original: Y channel (BT.601), mod-crop, MATLAB-bicubic ↓ then ↑
-    (the bicubic baseline), the model applied to the LR, PSNR/SSIM with ``scale`` pixels
-    shaved. Returns one dict per image: ``name``, ``bicubic_psnr``, ``bicubic_ssim`` and,
-    with a model, ``psnr`` and ``ssim``. An RGB model (3 channels, from
-    :func:`protocol_upscaler`) gets the down-sampled RGB image and is scored on the Y of
-    its result.
+    Each image is an HR original: Y channel (BT.601), mod-crop, MATLAB-bicubic ↓ then ↑ (the bicubic
+    baseline), the model applied to the LR, PSNR/SSIM with ``scale`` pixels shaved. Returns one dict
+    per image: ``name``, ``bicubic_psnr``, ``bicubic_ssim`` and, with a model, ``psnr`` and
+    ``ssim``. An RGB model (3 channels, from
+    [`protocol_upscaler()`][napari_srcnn.engine.evaluation.protocol_upscaler]) gets the down-sampled
+    RGB image and is scored on the Y of its result.
     """
     if float(scale) != int(scale):
         raise InputError(f"evaluation needs an integer scale (the protocol mod-crops), got {scale}")

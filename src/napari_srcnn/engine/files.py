@@ -1,12 +1,12 @@
 """Writing files so that nothing is lost: temp file in the same folder, then rename.
 
 Every file napari-srcnn writes (images, weights, training checkpoints) goes through
-:func:`atomic_path`: the writer fills a hidden temporary file next to the target, the data
+`atomic_path()`: the writer fills a hidden temporary file next to the target, the data
 is flushed to disk (``fsync``), and only then is the temporary file renamed over the target
 (``os.replace``, atomic on POSIX and Windows within one folder). A crash, a disk-full error
 or a kill at any moment therefore leaves either the old file or the new one, never a mix.
 
-:func:`check_output_path` validates an output path *before* any work is done, so that a
+`check_output_path()` validates an output path *before* any work is done, so that a
 long computation does not end in "cannot write".
 """
 
@@ -50,7 +50,7 @@ def check_output_path(path: str | os.PathLike, inputs: tuple[str | os.PathLike, 
     Returns
     -------
     pathlib.Path
-        ``path`` as a :class:`~pathlib.Path`.
+        ``path`` as a `Path`.
 
     Raises
     ------
@@ -60,9 +60,10 @@ def check_output_path(path: str | os.PathLike, inputs: tuple[str | os.PathLike, 
 
     Notes
     -----
-    Writability is checked with :func:`os.access`, which says "writable" to root even on a
-    read-only folder; the write itself then fails with :class:`~napari_srcnn.errors.WriteError`
-    and, thanks to :func:`atomic_path`, without touching an existing file.
+    Writability is checked with `os.access()`, which says "writable" to root even on a
+    read-only folder; the write itself then fails with
+    [`WriteError`][napari_srcnn.errors.WriteError]
+    and, thanks to `atomic_path()`, without touching an existing file.
     """
     out = Path(path)
     parent = out.parent if str(out.parent) else Path(".")
@@ -123,7 +124,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     ------
     WriteError
         If the temporary file cannot be created (missing or read-only folder), or the body,
-        the flush or the rename fail with an :class:`OSError` (disk full, quota, I/O
+        the flush or the rename fail with an `OSError` (disk full, quota, I/O
         error). The original error is chained as ``__cause__``.
 
     Notes
@@ -182,7 +183,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     InputError
         If ``path`` exists already.
     WriteError
-        If the folder cannot be made or renamed, or the body fails with an :class:`OSError`;
+        If the folder cannot be made or renamed, or the body fails with an `OSError`;
         the temporary folder is removed (only a hard kill can leave a hidden
         ``.NAME.XXXX.tmp.SUFFIX`` folder behind).
     """

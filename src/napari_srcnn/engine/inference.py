@@ -1,10 +1,10 @@
 """Upscaling arrays with an SRCNN model: the one function every front end calls.
 
 ``upscale(image, model, scale)`` handles 2-D grayscale, RGB(A) (network on Y or on RGB),
-multichannel (per channel) and n-D arrays (plane by plane over the leading axes, only the
-last two spatial axes are up-sampled), keeps the dtype, and works tile by tile so that
-memory stays bounded and the result does not depend on the tile size. A dask array comes
-back as a lazy dask array computed chunk by chunk (:mod:`napari_srcnn.engine.lazy`).
+multichannel (per channel) and n-D arrays (plane by plane over the leading axes, only the last two
+spatial axes are up-sampled), keeps the dtype, and works tile by tile so that memory stays bounded
+and the result does not depend on the tile size. A dask array comes back as a lazy dask array
+computed chunk by chunk ([`napari_srcnn.engine.lazy`][napari_srcnn.engine.lazy]).
 
 How a tile is made exact: the output is cut into ``tile × tile`` blocks; each block is grown
 by the network's receptive-field radius (``halo``) on every side, the bicubic up-sampling of
@@ -16,17 +16,16 @@ the one-tile case of the same code.
 Where the time goes, and what keeps it short (measured in ``benchmarks/``, see
 ``docs/benchmarks.md``):
 
-- The network is ~90 % of the work: :class:`~napari_srcnn.engine.runner.NetworkRunner`
-  runs it in cache-sized channels-last blocks with the last layer as one matrix product on
-  the CPU, and in bf16 autocast with blocks sized from the free memory on CUDA.
-- On the CPU the tiles are computed in cells on the block threads, one single-threaded
-  torch per core (:func:`~napari_srcnn.engine.runner.run_groups`): every cell goes from
-  the stored pixels to the stored output (bicubic, network, colour, dtype) on one core, so
-  the pre- and post-processing run side by side too instead of on one thread between
-  network calls.
+- The network is ~90 % of the work: [`NetworkRunner`][napari_srcnn.engine.runner.NetworkRunner] runs
+  it in cache-sized channels-last blocks with the last layer as one matrix product on the CPU, and
+  in bf16 autocast with blocks sized from the free memory on CUDA.
+- On the CPU the tiles are computed in cells on the block threads, one single-threaded torch per
+  core ([`run_groups()`][napari_srcnn.engine.runner.run_groups]): every cell goes from the stored
+  pixels to the stored output (bicubic, network, colour, dtype) on one core, so the pre- and
+  post-processing run side by side too instead of on one thread between network calls.
 - Integer factors up-sample with shifted slices instead of gathers
-  (:func:`~napari_srcnn.engine.resize.resize_axis`), and colour stays interleaved from
-  the stored image to the stored result.
+  ([`resize_axis()`][napari_srcnn.engine.resize.resize_axis]), and colour stays interleaved from the
+  stored image to the stored result.
 """
 
 from __future__ import annotations
@@ -102,16 +101,18 @@ def _is_dask(image: Any) -> bool:
 class Upscaler:
     """A model, a device and options, ready to upscale arrays.
 
-    Build one to upscale many images with the same settings (the model is loaded once), or
-    call :func:`upscale` for a single image. An Upscaler can be pickled (it travels as its
-    weights and options, and re-resolves ``options.device`` where it is unpickled), so the
-    lazy dask path runs unchanged on the workers of a ``dask.distributed`` cluster.
+    Build one to upscale many images with the same settings (the model is loaded once), or call
+    [`upscale()`][napari_srcnn.engine.inference.upscale] for a single image. An Upscaler can be
+    pickled (it travels as its weights and options, and re-resolves ``options.device`` where it is
+    unpickled), so the lazy dask path runs unchanged on the workers of a ``dask.distributed``
+    cluster.
 
     Parameters
     ----------
     model
-        Registry name, weights file path, a :class:`LoadedModel`, or ``None`` for the
-        default installed model for ``options.scale`` and the colour mode.
+        Registry name, weights file path, a
+        [`LoadedModel`][napari_srcnn.engine.weights_file.LoadedModel], or ``None`` for the default
+        installed model for ``options.scale`` and the colour mode.
     options
         The run's settings.
     """
@@ -278,7 +279,7 @@ class Upscaler:
 
     def tile_edge(self) -> int:
         """Output tile edge actually used: ``options.tile``, grown on CUDA to what the free
-        device memory allows (up to :data:`GPU_MAX_TILE`; per-tile overheads would
+        device memory allows (up to `GPU_MAX_TILE`; per-tile overheads would
         otherwise dominate a fast GPU). The result does not depend on it."""
         t = self.options.tile
         if self.device.type == "cuda":
@@ -311,10 +312,11 @@ class Upscaler:
     ) -> Any:
         """Upscale ``image`` and return a new array of the same dtype.
 
-        ``progress(done, total)`` is called after every tile; ``cancel()`` is polled before
-        every tile and raises :class:`CancelledError` when it returns True. A dask array
-        gives a lazy dask array back at once (see :func:`napari_srcnn.engine.lazy.upscale_dask`;
-        the callbacks are not used then: the work happens when it is computed).
+        ``progress(done, total)`` is called after every tile; ``cancel()`` is polled before every
+        tile and raises [`CancelledError`][napari_srcnn.errors.CancelledError] when it returns True.
+        A dask array gives a lazy dask array back at once (see
+        [`napari_srcnn.engine.lazy.upscale_dask()`][napari_srcnn.engine.lazy.upscale_dask]; the
+        callbacks are not used then: the work happens when it is computed).
         """
         if _is_dask(image):
             from .lazy import upscale_dask
@@ -349,9 +351,10 @@ class Upscaler:
     ) -> None:
         """Compute output rows/columns ``box = (y0, y1, x0, x1)`` of every plane into ``out``.
 
-        ``lr`` holds the low-resolution pixels from ``lr_origin`` (row, column) on, enough of
-        them for ``box`` (see :func:`lr_range`); ``out`` is ``box``-sized. The whole-image
-        resize weights make any box exactly the matching piece of the whole result.
+        ``lr`` holds the low-resolution pixels from ``lr_origin`` (row, column) on, enough of them
+        for ``box`` (see [`lr_range()`][napari_srcnn.engine.cells.lr_range]); ``out`` is
+        ``box``-sized. The whole-image resize weights make any box exactly the matching piece of the
+        whole result.
         """
         y0, y1, x0, x1 = box
         tiles = self._tiles(y0, y1, x0, x1)
@@ -420,10 +423,10 @@ def upscale(
     scale
         Up-sampling factor (``None``: the model's).
     progress, cancel
-        Callbacks, see :meth:`Upscaler.__call__`.
+        Callbacks, see `Upscaler.__call__()`.
     **options
-        Fields of :class:`UpscaleOptions` (``channels``, ``channel_axis``, ``tile``,
-        ``device``, ``normalization``, ``percentiles``, ``precision``).
+        Fields of [`UpscaleOptions`][napari_srcnn.engine.options.UpscaleOptions] (``channels``,
+        ``channel_axis``, ``tile``, ``device``, ``normalization``, ``percentiles``, ``precision``).
 
     Returns
     -------

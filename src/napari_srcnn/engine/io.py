@@ -6,11 +6,11 @@ or the resolution tags. Written TIFFs are ImageJ hyperstacks when the axes and d
 it (Fiji and napari read them), plain TIFFs with shaped metadata otherwise; the pixel size
 goes into the resolution tags either way. Every write is atomic.
 
-Hostile or broken files never crash the caller: anything that cannot be read (missing,
-empty, a folder, truncated, corrupt, not an image, larger than the machine's memory) is an
-:class:`~napari_srcnn.errors.InputError` with a one-line message; a write that fails (disk
-full, read-only folder) is a :class:`~napari_srcnn.errors.WriteError` and leaves the
-previous file intact.
+Hostile or broken files never crash the caller: anything that cannot be read (missing, empty, a
+folder, truncated, corrupt, not an image, larger than the machine's memory) is an
+[`InputError`][napari_srcnn.errors.InputError] with a one-line message; a write that fails (disk
+full, read-only folder) is a [`WriteError`][napari_srcnn.errors.WriteError] and leaves the previous
+file intact.
 """
 
 from __future__ import annotations
@@ -113,7 +113,8 @@ def _suffix(path: Path) -> str:
 
 
 def max_image_bytes() -> int:
-    """Largest image, in bytes, that :func:`read_image` loads: the machine's physical memory.
+    """Largest image, in bytes, that [`read_image()`][napari_srcnn.engine.io.read_image] loads: the
+    machine's physical memory.
 
     A corrupt or hostile header can claim terabytes; such a file is refused before any
     allocation instead of exhausting the memory of a shared machine.
@@ -158,9 +159,9 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, ImageMeta]:
     Raises
     ------
     InputError
-        For a missing, empty, truncated, corrupt or unreadable file, a folder, an unknown
-        suffix, an image with fewer than two axes or of size 0, or one that declares more
-        bytes than the machine's memory (:func:`max_image_bytes`).
+        For a missing, empty, truncated, corrupt or unreadable file, a folder, an unknown suffix, an
+        image with fewer than two axes or of size 0, or one that declares more bytes than the
+        machine's memory ([`max_image_bytes()`][napari_srcnn.engine.io.max_image_bytes]).
     """
     path = Path(path)
     _check_readable(path)
@@ -286,7 +287,8 @@ def write_image(path: str | os.PathLike, data: np.ndarray, meta: ImageMeta | Non
         2|3|4)`` (gray + alpha, RGB, RGBA) uint8; JPEG and BMP ``(Y, X)`` or ``(Y, X, 3)``
         uint8.
     meta
-        Axes and pixel size to store (TIFF only); default :meth:`ImageMeta.default`.
+        Axes and pixel size to store (TIFF only); default
+        [`ImageMeta.default()`][napari_srcnn.engine.io.ImageMeta.default].
 
     Returns
     -------
@@ -338,7 +340,7 @@ def write_image(path: str | os.PathLike, data: np.ndarray, meta: ImageMeta | Non
 
 
 def _write_checked(path: Path, write) -> None:
-    """Run ``write(tmp)`` inside :func:`atomic_path`; library errors become InputError."""
+    """Run ``write(tmp)`` inside `atomic_path()`; library errors become InputError."""
     try:
         with atomic_path(path) as tmp:
             write(tmp)
@@ -351,7 +353,8 @@ def _write_checked(path: Path, write) -> None:
 def _write_tiff(path: Path, data: np.ndarray, meta: ImageMeta, path_is_ome: bool = False) -> None:
     """An ImageJ hyperstack where ImageJ can hold the data, else a plain tifffile TIFF; an
     OME-TIFF (``PhysicalSize*`` with unit, ``DimensionOrder`` from the axes) if
-    ``path_is_ome``. All three keep the pixel size for :func:`read_image`."""
+    ``path_is_ome``. All three keep the pixel size for
+    [`read_image()`][napari_srcnn.engine.io.read_image]."""
     import tifffile
 
     axes = meta.axes

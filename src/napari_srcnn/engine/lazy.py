@@ -1,9 +1,10 @@
 """Lazy, chunk-wise upscaling of dask arrays: out of core, and on a dask cluster.
 
-:func:`upscale_dask` turns a dask array into a lazy dask array of the upscaled image:
-nothing is computed until a chunk is asked for (napari displays a huge upscaled stack this
-way, one visible chunk at a time), and :func:`upscale_zarr` streams a zarr array on disk
-into another one with a bounded amount of memory.
+[`upscale_dask()`][napari_srcnn.engine.lazy.upscale_dask] turns a dask array into a lazy dask array
+of the upscaled image: nothing is computed until a chunk is asked for (napari displays a huge
+upscaled stack this way, one visible chunk at a time), and
+[`upscale_zarr()`][napari_srcnn.engine.lazy.upscale_zarr] streams a zarr array on disk into another
+one with a bounded amount of memory.
 
 Why the chunks' seams are exact: output chunk ``k`` covers the output pixels of input chunk
 ``k`` (``round(a * scale)`` to ``round(b * scale)``) and is computed by the same tile code
@@ -11,10 +12,10 @@ as the in-memory path, from the input chunk grown by ``depth`` low-resolution pi
 (``dask.array.overlap``) and the *whole-image* bicubic weights. Every output pixel therefore
 sees exactly the low-resolution pixels, weights and network halo it would see in one piece.
 
-The :class:`~napari_srcnn.engine.inference.Upscaler` travels to the workers once per graph
-(as a ``dask.delayed`` value) and is rebuilt there from its weights, on whatever device
-``"auto"`` means on that worker, so the same graph runs on the threaded scheduler and on
-a ``dask.distributed`` cluster.
+The [`Upscaler`][napari_srcnn.engine.inference.Upscaler] travels to the workers once per graph (as a
+``dask.delayed`` value) and is rebuilt there from its weights, on whatever device ``"auto"`` means
+on that worker, so the same graph runs on the threaded scheduler and on a ``dask.distributed``
+cluster.
 """
 
 from __future__ import annotations
@@ -90,7 +91,7 @@ def upscale_dask(array: da.Array, upscaler: Upscaler, chunk: int = DEFAULT_CHUNK
     ----------
     array
         ``(..., H, W)`` or ``(..., H, W, 3|4)`` dask array, any dtype that
-        :func:`~napari_srcnn.engine.inference.upscale` accepts (e.g.
+        [`upscale()`][napari_srcnn.engine.inference.upscale] accepts (e.g.
         ``dask.array.from_zarr(...)``).
     upscaler
         Model, device and options; ``options.channel_axis`` and ``options.channels`` are
@@ -256,7 +257,7 @@ def upscale_zarr(
     Parameters
     ----------
     source
-        Zarr array (or group, see :func:`open_zarr_array`).
+        Zarr array (or group, see [`open_zarr_array()`][napari_srcnn.engine.lazy.open_zarr_array]).
     destination
         New zarr array path; it must not exist yet. The array is written to a hidden
         temporary folder beside it and renamed into place when complete: a failed or

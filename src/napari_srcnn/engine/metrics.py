@@ -1,10 +1,11 @@
 """PSNR and SSIM by the super-resolution evaluation protocol.
 
-The protocol (see ``DESIGN.md``) is the one behind the published SRCNN numbers: score the
-Y channel of MATLAB's ``rgb2ycbcr`` on the 8-bit scale, after mod-cropping the HR image to
-a multiple of the factor and shaving ``scale`` pixels from every border. The degraded
-input is MATLAB's bicubic ``imresize`` down and up by the factor. :func:`evaluate_pair`
-runs all of it for one image, so every front end reports comparable numbers.
+The protocol (see ``DESIGN.md``) is the one behind the published SRCNN numbers: score the Y channel
+of MATLAB's ``rgb2ycbcr`` on the 8-bit scale, after mod-cropping the HR image to a multiple of the
+factor and shaving ``scale`` pixels from every border. The degraded input is MATLAB's bicubic
+``imresize`` down and up by the factor.
+[`evaluate_pair()`][napari_srcnn.engine.metrics.evaluate_pair] runs all of it for one image, so
+every front end reports comparable numbers.
 """
 
 from __future__ import annotations
@@ -308,7 +309,8 @@ def evaluate_pair(
 def _rgb_method_luma(
     hr: np.ndarray, s: int, upscale_fn: Callable[[np.ndarray], Any], quantize: bool
 ) -> np.ndarray:
-    """Y / 255 of an RGB method's result (see ``rgb`` in :func:`evaluate_pair`)."""
+    """Y / 255 of an RGB method's result (see ``rgb`` in
+    [`evaluate_pair()`][napari_srcnn.engine.metrics.evaluate_pair])."""
     gray = hr.ndim == 2
     rgb_hr = np.repeat(hr[..., None], 3, axis=-1) if gray else hr
     rgb_hr = np.moveaxis(modcrop(np.moveaxis(rgb_hr, -1, 0), s), 0, -1).astype(np.float64)

@@ -4,10 +4,11 @@ The network works on an image that was already up-sampled bicubically to the tar
 patch extraction ``f1×f1, n1`` + ReLU, non-linear mapping ``f2×f2, n2`` + ReLU (optionally
 repeated), reconstruction ``f3×f3, c``.
 
-All convolutions are *valid* (unpadded). For inference at full size the input is padded
-once by :attr:`ArchSpec.halo` pixels (``padding="replicate"`` or ``"reflect"``), which is
-what makes tiled and untiled results identical and is faster than padding in every layer.
-Training uses ``padding="valid"``: the loss is taken on the valid centre, as in the paper.
+All convolutions are *valid* (unpadded). For inference at full size the input is padded once by
+[`ArchSpec.halo`][napari_srcnn.engine.model.ArchSpec.halo] pixels (``padding="replicate"`` or
+``"reflect"``), which is what makes tiled and untiled results identical and is faster than padding
+in every layer. Training uses ``padding="valid"``: the loss is taken on the valid centre, as in the
+paper.
 """
 
 from __future__ import annotations
@@ -136,7 +137,7 @@ class ArchSpec:
 
     @classmethod
     def from_dict(cls, data: dict) -> ArchSpec:
-        """Inverse of :meth:`to_dict`; unknown keys are an error."""
+        """Inverse of `to_dict()`; unknown keys are an error."""
         unknown = set(data) - set(cls().to_dict())
         if unknown:
             raise InputError(f"unknown architecture keys: {sorted(unknown)}")

@@ -1,19 +1,20 @@
-"""What a weights file says about its network: :class:`ModelInfo` and its header format.
+"""What a weights file says about its network:
+[`ModelInfo`][napari_srcnn.engine.model_info.ModelInfo] and its header format.
 
-A weights file is a safetensors file whose header metadata holds everything needed to use
-the network: ``format`` (always ``"napari-srcnn"``), ``format_version``, ``arch`` (JSON of
-:class:`~napari_srcnn.engine.model.ArchSpec`), ``scale``, ``color_mode`` (``"y"`` for a
-single-channel model trained on luminance, ``"gray"`` for one trained on single-channel
-scientific data, ``"rgb"`` for a 3-channel model), ``normalization`` and JSON blobs
-``training`` (data, recipe, steps, wall time, hardware) and ``metrics`` (measured PSNR/SSIM).
-:meth:`ModelInfo.to_metadata` writes that header and :meth:`ModelInfo.from_metadata` parses
-it.
+A weights file is a safetensors file whose header metadata holds everything needed to use the
+network: ``format`` (always ``"napari-srcnn"``), ``format_version``, ``arch`` (JSON of
+[`ArchSpec`][napari_srcnn.engine.model.ArchSpec]), ``scale``, ``color_mode`` (``"y"`` for a
+single-channel model trained on luminance, ``"gray"`` for one trained on single-channel scientific
+data, ``"rgb"`` for a 3-channel model), ``normalization`` and JSON blobs ``training`` (data, recipe,
+steps, wall time, hardware) and ``metrics`` (measured PSNR/SSIM).
+[`ModelInfo.to_metadata()`][napari_srcnn.engine.model_info.ModelInfo.to_metadata] writes that header
+and [`ModelInfo.from_metadata()`][napari_srcnn.engine.model_info.ModelInfo.from_metadata] parses it.
 
-The header is untrusted input: parsing it checks that the architecture is plausible (kernel
-sizes, widths and depth far above any real SRCNN are refused) before anything is built, so a
-corrupt or hostile header is a :class:`~napari_srcnn.errors.WeightsError` with a one-line
-message, never a crash or a huge allocation. Reading and writing the files themselves is
-:mod:`napari_srcnn.engine.weights_file`.
+The header is untrusted input: parsing it checks that the architecture is plausible (kernel sizes,
+widths and depth far above any real SRCNN are refused) before anything is built, so a corrupt or
+hostile header is a [`WeightsError`][napari_srcnn.errors.WeightsError] with a one-line message,
+never a crash or a huge allocation. Reading and writing the files themselves is
+[`napari_srcnn.engine.weights_file`][napari_srcnn.engine.weights_file].
 """
 
 from __future__ import annotations
@@ -114,7 +115,7 @@ class ModelInfo:
 
     @classmethod
     def from_metadata(cls, meta: dict[str, str], path: Path | None = None) -> ModelInfo:
-        """Parse a header written by :meth:`to_metadata`; anything else is a WeightsError."""
+        """Parse a header written by `to_metadata()`; anything else is a WeightsError."""
         where = f" in {str(path)!r}" if path else ""
         if meta.get("format") != FORMAT:
             raise WeightsError(f"not a napari-srcnn weights file (no 'format' header){where}")

@@ -41,10 +41,11 @@ class UpscaleOptions:
         Axis of a stacked channel dimension (e.g. 0 for ``(C, H, W)``, -1 for ``(H, W, C)``).
         It is never up-sampled. Needed only when it is one of the last two axes.
     tile
-        Output tile edge in pixels (>= 16): the unit of progress, cancel and host memory.
-        The result does not depend on it. On the CPU the network runs each tile in
-        cache-sized blocks; on CUDA tiles grow to what the free device memory allows
-        (see :meth:`Upscaler.tile_edge`) and the blocks halve on out-of-memory.
+        Output tile edge in pixels (>= 16): the unit of progress, cancel and host memory. The result
+        does not depend on it. On the CPU the network runs each tile in cache-sized blocks; on CUDA
+        tiles grow to what the free device memory allows (see
+        [`tile_edge()`][napari_srcnn.engine.inference.Upscaler.tile_edge]) and the blocks halve on
+        out-of-memory.
     device
         ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
     normalization

@@ -1,12 +1,13 @@
 """Training planes: images and stacks of any dimensionality cut into normalised 2-D planes.
 
-Every 2-D plane of the data is one training image. :func:`planes_from_array` checks an
-array (non-empty, numeric, finite), resolves the colour mode (:data:`COLOR_MODES`: RGB to
-luminance, to 3 channels, or every channel on its own) and returns ``(C, H, W)`` float32
-planes.
+Every 2-D plane of the data is one training image.
+[`planes_from_array()`][napari_srcnn.engine.planes.planes_from_array] checks an array (non-empty,
+numeric, finite), resolves the colour mode (`COLOR_MODES`: RGB to luminance, to 3 channels, or every
+channel on its own) and returns ``(C, H, W)`` float32 planes.
 
 Intensities are normalised by the rule inference uses by default (``"auto"``, see
-:func:`normalization_auto`), so a model sees the same range in training and in use.
+[`normalization_auto()`][napari_srcnn.engine.planes.normalization_auto]), so a model sees the same
+range in training and in use.
 """
 
 from __future__ import annotations
@@ -30,11 +31,11 @@ COLOR_MODES = ("auto", "y", "rgb", "gray")
 def normalization_auto(array: Any) -> Normalization:
     """The default intensity normalisation, shared by training and inference.
 
-    Integer data is mapped by its dtype's range (uint8 0..255, uint16 0..65535, ...);
-    floating data is taken as is when its finite values lie in ``[0, 1]``, else mapped by
-    its minimum and maximum (computed on a seeded subsample of at most 10⁶ values for big
-    arrays). This is :meth:`napari_srcnn.engine.inference.Upscaler.normalization_for` with
-    ``normalization="auto"``.
+    Integer data is mapped by its dtype's range (uint8 0..255, uint16 0..65535, ...); floating data
+    is taken as is when its finite values lie in ``[0, 1]``, else mapped by its minimum and maximum
+    (computed on a seeded subsample of at most 10⁶ values for big arrays). This is
+    [`napari_srcnn.engine.inference.Upscaler.normalization_for()`][napari_srcnn.engine.inference.Upscaler.normalization_for]
+    with ``normalization="auto"``.
 
     Parameters
     ----------
@@ -114,9 +115,11 @@ def planes_from_array(
         samples kept as 3 channels; a ``C`` axis of length 3 counts as colour), ``"gray"``
         (every 2-D plane of every channel and colour sample on its own) or ``"auto"``.
     meta
-        Axes of the array (as :func:`napari_srcnn.engine.io.read_image` returns them).
+        Axes of the array (as
+        [`napari_srcnn.engine.io.read_image()`][napari_srcnn.engine.io.read_image] returns them).
     norm
-        Intensity normalisation; default :func:`normalization_auto` of the whole array.
+        Intensity normalisation; default
+        [`normalization_auto()`][napari_srcnn.engine.planes.normalization_auto] of the whole array.
     what
         How error messages name the array.
 

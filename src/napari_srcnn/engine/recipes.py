@@ -1,14 +1,14 @@
 """Training recipes: optimiser, learning-rate schedule, loss, and the starting model.
 
-Two recipes (:data:`RECIPES`):
+Two recipes (`RECIPES`):
 
 - ``"adam"``: Adam over all parameters, a linear warm-up then cosine decay to 1 % of the
   base rate, loss = mean squared error per output pixel;
 - ``"paper"`` (Dong et al.): SGD with momentum 0.9, the last layer at a tenth of the others'
   rate, a constant rate, and Caffe's Euclidean loss ``Σ(F(Y) − X)² / 2N``.
 
-A run from scratch starts from one of :data:`INITS`; a fine-tuning run from a model of the
-registry or a weights file (:func:`start_model`).
+A run from scratch starts from one of `INITS`; a fine-tuning run from a model of the registry or a
+weights file ([`start_model()`][napari_srcnn.engine.recipes.start_model]).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ __all__ = [
 
 RECIPES = ("adam", "paper")
 #: Starts from scratch: ``identity`` (the net reproduces its bicubic input, see
-#: :func:`~napari_srcnn.engine.model.init_identity`), ``pytorch`` (PyTorch's default) and
+#: ``init_identity()``), ``pytorch`` (PyTorch's default) and
 #: ``paper`` (N(0, 0.001²)).
 INITS = ("identity", "pytorch", "paper")
 
@@ -58,7 +58,8 @@ def param_groups(net: SRCNN, recipe: str, lr: float) -> list[dict[str, Any]]:
 
 
 def optimizer(net: SRCNN, recipe: str, lr: float) -> torch.optim.Optimizer:
-    """The recipe's optimiser over :func:`param_groups` (SGD with momentum 0.9, or Adam)."""
+    """The recipe's optimiser over [`param_groups()`][napari_srcnn.engine.recipes.param_groups] (SGD
+    with momentum 0.9, or Adam)."""
     groups = param_groups(net, recipe, lr)
     if recipe == "paper":
         return torch.optim.SGD(groups, lr=lr, momentum=0.9)

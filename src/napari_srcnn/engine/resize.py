@@ -6,13 +6,13 @@ Keys kernel with a = -0.5, antialiased when shrinking, symmetric borders). PyTor
 (and every PSNR computed on it) differs from the literature; this module reproduces
 MATLAB's algorithm instead.
 
-The resize is separable. :mod:`~napari_srcnn.engine.resize_weights` computes MATLAB's
-"contributions" for each axis; :func:`resize_axis` applies them: for integer up-scaling as
-weighted sums of shifted slices (the weights repeat every ``s`` outputs), otherwise with a
-gather and a weighted sum over the few taps, so memory stays O(taps x output) and never
-needs a dense ``n_out x n_in`` matrix. Because the weights are those of the *full* axis,
-a tile can be resized on its own (``offset``) and matches the corresponding slice of
-the full result exactly.
+The resize is separable. [`resize_weights`][napari_srcnn.engine.resize_weights] computes MATLAB's
+"contributions" for each axis; [`resize_axis()`][napari_srcnn.engine.resize.resize_axis] applies
+them: for integer up-scaling as weighted sums of shifted slices (the weights repeat every ``s``
+outputs), otherwise with a gather and a weighted sum over the few taps, so memory stays O(taps x
+output) and never needs a dense ``n_out x n_in`` matrix. Because the weights are those of the *full*
+axis, a tile can be resized on its own (``offset``) and matches the corresponding slice of the full
+result exactly.
 """
 
 from __future__ import annotations
@@ -44,10 +44,11 @@ __all__ = [
 def resize_axis(x: torch.Tensor, dim: int, aw: AxisWeights, offset: int = 0) -> torch.Tensor:
     """Apply one axis' contributions along dimension ``dim`` of ``x``.
 
-    ``x`` may be a piece of the full axis: it holds input pixels
-    ``[offset, offset + x.shape[dim])``. Resizing a tile with the full-image weights
-    (sliced with :meth:`AxisWeights.slice`) gives exactly the slice of the full result,
-    provided the tile covers :meth:`AxisWeights.span`.
+    ``x`` may be a piece of the full axis: it holds input pixels ``[offset, offset +
+    x.shape[dim])``. Resizing a tile with the full-image weights (sliced with
+    [`AxisWeights.slice()`][napari_srcnn.engine.resize_weights.AxisWeights.slice]) gives exactly the
+    slice of the full result, provided the tile covers
+    [`AxisWeights.span()`][napari_srcnn.engine.resize_weights.AxisWeights.span].
 
     Parameters
     ----------
@@ -57,7 +58,8 @@ def resize_axis(x: torch.Tensor, dim: int, aw: AxisWeights, offset: int = 0) -> 
     dim : int
         Axis to resize (negative values count from the end).
     aw : AxisWeights
-        Contributions, e.g. from :func:`axis_weights` or a slice of them.
+        Contributions, e.g. from [`axis_weights()`][napari_srcnn.engine.resize_weights.axis_weights]
+        or a slice of them.
     offset : int, default 0
         Position of ``x``'s first pixel along ``dim`` in the full input axis.
 
@@ -116,7 +118,8 @@ def resize_axis(x: torch.Tensor, dim: int, aw: AxisWeights, offset: int = 0) -> 
 
 
 def _resize_periodic(x: torch.Tensor, dim: int, aw: AxisWeights, offset: int) -> torch.Tensor:
-    """:func:`resize_axis` for an integer up-scaling, without gathers.
+    """[`resize_axis()`][napari_srcnn.engine.resize.resize_axis] for an integer up-scaling, without
+    gathers.
 
     Output ``k * step + r`` is the phase-``r`` weights applied to input pixels ``first[r] + k
     + p``: every phase is a weighted sum of ``P`` shifted slices of the (mirror-extended)

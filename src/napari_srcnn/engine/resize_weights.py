@@ -1,11 +1,11 @@
 """MATLAB's bicubic resize weights ("contributions") for one axis.
 
-For every output pixel of an axis: the input pixels it reads (mirrored at the borders,
-half-sample symmetric, as MATLAB's ``imresize``) and their normalised Keys-kernel weights
-(a = -0.5, stretched by ``1 / scale`` when shrinking with antialiasing). For integer
-up-scaling the weights are computed per phase, so that they repeat bit for bit every
-``scale`` outputs; :func:`~napari_srcnn.engine.resize.resize_axis` uses that to work with
-shifted slices instead of gathers.
+For every output pixel of an axis: the input pixels it reads (mirrored at the borders, half-sample
+symmetric, as MATLAB's ``imresize``) and their normalised Keys-kernel weights (a = -0.5, stretched
+by ``1 / scale`` when shrinking with antialiasing). For integer up-scaling the weights are computed
+per phase, so that they repeat bit for bit every ``scale`` outputs;
+[`resize_axis()`][napari_srcnn.engine.resize.resize_axis] uses that to work with shifted slices
+instead of gathers.
 """
 
 from __future__ import annotations
@@ -94,9 +94,9 @@ class AxisWeights:
     weights : torch.Tensor
         ``(n_out, P)`` float64 weights; every row sums to 1.
     step : int or None
-        For an integer up-scaling ``s``: the weights repeat every ``s`` outputs and the taps
-        move on by one input pixel, so :func:`resize_axis` computes each of the ``s``
-        phases with shifted slices instead of gathers. ``None`` otherwise.
+        For an integer up-scaling ``s``: the weights repeat every ``s`` outputs and the taps move on
+        by one input pixel, so [`resize_axis()`][napari_srcnn.engine.resize.resize_axis] computes
+        each of the ``s`` phases with shifted slices instead of gathers. ``None`` otherwise.
     first : torch.Tensor or None
         With ``step``: ``(n_out,)`` int64 input index of each output's first tap *before*
         mirroring (it may lie outside the axis at the borders).
@@ -105,7 +105,8 @@ class AxisWeights:
 
     Notes
     -----
-    Instances returned by :func:`axis_weights` are cached and shared: treat the tensors
+    Instances returned by [`axis_weights()`][napari_srcnn.engine.resize_weights.axis_weights] are
+    cached and shared: treat the tensors
     as read-only. Equality is identity (tensors have no boolean ``==``).
     """
 
@@ -171,8 +172,9 @@ class AxisWeights:
     def span(self) -> tuple[int, int]:
         """Input range ``[lo, hi)`` that these outputs actually read.
 
-        Only taps with a non-zero weight count, so this is the smallest piece of the
-        input axis that :func:`resize_axis` needs (useful to size tiles and halos).
+        Only taps with a non-zero weight count, so this is the smallest piece of the input axis that
+        [`resize_axis()`][napari_srcnn.engine.resize.resize_axis] needs (useful to size tiles and
+        halos).
 
         Returns
         -------

@@ -1,12 +1,12 @@
 """Running the SRCNN network on one device, as fast as that device allows.
 
-:class:`NetworkRunner` computes the SRCNN body (valid convolutions) on bicubic-up-sampled
-tiles grown by the network's halo; :class:`~napari_srcnn.engine.inference.Upscaler` cuts
-an image into those tiles and puts the results back together. The result is the plain
-network's up to float rounding; only the speed depends on the device (measured in
-``benchmarks/``, see ``docs/benchmarks.md``):
+[`NetworkRunner`][napari_srcnn.engine.runner.NetworkRunner] computes the SRCNN body (valid
+convolutions) on bicubic-up-sampled tiles grown by the network's halo;
+[`Upscaler`][napari_srcnn.engine.inference.Upscaler] cuts an image into those tiles and puts the
+results back together. The result is the plain network's up to float rounding; only the speed
+depends on the device (measured in ``benchmarks/``, see ``docs/benchmarks.md``):
 
-- On the CPU the network runs in cache-sized blocks (:data:`CPU_BLOCK`) in true
+- On the CPU the network runs in cache-sized blocks (`CPU_BLOCK`) in true
   channels-last layout (oneDNN's fast direct convolutions), and the last layer (``n2 → 1``
   or ``→ 3`` channels, which oneDNN runs at ~5 % of peak) as one matrix product followed by
   shifted adds.
@@ -15,8 +15,8 @@ network's up to float rounding; only the speed depends on the device (measured i
 
 Valid convolutions make the blocks' seams exact: the block size never changes the result.
 
-:func:`run_groups` runs independent pieces of work (blocks, or the upscaler's cells) side
-by side on the block threads, each with a single-threaded torch.
+[`run_groups()`][napari_srcnn.engine.runner.run_groups] runs independent pieces of work (blocks, or
+the upscaler's cells) side by side on the block threads, each with a single-threaded torch.
 """
 
 from __future__ import annotations
@@ -178,7 +178,7 @@ class NetworkRunner:
     """The SRCNN body (valid convolutions) on one device, as fast as that device allows.
 
     Call with ``(N, c, H, W)`` float32 on the device; returns ``(N, c, H - 2 halo,
-    W - 2 halo)`` float32. The result is split into blocks of at most :attr:`block` output
+    W - 2 halo)`` float32. The result is split into blocks of at most `block` output
     pixels per side; valid convolutions make the blocks' seams exact.
 
     Parameters
@@ -189,7 +189,7 @@ class NetworkRunner:
         Where to run.
     precision
         ``"auto"``, ``"fp32"``, ``"bf16"`` or ``"fp16"`` (see
-        :class:`~napari_srcnn.engine.inference.UpscaleOptions`).
+        [`UpscaleOptions`][napari_srcnn.engine.options.UpscaleOptions]).
     parallel_blocks
         On the CPU, run the blocks of one call side by side, one per torch thread (each
         with a single-threaded torch), instead of one after the other on all threads.
@@ -204,9 +204,9 @@ class NetworkRunner:
     halo
         Receptive-field radius: output pixels lost on each side.
     block
-        Largest output block edge of one forward pass: :data:`CPU_BLOCK` or
-        :data:`CPU_BLOCK_WIDE_MAPPING` on the CPU; on CUDA ``None`` until
-        :meth:`cuda_block` sizes it from the free memory, halved on out-of-memory.
+        Largest output block edge of one forward pass: `CPU_BLOCK` or
+        `CPU_BLOCK_WIDE_MAPPING` on the CPU; on CUDA ``None`` until
+        `cuda_block()` sizes it from the free memory, halved on out-of-memory.
     """
 
     def __init__(
@@ -327,7 +327,7 @@ class NetworkRunner:
         self, x: torch.Tensor, forward: Callable[[torch.Tensor], torch.Tensor]
     ) -> torch.Tensor:
         """Run in blocks; on out-of-memory halve the block (for this and every later call:
-        the memory is not coming back) and try again, down to :data:`_MIN_BLOCK`."""
+        the memory is not coming back) and try again, down to `_MIN_BLOCK`."""
         while True:
             try:
                 return self._blocked(x, forward, self.block)

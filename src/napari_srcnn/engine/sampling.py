@@ -1,9 +1,10 @@
 """Sub-images of training planes: the paper's stride grid and random crops.
 
-:class:`PatchSampler` cuts aligned ``patch × patch`` crops from (LR↑, HR) planes
-(:class:`~napari_srcnn.engine.data.PairedPlanes`) on the fly, either at random positions or
-on the paper's stride-14 grid (:func:`grid_positions`), with optional flips and rotations.
-Its randomness comes from a ``torch.Generator`` and a seed, and its position is part of a
+[`PatchSampler`][napari_srcnn.engine.sampling.PatchSampler] cuts aligned ``patch × patch`` crops
+from (LR↑, HR) planes ([`PairedPlanes`][napari_srcnn.engine.data.PairedPlanes]) on the fly, either
+at random positions or on the paper's stride-14 grid
+([`grid_positions()`][napari_srcnn.engine.sampling.grid_positions]), with optional flips and
+rotations. Its randomness comes from a ``torch.Generator`` and a seed, and its position is part of a
 checkpoint, so a resumed training run draws exactly the sub-images of an uninterrupted one.
 """
 
@@ -47,9 +48,9 @@ class PatchSampler:
       Under DDP, rank ``r`` of ``world`` takes every ``world``-th sub-image of that order.
 
     Flips and rotations (8 dihedral variants, ``augment=True``) apply the same operation to
-    LR and HR. All randomness comes from the ``torch.Generator`` given to :meth:`sample`
+    LR and HR. All randomness comes from the ``torch.Generator`` given to `sample()`
     (and, on the grid, from ``seed``), whose state the trainer saves in checkpoints with
-    :meth:`state_dict`: a resumed run draws exactly the patches the uninterrupted run would.
+    `state_dict()`: a resumed run draws exactly the patches the uninterrupted run would.
 
     Parameters
     ----------

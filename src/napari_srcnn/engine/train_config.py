@@ -1,8 +1,11 @@
-"""Training settings and what a run reports: :class:`TrainConfig`, the progress events
-(:class:`StepEvent`, :class:`ValidationEvent`) and :class:`TrainResult`.
+"""Training settings and what a run reports:
+[`TrainConfig`][napari_srcnn.engine.train_config.TrainConfig], the progress events
+([`StepEvent`][napari_srcnn.engine.train_config.StepEvent],
+[`ValidationEvent`][napari_srcnn.engine.train_config.ValidationEvent]) and
+[`TrainResult`][napari_srcnn.engine.train_config.TrainResult].
 
-Plain frozen data classes, shared by the API, the CLI and the napari widget; the loop that
-uses them is :func:`napari_srcnn.engine.training.train`.
+Plain frozen data classes, shared by the API, the CLI and the napari widget; the loop that uses them
+is [`napari_srcnn.engine.training.train()`][napari_srcnn.engine.training.train].
 """
 
 from __future__ import annotations
@@ -51,12 +54,13 @@ class TrainConfig:
         layers but the last and 1e-5 for the last, Caffe's Euclidean loss
         ``Σ(F(Y) − X)² / 2N`` summed over the valid centre, constant learning rate).
     init
-        Start of a run from scratch, one of :data:`INITS`; ``None`` (default) picks the
+        Start of a run from scratch, one of `INITS`; ``None`` (default) picks the
         recipe's: ``identity`` for adam (the untrained net equals bicubic and learns the
         residual: on SunHays80 ×3 it reaches in 750 steps the held-out PSNR a PyTorch-init
         start needed 7,000 for), ``paper`` for paper (weights ~ N(0, 0.001²), biases 0).
     steps
-        Optimiser steps (see :func:`steps_for_epochs`).
+        Optimiser steps (see
+        [`steps_for_epochs()`][napari_srcnn.engine.train_config.steps_for_epochs]).
     batch_size
         Sub-images per step (per process under DDP).
     lr

@@ -1,20 +1,19 @@
 """The trainer: settings, progress events, validation and the training loop.
 
-``train(data, config)`` learns an SRCNN from :class:`~napari_srcnn.engine.data.TrainingData`
-and writes the best model (by validation PSNR, the starting model included) as a weights
-file. A checkpoint (network, optimiser, random-generator states, best score) is written
-atomically every ``checkpoint_every`` steps; ``resume=`` continues a run killed at any
-moment and, on CPU, ends with exactly the result of the uninterrupted run.
+``train(data, config)`` learns an SRCNN from [`TrainingData`][napari_srcnn.engine.data.TrainingData]
+and writes the best model (by validation PSNR, the starting model included) as a weights file. A
+checkpoint (network, optimiser, random-generator states, best score) is written atomically every
+``checkpoint_every`` steps; ``resume=`` continues a run killed at any moment and, on CPU, ends with
+exactly the result of the uninterrupted run.
 
 Under ``torchrun`` (``WORLD_SIZE`` > 1) the same code trains with
 ``DistributedDataParallel`` (NCCL on GPUs, gloo on CPU): every rank draws its own patches,
 gradients are averaged, rank 0 validates and writes files.
 
-The settings and events live in :mod:`~napari_srcnn.engine.train_config`, the recipes
-(optimiser, schedule, loss, starting model) in
-:mod:`~napari_srcnn.engine.recipes`, the checkpoint format and resume in
-:mod:`~napari_srcnn.engine.checkpoints`, the DDP plumbing in
-:mod:`~napari_srcnn.engine.distributed`.
+The settings and events live in [`train_config`][napari_srcnn.engine.train_config], the recipes
+(optimiser, schedule, loss, starting model) in [`recipes`][napari_srcnn.engine.recipes], the
+checkpoint format and resume in [`checkpoints`][napari_srcnn.engine.checkpoints], the DDP plumbing
+in `distributed`.
 """
 
 from __future__ import annotations
@@ -134,13 +133,14 @@ def train(
     Parameters
     ----------
     data
-        Training and validation planes (:mod:`napari_srcnn.engine.data`).
+        Training and validation planes ([`napari_srcnn.engine.data`][napari_srcnn.engine.data]).
     config
         The run's settings.
     on_event
-        Called with a :class:`StepEvent` after each step and a :class:`ValidationEvent`
-        after each validation, step 0 (the starting model) included; rank 0 only under
-        DDP. Called on the training thread: keep it short.
+        Called with a [`StepEvent`][napari_srcnn.engine.train_config.StepEvent] after each step and
+        a [`ValidationEvent`][napari_srcnn.engine.train_config.ValidationEvent] after each
+        validation, step 0 (the starting model) included; rank 0 only under DDP. Called on the
+        training thread: keep it short.
     cancel
         Polled before every step; when it returns True the run stops after writing a
         checkpoint (so it can be resumed), keeping the best weights written so far; the

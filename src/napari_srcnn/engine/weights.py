@@ -1,15 +1,19 @@
-"""The registry of models: names for weights files, and :func:`load_model`.
+"""The registry of models: names for weights files, and
+[`load_model()`][napari_srcnn.engine.weights.load_model].
 
-Models have names: the files shipped in ``napari_srcnn/weights/`` (named by their stem),
-plus any file registered at run time with :func:`register_model` (the napari reader does
-this when a weights file is dropped on the viewer). :func:`load_model` loads a model by
-name or by file path, and warns when it is used at another scale than it was trained for.
+Models have names: the files shipped in ``napari_srcnn/weights/`` (named by their stem), plus any
+file registered at run time with [`register_model()`][napari_srcnn.engine.weights.register_model]
+(the napari reader does this when a weights file is dropped on the viewer).
+[`load_model()`][napari_srcnn.engine.weights.load_model] loads a model by name or by file path, and
+warns when it is used at another scale than it was trained for.
 
 The file format is defined elsewhere: the header metadata in
-:mod:`napari_srcnn.engine.model_info` (:class:`ModelInfo`), reading and writing the files
-in :mod:`napari_srcnn.engine.weights_file` (:func:`save_weights`, :func:`read_info`).
-Their names are re-exported here, so ``napari_srcnn.engine.weights`` stays the one import
-for the CLI, the widgets and scripts.
+[`napari_srcnn.engine.model_info`][napari_srcnn.engine.model_info]
+([`ModelInfo`][napari_srcnn.engine.model_info.ModelInfo]), reading and writing the files in
+[`napari_srcnn.engine.weights_file`][napari_srcnn.engine.weights_file]
+([`save_weights()`][napari_srcnn.engine.weights_file.save_weights],
+[`read_info()`][napari_srcnn.engine.weights_file.read_info]). Their names are re-exported here, so
+``napari_srcnn.engine.weights`` stays the one import for the CLI, the widgets and scripts.
 """
 
 from __future__ import annotations
@@ -103,7 +107,8 @@ def register_model(path: str | os.PathLike, name: str | None = None) -> ModelInf
 
 
 def unregister_model(name: str) -> bool:
-    """Forget a model added by :func:`register_model` (shipped models stay).
+    """Forget a model added by [`register_model()`][napari_srcnn.engine.weights.register_model]
+    (shipped models stay).
 
     Returns ``True`` if ``name`` was registered. A shipped model that a registration
     shadowed becomes visible again under its name.
@@ -118,8 +123,8 @@ def _named() -> dict[str, Path]:
 def list_models() -> list[ModelInfo]:
     """Info of every named model: the shipped ones first, then registered files.
 
-    A file that cannot be read (deleted since it was registered, corrupt) is left out with
-    an :class:`~napari_srcnn.errors.SRCNNWarning` instead of breaking the whole list.
+    A file that cannot be read (deleted since it was registered, corrupt) is left out with an
+    [`SRCNNWarning`][napari_srcnn.errors.SRCNNWarning] instead of breaking the whole list.
     """
     infos = []
     for key, path in _named().items():
@@ -163,14 +168,14 @@ def load_model(
     Parameters
     ----------
     model
-        A name from :func:`list_models`, a ``.safetensors`` file, a legacy ``.pt``/``.pth``
-        state dict (read with ``weights_only=True``; needs ``scale``), or an already loaded
-        model (returned as is, moved to ``device``).
+        A name from [`list_models()`][napari_srcnn.engine.weights.list_models], a ``.safetensors``
+        file, a legacy ``.pt``/``.pth`` state dict (read with ``weights_only=True``; needs
+        ``scale``), or an already loaded model (returned as is, moved to ``device``).
     scale
-        The factor the model will be used at. Legacy files, which carry no metadata, need
-        it. For other models a factor different from the trained one emits a
-        :class:`~napari_srcnn.errors.ScaleMismatchWarning` (it works, SRCNN runs after
-        bicubic up-sampling, but results are best at the trained factor).
+        The factor the model will be used at. Legacy files, which carry no metadata, need it. For
+        other models a factor different from the trained one emits a
+        [`ScaleMismatchWarning`][napari_srcnn.errors.ScaleMismatchWarning] (it works, SRCNN runs
+        after bicubic up-sampling, but results are best at the trained factor).
     device
         Where to put the network.
 

@@ -1,19 +1,21 @@
 """Reading and writing weights files: safetensors, and legacy PyTorch state dicts.
 
-:func:`save_weights` writes a network and its :class:`~.model_info.ModelInfo` to a
-safetensors file, atomically; :func:`read_info` reads only the header. The loaders behind
-:func:`napari_srcnn.engine.weights.load_model` turn a file into a :class:`LoadedModel`:
-``_load_safetensors`` for napari-srcnn files, ``_load_legacy`` for plain PyTorch state dicts.
+[`save_weights()`][napari_srcnn.engine.weights_file.save_weights] writes a network and its
+[`ModelInfo`][napari_srcnn.engine.model_info.ModelInfo] to a safetensors file, atomically;
+[`read_info()`][napari_srcnn.engine.weights_file.read_info] reads only the header. The loaders
+behind [`napari_srcnn.engine.weights.load_model()`][napari_srcnn.engine.weights.load_model] turn a
+file into a [`LoadedModel`][napari_srcnn.engine.weights_file.LoadedModel]: ``_load_safetensors`` for
+napari-srcnn files, ``_load_legacy`` for plain PyTorch state dicts.
 
 Nothing is ever unpickled: safetensors holds raw tensors only. Legacy PyTorch files
-(``.pt``/``.pth``) are read with ``torch.load(weights_only=True)``, which refuses any
-pickle payload that is not plain tensors (a file that would run code is a
-:class:`~napari_srcnn.errors.WeightsError`, and the code never runs).
+(``.pt``/``.pth``) are read with ``torch.load(weights_only=True)``, which refuses any pickle payload
+that is not plain tensors (a file that would run code is a
+[`WeightsError`][napari_srcnn.errors.WeightsError], and the code never runs).
 
-A weights file is untrusted input: its header is checked before anything is allocated
-(the architecture must be plausible and the tensors' names, shapes and dtypes must be the
-ones it implies), so a corrupt or hostile file is a :class:`WeightsError` with a one-line
-message, never a crash, a huge allocation or a half-loaded network.
+A weights file is untrusted input: its header is checked before anything is allocated (the
+architecture must be plausible and the tensors' names, shapes and dtypes must be the ones it
+implies), so a corrupt or hostile file is a [`WeightsError`][napari_srcnn.errors.WeightsError] with
+a one-line message, never a crash, a huge allocation or a half-loaded network.
 """
 
 from __future__ import annotations
@@ -96,7 +98,8 @@ def read_info(path: str | os.PathLike) -> ModelInfo:
     Parameters
     ----------
     path
-        A ``.safetensors`` file written by :func:`save_weights`.
+        A ``.safetensors`` file written by
+        [`save_weights()`][napari_srcnn.engine.weights_file.save_weights].
 
     Returns
     -------

@@ -3,7 +3,7 @@ with a progress bar, a Cancel that the engine polls, errors as notifications, an
 menus that follow the model registry.
 
 A subclass builds its own controls (``_run``, ``_cancel`` and ``_status`` among them),
-turns them into an engine request, and starts the job with :meth:`JobWidget._start_job`.
+turns them into an engine request, and starts the job with `JobWidget._start_job()`.
 """
 
 from __future__ import annotations

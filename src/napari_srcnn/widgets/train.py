@@ -1,11 +1,10 @@
 """The "SRCNN train / fine-tune" dock widget.
 
 Learns from Image layers: self-supervised from high-resolution layers (the engine makes the
-low-resolution partners by bicubic down-sampling), or from an explicit LR + HR pair. The
-settings become one :class:`~napari_srcnn.engine.training.TrainConfig` and one
-``train(data, config, on_event=..., cancel=...)`` call in a worker thread; the engine's step
-and validation events feed a live plot. The written model is registered at once, so the
-upscale widget lists it.
+low-resolution partners by bicubic down-sampling), or from an explicit LR + HR pair. The settings
+become one [`TrainConfig`][napari_srcnn.engine.train_config.TrainConfig] and one ``train(data,
+config, on_event=..., cancel=...)`` call in a worker thread; the engine's step and validation events
+feed a live plot. The written model is registered at once, so the upscale widget lists it.
 """
 
 from __future__ import annotations
@@ -200,7 +199,7 @@ class TrainWidget(JobWidget):
     # ------------------------------------------------------------------ running
 
     def request(self) -> TrainRequest:
-        """The current settings as a :class:`TrainRequest` (raises ``InputError``)."""
+        """The current settings as a `TrainRequest` (raises ``InputError``)."""
         from ..errors import InputError
 
         hr_layers = list(self._hr.value or [])

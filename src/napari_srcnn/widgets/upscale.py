@@ -3,7 +3,7 @@
 The widget translates its settings into one engine call,
 ``Upscaler(model, UpscaleOptions(...))(data, progress=..., cancel=...)``, run off the UI
 thread by a napari ``thread_worker``, and turns the result into a layer that overlays the
-source (see :func:`~napari_srcnn.widgets._common.overlay_transform`).
+source (see `overlay_transform()`).
 """
 
 from __future__ import annotations
@@ -278,7 +278,7 @@ class UpscaleWidget(JobWidget):
 
     def _throttled_progress(self) -> Any:
         """A ``progress(done, total)`` for the worker that forwards to the UI thread at most
-        every :data:`PROGRESS_INTERVAL` seconds (and always the last tile)."""
+        every `PROGRESS_INTERVAL` seconds (and always the last tile)."""
         from superqt.utils import ensure_main_thread
 
         @ensure_main_thread
