@@ -41,7 +41,7 @@ import torch
 
 from ..errors import CancelledError, InputError
 from .cells import Plan, cell_split, compute_cell, lr_range, store
-from .color import Normalization, normalization_for
+from .color import Normalization
 from .device import resolve_device
 from .model import SRCNN
 from .options import (
@@ -52,7 +52,7 @@ from .options import (
     UpscaleOptions,
     output_shape,
 )
-from .resize import output_size
+from .planning import color_mode, normalization, plan_array
 from .runner import NetworkRunner, _blocks, run_groups
 from .weights import LoadedModel, default_model_name, load_model
 
@@ -175,107 +175,17 @@ class Upscaler:
 
     def color_mode_for(self, shape: tuple[int, ...]) -> str:
         """``"y"``, ``"rgb"`` or ``"planes"``: how an array of ``shape`` will be processed."""
-        channels = self.options.channels
-        c = self.model.info.arch.channels
-        is_color = self.options.channel_axis is None and self._has_color_axis(shape)
-        if channels == "auto":
-            if is_color:
-                return "rgb" if c == 3 else "y"
-            if c == 3:
-                raise InputError(
-                    f"model {self.model.name!r} is an RGB model; the image of shape {shape} "
-                    "has no colour axis of size 3"
-                )
-            return "planes"
-        if channels in ("y", "rgb"):
-            if not self._has_color_axis(shape):
-                raise InputError(
-                    f"channels={channels!r} needs a last axis of 3 (RGB) or 4 (RGBA)"
-                    + (" and rgb not False" if self.options.rgb is False else "")
-                    + f"; the image has shape {shape}"
-                )
-            if channels == "rgb" and c != 3:
-                raise InputError(
-                    f"channels='rgb' needs a 3-channel model; {self.model.name!r} has 1 channel"
-                )
-            if channels == "y" and c != 1:
-                raise InputError(
-                    f"channels='y' needs a 1-channel model; {self.model.name!r} is RGB"
-                )
-            return channels
-        if c != 1:
-            raise InputError(
-                f"channels='per-channel' needs a 1-channel model; {self.model.name!r} is RGB"
-            )
-        return "planes"
-
-    def _has_color_axis(self, shape: tuple[int, ...]) -> bool:
-        """Whether the last axis of ``shape`` is colour (see ``UpscaleOptions.rgb``)."""
-        looks = len(shape) >= 3 and shape[-1] in (3, 4)
-        if self.options.rgb and not looks and self.options.channel_axis is None:
-            raise InputError(
-                f"rgb=True needs a last axis of 3 (RGB) or 4 (RGBA); the image has shape {shape}"
-            )
-        return looks and self.options.rgb is not False
+        return color_mode(self.options, self.model, shape)
 
     def normalization_for(self, image: Any) -> Normalization:
         """The intensity mapping for ``image`` (numpy, or dask: then from a sample)."""
-        mode = self.options.normalization
-        if mode == "auto":
-            if np.dtype(image.dtype).kind in "ui":
-                mode = "dtype"
-            elif isinstance(image, np.ndarray):
-                sample = image.ravel()[:: max(1, image.size // 1_000_000)]
-                finite = sample[np.isfinite(sample)]
-                if finite.size and (finite.min() < 0 or finite.max() > 1):
-                    return normalization_for(image, "percentile", percentiles=(0.0, 100.0))
-                mode = "dtype"
-            else:
-                # Lazy data: min/max of a seeded random sample, read chunk by chunk.
-                spread = normalization_for(image, "percentile", percentiles=(0.0, 100.0))
-                if spread.low < 0 or spread.high > 1:
-                    return spread
-                mode = "dtype"
-        return normalization_for(image, mode, percentiles=self.options.percentiles)
+        return normalization(self.options, image)
 
-    def _channel_axis_for(self, shape: tuple[int, ...]) -> int | None:
-        ax = self.options.channel_axis
-        if ax is None and self.options.channels == "per-channel" and self._has_color_axis(shape):
-            ax = -1  # per-channel on an RGB(A) array: the colour axis is the channel axis
-        if ax is not None:
-            if not -len(shape) <= ax < len(shape):
-                raise InputError(f"channel_axis {ax} is out of range for shape {shape}")
-            if len(shape) < 3:
-                raise InputError("an image with a channel axis needs two more spatial axes")
-        return ax
+    def plan(self, image: Any) -> tuple[Any, Plan]:
+        """``image`` with its channel axis (if any) moved first, and how it will be upscaled.
 
-    def _plan(
-        self, shape: tuple[int, ...], dtype: np.dtype, norm: Normalization, channel_axis: int | None
-    ) -> Plan:
-        """Shapes and modes for an array of ``shape`` whose channel axis is already at 0."""
-        mode = self.color_mode_for(shape)
-        if mode == "planes":
-            planes_shape, color = shape[:-2], None
-            h, w = shape[-2:]
-        else:
-            planes_shape, color = shape[:-3], shape[-1]
-            h, w = shape[-3:-1]
-        if min(h, w) < 2:
-            raise InputError(f"image planes of {h}×{w} pixels are too small to upscale")
-        H, W = output_size(h, self.scale), output_size(w, self.scale)
-        out_shape = (*planes_shape, H, W) if color is None else (*planes_shape, H, W, color)
-        # float16 is computed in float32 and handed back as float16.
-        return Plan(
-            mode,
-            norm,
-            channel_axis,
-            tuple(planes_shape),
-            color,
-            (h, w),
-            out_shape,
-            np.dtype(dtype),
-            self.scale,
-        )
+        Works on NumPy and dask arrays alike (the dask one stays lazy)."""
+        return plan_array(self.options, self.model, image)
 
     def tile_edge(self) -> int:
         """Output tile edge actually used: ``options.tile``, grown on CUDA to what the free
@@ -322,11 +232,8 @@ class Upscaler:
             from .lazy import upscale_dask
 
             return upscale_dask(image, self)
-        arr = _check_array(image)
-        ax = self._channel_axis_for(arr.shape)
-        if ax is not None:
-            arr = np.moveaxis(arr, ax, 0)
-        plan = self._plan(arr.shape, arr.dtype, self.normalization_for(arr), ax)
+        arr, plan = self.plan(_check_array(image))
+        ax = plan.channel_axis
         out = np.empty(plan.out_shape, dtype=plan.out_dtype)
         H, W = plan.hr_shape
         n_planes = int(np.prod(plan.planes_shape, dtype=np.int64))

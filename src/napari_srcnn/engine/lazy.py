@@ -115,10 +115,8 @@ def upscale_dask(array: da.Array, upscaler: Upscaler, chunk: int = DEFAULT_CHUNK
     if chunk < 16:
         raise InputError(f"chunk {chunk!r} must be at least 16 pixels")
     _check_meta(tuple(array.shape), np.dtype(array.dtype))
-    ax = upscaler._channel_axis_for(tuple(array.shape))
-    arr = da.moveaxis(array, ax, 0) if ax is not None else array
-    norm = upscaler.normalization_for(arr)
-    plan = upscaler._plan(tuple(arr.shape), np.dtype(arr.dtype), norm, ax)
+    arr, plan = upscaler.plan(array)
+    ax = plan.channel_axis
     n_lead = len(plan.planes_shape)
     spatial = (n_lead, n_lead + 1)
 
