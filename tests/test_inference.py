@@ -331,3 +331,37 @@ def test_rgb_option_says_whether_the_last_axis_is_colour(model955, camera):
     assert per_channel.shape == (4, 30, 6)
     with pytest.raises(InputError, match="must be True, False or None"):
         UpscaleOptions(rgb="yes")
+
+
+def test_fewer_cells_than_threads_run_the_network_blocks_side_by_side(model955, camera):
+    """A small image on a machine with more threads than cells: the tile is computed here,
+    and the network's blocks run on the block threads instead (no thread left idle)."""
+    import threading
+
+    image = camera[:40, :40].astype(np.float32) / 255  # ×3 -> one 120² tile
+    serial = Upscaler(model955, UpscaleOptions(scale=3))
+    serial.runner.parallel_blocks = False
+    ref = serial(image)
+    up = Upscaler(model955, UpscaleOptions(scale=3))
+    up.runner.block = 32  # 4 × 4 network blocks
+    cell_threads, block_threads = [], []
+    cell, forward = up._cell, up.runner._forward_cpu
+
+    def spy_cell(*args):
+        cell_threads.append(threading.get_ident())
+        return cell(*args)
+
+    def spy_forward(x):
+        block_threads.append(threading.get_ident())
+        return forward(x)
+
+    up._cell, up.runner._forward_cpu = spy_cell, spy_forward
+    threads = torch.get_num_threads()
+    torch.set_num_threads(8)  # 1 tile, at most 2 × 2 cells: fewer than 8
+    try:
+        out = up(image)
+    finally:
+        torch.set_num_threads(threads)
+    np.testing.assert_allclose(out, ref, atol=1e-5)
+    assert cell_threads == [threading.get_ident()]
+    assert len(block_threads) == 16 and threading.get_ident() not in block_threads

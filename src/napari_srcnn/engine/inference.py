@@ -277,6 +277,10 @@ class Upscaler:
         cpu = self.device.type == "cpu"
         workers = torch.get_num_threads() if cpu and runner.parallel_blocks else 1
         split = cell_split(len(work), workers, tiles[0]) if cpu else 1
+        if len(work) * split * split < workers:
+            # Fewer cells than threads (a small image on a many-core machine): whole tiles
+            # here, their network blocks side by side instead.
+            workers, split = 1, 1
 
         def cells(tile: tuple[int, int, int, int]) -> list[tuple[int, int, int, int]]:
             ty0, ty1, tx0, tx1 = tile
