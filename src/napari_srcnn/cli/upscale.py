@@ -12,7 +12,7 @@ from ..errors import InputError
 from ._common import add_device_arg, add_model_args, model_arg, progress_bar
 
 if TYPE_CHECKING:  # the engine (torch) is imported only when a command runs
-    from ..engine.inference import UpscaleOptions
+    from ..engine.options import UpscaleOptions
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -98,7 +98,7 @@ def _output_paths(inputs: list[Path], output: Path, scale: float) -> list[Path]:
 
 def _options(args: argparse.Namespace) -> UpscaleOptions:
     """The command line's [`UpscaleOptions`][napari_srcnn.engine.options.UpscaleOptions]."""
-    from ..engine.inference import UpscaleOptions
+    from ..engine.options import UpscaleOptions
 
     return UpscaleOptions(
         scale=args.scale,

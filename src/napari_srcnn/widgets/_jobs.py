@@ -51,7 +51,8 @@ def run_upscale(
     Otherwise dask/zarr data is read into memory here, off the UI thread, and the engine
     runs tile by tile with progress and cancel.
     """
-    from ..engine.inference import UpscaleOptions, Upscaler
+    from ..engine.inference import Upscaler
+    from ..engine.options import UpscaleOptions
     from ..errors import CancelledError, SRCNNError
 
     try:
