@@ -139,11 +139,6 @@ def plan_array(options: UpscaleOptions, model: LoadedModel, image: Any) -> tuple
     """``image`` with its channel axis (if any) moved first, and its [`Plan`][napari_srcnn.engine.cells.Plan]."""
     ax = channel_axis(options, tuple(image.shape))
     if ax is not None:
-        if isinstance(image, np.ndarray):
-            image = np.moveaxis(image, ax, 0)
-        else:
-            import dask.array as da
-
-            image = da.moveaxis(image, ax, 0)
+        image = np.moveaxis(image, ax, 0)  # a dask array stays lazy (NEP 18 dispatch)
     norm = normalization(options, image)
     return image, make_plan(options, model, tuple(image.shape), np.dtype(image.dtype), norm, ax)

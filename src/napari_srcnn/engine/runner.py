@@ -28,7 +28,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from functools import partial
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -38,7 +38,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["NetworkRunner", "run_groups"]
 
-T = TypeVar("T")
 
 # Output edge of one CPU forward pass. Blocks keep the activations in the last-level
 # cache and under glibc's mmap threshold (fresh multi-megabyte buffers are page-faulted on
@@ -68,9 +67,8 @@ def _true_channels_last(x: torch.Tensor) -> torch.Tensor:
     return out.copy_(x)
 
 
-_POOL: tuple[int, int, ThreadPoolExecutor] | None = (
-    None  # (process id, workers, ThreadPoolExecutor)
-)
+# (process id, workers, pool)
+_POOL: tuple[int, int, ThreadPoolExecutor] | None = None
 _POOL_LOCK = threading.Lock()
 
 
@@ -140,10 +138,12 @@ def run_groups(
         for group in groups:
             pending.append([pool.submit(one, call) for call in group])
             while len(pending) > ahead:
-                yield _finish(pending, done)
+                _finish_oldest(pending)
+                yield done
                 done += 1
         while pending:
-            yield _finish(pending, done)
+            _finish_oldest(pending)
+            yield done
             done += 1
     finally:
         stop.set()
@@ -152,19 +152,12 @@ def run_groups(
         torch.set_num_threads(threads)
 
 
-def _finish(pending: deque[list[Future[None]]], index: int) -> int:
-    """Wait for the oldest group (its error, if any, is raised with the group still pending:
-    the caller waits for its other calls) and drop it."""
+def _finish_oldest(pending: deque[list[Future[None]]]) -> None:
+    """Wait for the oldest group and drop it. Its error, if any, is raised with the group
+    still pending, so the caller waits for its other calls."""
     for future in pending[0]:
         future.result()
     pending.popleft()
-    return index
-
-
-def _run_on_threads(fn: Callable[[T], None], items: list[T], workers: int) -> None:
-    """``fn(item)`` for every item, side by side on ``workers`` block threads."""
-    for _ in run_groups([[partial(fn, item) for item in items]], workers):
-        pass
 
 
 def _blocks(n: int, block: int) -> list[tuple[int, int]]:
@@ -274,7 +267,8 @@ class NetworkRunner:
             for cell in cells:
                 run(cell)
             return out
-        _run_on_threads(run, cells, threads)  # one pool per thread count: no churn
+        for _ in run_groups([[partial(run, cell) for cell in cells]], threads):
+            pass
         return out
 
     # ------------------------------------------------------------------ CPU
