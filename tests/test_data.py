@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import tifffile
 
+from napari_srcnn.engine.color import normalization_auto
 from napari_srcnn.engine.data import (
     find_images,
     training_data_from_arrays,
@@ -84,7 +85,10 @@ def test_split_by_plane_is_disjoint_and_seeded(stack16):
     for i in range(len(stack)):
         stack[i, 0, 0] = i  # tag every plane
     a = training_data_from_arrays([stack], 2, val_fraction=0.2, seed=3)
-    tags = lambda planes: {round(float(p.hr[0, 0, 0]) * 65535) for p in planes}  # noqa: E731
+    norm = normalization_auto(stack)
+    tags = lambda planes: {  # noqa: E731
+        round(float(p.hr[0, 0, 0]) * (norm.high - norm.low) + norm.low) for p in planes
+    }
     assert len(a.val) == 4 and len(a.train) == 16
     assert tags(a.train).isdisjoint(tags(a.val)) and tags(a.train) | tags(a.val) == set(range(20))
     b = training_data_from_arrays([stack], 2, val_fraction=0.2, seed=3)
@@ -105,7 +109,7 @@ def test_split_by_plane_is_disjoint_and_seeded(stack16):
         ([np.where(np.eye(64) > 0, np.inf, 0.5)], {}, "NaN or Inf"),
         ([np.zeros((64, 64), bool)], {}, "dtype bool"),
         ([np.zeros((3, 20, 64), np.uint8)], {}, "smaller than a 33×33 sub-image"),
-        ([np.zeros((64, 64), np.uint8)], {"val_fraction": 0.5}, "cannot be split"),
+        ([np.zeros((64, 64), np.uint8)], {"val_fraction": 0.5}, "too small to hold out"),
         ([np.zeros((4, 64, 64), np.uint8)], {"val_fraction": 1.5}, "validation fraction"),
         (
             [np.zeros((2, 64, 64), np.uint8)],
@@ -163,3 +167,45 @@ def test_cancel_stops_making_the_pairs(stack16):
     assert len(polls) == 3
     data = training_data_from_arrays([stack16], 2, "gray", patch_size=16, cancel=lambda: False)
     assert len(data.train) + len(data.val) == stack16.shape[0]
+
+
+# ------------------------------------------------------------------ validation and degradations
+
+
+def test_a_single_plane_holds_out_a_region_for_validation(camera):
+    """One image can be fine-tuned with validation: a strip of it validates, the rest trains."""
+    plane = camera[:120, :128].astype(np.uint16) + 98  # one dim 16-bit plane
+    data = training_data_from_arrays([plane], 2, val_fraction=0.1, seed=0)
+    assert len(data.train) == 1 and len(data.val) == 1
+    (train,), (val,) = data.train, data.val
+    assert train.hr.shape[-2] == val.hr.shape[-2] == 120  # cut along the longer axis (X)
+    assert train.hr.shape[-1] + val.hr.shape[-1] == 128 and val.hr.shape[-1] >= 48
+    norm = normalization_auto(plane)
+    restored = np.concatenate([train.hr[0], val.hr[0]], axis=-1) * (norm.high - norm.low)
+    np.testing.assert_allclose(restored + norm.low, plane, atol=1e-3)  # disjoint, complete
+    assert "validation: a 120×48 region" in data.description
+
+
+def test_explicit_validation_images_replace_the_fraction(camera):
+    train = [camera[:64, :64], camera[64:, :64]]
+    held_out = [camera[:64, 64:]]
+    data = training_data_from_arrays(train, 2, val_arrays=held_out, val_fraction=0.5)
+    assert len(data.train) == 2 and len(data.val) == 1
+    norm = normalization_auto(held_out[0])  # mapped by its own range, like any image
+    np.testing.assert_allclose(
+        data.val[0].hr[0], (held_out[0] - norm.low) / (norm.high - norm.low), atol=1e-6
+    )
+
+
+def test_mixed_degradation_pairs_every_plane_three_ways(camera):
+    planes = [camera[:60, :60], camera[60:120, :60]]
+    mixed = training_data_from_arrays(planes, 3, degradation="mixed", val_fraction=0.5)
+    assert len(mixed.train) == 3 and len(mixed.val) == 3  # bicubic, area, blurred bicubic
+    hr = mixed.train[0].hr
+    assert all(p.hr is hr for p in mixed.train)  # one HR array, shared
+    lrs = [p.lr_up for p in mixed.train]
+    assert not np.allclose(lrs[0], lrs[1]) and not np.allclose(lrs[0], lrs[2])
+    with pytest.raises(TrainingDataError, match="integer factor"):
+        training_data_from_arrays(planes, 2.5, degradation="area", val_fraction=0.5)
+    with pytest.raises(TrainingDataError, match="not one of"):
+        training_data_from_arrays(planes, 2, degradation="jpeg", val_fraction=0.5)

@@ -38,7 +38,7 @@ def test_tiled_equals_untiled(model955, camera, scale, tile):
 def test_untiled_equals_network_on_padded_bicubic(model955, camera):
     """The engine is exactly: MATLAB bicubic, replicate padding by the halo, the network."""
     image = camera[:40, :40].astype(np.float64) / 255
-    out = upscale(image, model955, 3, tile=4096)
+    out = upscale(image, model955, 3, tile=4096, normalization="dtype")
     bic = torch.from_numpy(imresize(image, 3.0)).float()[None, None]
     ref = model955.net.body(torch.nn.functional.pad(bic, (8,) * 4, mode="replicate"))[0, 0]
     np.testing.assert_allclose(out, ref.detach().numpy(), atol=1e-5)
@@ -78,9 +78,9 @@ def test_nd_stack_is_processed_plane_by_plane(model955, camera):
         3, 1, 20, 30
     )
     stack = np.concatenate([stack, stack[::-1]], axis=1)  # (z=3, c=2, y, x)
-    out = upscale(stack, model955, 2)
+    out = upscale(stack, model955, 2, normalization="dtype")
     assert out.shape == (3, 2, 40, 60) and out.dtype == np.uint8
-    single = upscale(stack[1, 0], model955, 2)
+    single = upscale(stack[1, 0], model955, 2, normalization="dtype")
     np.testing.assert_array_equal(out[1, 0], single)
     np.testing.assert_array_equal(out[0, 1], out[2, 0])
 
@@ -210,7 +210,7 @@ def test_y_mode_equals_the_ycbcr_recipe(model955, astronaut):
     from napari_srcnn.engine.color import rgb_to_ycbcr, ycbcr_to_rgb
 
     rgb = astronaut[:40, :36].astype(np.float64) / 255
-    out = upscale(rgb, model955, 2, tile=4096)
+    out = upscale(rgb, model955, 2, tile=4096, normalization="dtype")
     ycc = rgb_to_ycbcr(imresize(rgb.transpose(2, 0, 1), 2.0), channel_axis=0)
     y = torch.from_numpy(ycc[:1]).float()[None]
     with torch.no_grad():
@@ -287,9 +287,9 @@ def test_cpu_cells_run_side_by_side_and_equal_the_serial_run(model955, astronaut
     seen = []
     cell = parallel._cell
 
-    def spy(plane, origin, plan, box):
+    def spy(plane, origin, plan, box, norm=None):
         seen.append((threading.get_ident(), torch.get_num_threads(), box))
-        return cell(plane, origin, plan, box)
+        return cell(plane, origin, plan, box, norm)
 
     parallel._cell = spy
     threads = torch.get_num_threads()
@@ -319,9 +319,10 @@ def test_rgb_option_says_whether_the_last_axis_is_colour(model955, camera):
     Y and X, rgb=True insists on colour."""
     stack = camera[:60, :3].reshape(4, 15, 3).astype(np.float32) / 255
     assert upscale(stack, model955, 2).shape == (8, 30, 3)  # guessed: one RGB image
-    planes = upscale(stack, model955, 2, rgb=False)
+    planes = upscale(stack, model955, 2, rgb=False, normalization="dtype")
     assert planes.shape == (4, 30, 6)
-    np.testing.assert_allclose(planes[1], upscale(stack[1], model955, 2), atol=1e-6)
+    one = upscale(stack[1], model955, 2, normalization="dtype")
+    np.testing.assert_allclose(planes[1], one, atol=1e-6)
     assert upscale(stack, model955, 2, rgb=True).shape == (8, 30, 3)
     with pytest.raises(InputError, match="rgb=True needs a last axis of 3"):
         upscale(camera[:20, :20], model955, 2, rgb=True)

@@ -83,7 +83,10 @@ class _CountingArray:
 def test_nothing_is_read_until_computed_and_then_only_what_is_needed(model955, camera):
     source = _CountingArray(camera.astype(np.uint16))  # 128², dtype normalisation: no sample
     lazy = upscale(
-        da.from_array(source, chunks=(32, 32), meta=np.empty((0, 0), np.uint16)), model955, 2
+        da.from_array(source, chunks=(32, 32), meta=np.empty((0, 0), np.uint16)),
+        model955,
+        2,
+        normalization="dtype",
     )
     assert source.reads == []
     corner = lazy[:10, :10].compute()

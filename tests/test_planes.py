@@ -5,10 +5,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from napari_srcnn.engine.color import rgb_to_ycbcr
+from napari_srcnn.engine.color import AUTO_PERCENTILES, normalization_auto, rgb_to_ycbcr
 from napari_srcnn.engine.inference import UpscaleOptions, Upscaler
 from napari_srcnn.engine.io import ImageMeta
-from napari_srcnn.engine.planes import normalization_auto, planes_from_array
+from napari_srcnn.engine.planes import auto_normalization, planes_from_array
 
 # ------------------------------------------------------------------ normalisation
 
@@ -28,23 +28,38 @@ from napari_srcnn.engine.planes import normalization_auto, planes_from_array
 def test_normalisation_is_the_inference_rule(array):
     """Training sees intensities mapped exactly as `upscale` maps them by default."""
     upscaler = SimpleNamespace(options=UpscaleOptions())
-    assert normalization_auto(array) == Upscaler.normalization_for(upscaler, array)
+    norm = auto_normalization(array, None, "gray")
+    assert norm == Upscaler.normalization_for(upscaler, array) == normalization_auto(array)
+    assert norm.kind == "percentile"  # not a photograph: the data's own robust range
+    lo, hi = np.percentile(array.astype(np.float64), AUTO_PERCENTILES)
+    assert (norm.low, norm.high) == pytest.approx((lo, hi))
     plane = planes_from_array(array, "gray")[0][0]
-    norm = normalization_auto(array)
     np.testing.assert_allclose(
         plane, (array.astype(np.float64) - norm.low) / (norm.high - norm.low), atol=1e-6
     )
 
 
-def test_uint16_by_dtype_range_and_float_min_max(stack16):
-    planes = planes_from_array(stack16, "gray")
+def test_a_stack_shares_one_robust_map_and_photos_keep_the_dtype_map(stack16, astronaut):
+    dim = (stack16 // 64 + 98).astype(np.uint16)  # a dim 16-bit stack, values far below 65535
+    planes = planes_from_array(dim, "gray")
     assert len(planes) == 4 and planes[0].shape == (1, 64, 64) and planes[0].dtype == np.float32
-    np.testing.assert_allclose(planes[1][0], stack16[1] / 65535, atol=1e-7)
-    wide = stack16.astype(np.float32) - 1000  # float outside [0, 1]: min/max of the whole stack
-    planes = planes_from_array(wide, "gray")
-    lo, hi = wide.min(), wide.max()
-    assert min(p.min() for p in planes) == 0 and max(p.max() for p in planes) == pytest.approx(1)
-    np.testing.assert_allclose(planes[2][0], (wide[2] - lo) / (hi - lo), atol=1e-6)
+    lo, hi = np.percentile(dim.astype(np.float64), AUTO_PERCENTILES)  # of the whole stack
+    np.testing.assert_allclose(planes[1][0], (dim[1] - lo) / (hi - lo), atol=1e-6)
+    assert 0.2 < float(np.mean(planes)) < 0.8  # not a sliver of [0, 1]
+    # 8-bit RGB photographs in colour keep the protocol's dtype map.
+    assert auto_normalization(astronaut, None, "y").kind == "dtype"
+    assert auto_normalization(astronaut, None, "gray").kind == "percentile"
+
+
+def test_channels_of_a_hyperstack_get_maps_of_their_own(stack16):
+    czyx = np.stack([stack16, stack16 // 8 + 5], axis=0)  # a bright and a dim channel
+    planes = planes_from_array(czyx, "gray", ImageMeta(axes="CZYX"))
+    assert len(planes) == 8
+    for c in range(2):
+        norm = normalization_auto(czyx[c])
+        np.testing.assert_allclose(
+            planes[4 * c + 1][0], (czyx[c, 1] - norm.low) / (norm.high - norm.low), atol=1e-6
+        )
 
 
 # ------------------------------------------------------------------ planes and colour
@@ -69,11 +84,17 @@ def test_hyperstack_every_plane_is_an_image(stack16):
     meta = ImageMeta(axes="ZCYX")
     planes = planes_from_array(zcyx, "gray", meta)
     assert len(planes) == 12
-    np.testing.assert_allclose(planes[4][0], zcyx[1, 1] / 65535, atol=1e-7)
+    norm = normalization_auto(zcyx[:, 1])  # channel 1 (planes 4..7, by z) has its own map
+    np.testing.assert_allclose(
+        planes[5][0], (zcyx[1, 1] - norm.low) / (norm.high - norm.low), atol=1e-6
+    )
     # A 3-channel C axis serves an RGB model.
     rgb = planes_from_array(zcyx, "rgb", meta)
     assert len(rgb) == 4 and rgb[0].shape == (3, 64, 64)
-    np.testing.assert_allclose(rgb[3][2], zcyx[3, 2] / 65535, atol=1e-7)
+    whole = normalization_auto(zcyx)  # colour: one map for the three channels
+    np.testing.assert_allclose(
+        rgb[3][2], (zcyx[3, 2] - whole.low) / (whole.high - whole.low), atol=1e-6
+    )
     # Samples that are not RGB (YXS with 2 samples) become planes, not a bogus W axis.
     two = np.stack([stack16[0], stack16[1]], axis=-1)
     planes = planes_from_array(two, "gray", ImageMeta(axes="YXS"))

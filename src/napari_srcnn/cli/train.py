@@ -110,7 +110,30 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="SIGMA",
         help="Gaussian blur (HR pixels) before down-sampling (default 0)",
     )
+    p.add_argument(
+        "--degradation",
+        choices=("bicubic", "area", "mixed"),  # engine.degradation.DEGRADATIONS
+        default="bicubic",
+        help="how LR is made from DATA: bicubic (default, the paper's), area (pixel binning, "
+        "integer factors), mixed (each plane both ways and once mildly blurred)",
+    )
     p.add_argument("--no-augment", action="store_true", help="no flips/rotations")
+    p.add_argument(
+        "--intensity-augment",
+        type=float,
+        default=0.5,
+        metavar="P",
+        help="share of sub-images given a random contrast, offset and sign (default 0.5): "
+        "keeps black black and flat regions flat at every level",
+    )
+    p.add_argument(
+        "--val-data",
+        nargs="+",
+        metavar="VAL",
+        default=None,
+        help="validation images or folders (e.g. whole sources not trained on); replaces "
+        "--val-fraction",
+    )
     p.add_argument(
         "--val-fraction",
         type=float,
@@ -146,6 +169,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="CKPT",
         default=None,
         help="continue a run from its checkpoint (same data and settings)",
+    )
+    p.add_argument(
+        "--fp32",
+        action="store_true",
+        help="train in fp32 even where bf16 autocast is used (CUDA, CPUs with native bf16)",
     )
     add_device_arg(p)
     p.set_defaults(run=run)
@@ -188,9 +216,11 @@ def run(args: argparse.Namespace) -> int:
         args.scale,
         CHANNELS[args.channels],
         lr_paths=args.lr_data,
+        val_paths=args.val_data,
         patch_size=args.patch,
         val_fraction=args.val_fraction,
         blur_sigma=args.blur,
+        degradation=args.degradation,
         seed=args.seed,
     )
     init_from = args.init_from
@@ -216,10 +246,12 @@ def run(args: argparse.Namespace) -> int:
         lr=args.lr,
         patch_size=args.patch,
         augment=not args.no_augment,
+        intensity_augment=args.intensity_augment,
         grid_stride=args.grid,
         val_every=args.val_every,
         checkpoint_every=args.checkpoint_every or args.val_every,
         device=args.device,
+        amp=not args.fp32,
         seed=args.seed,
     )
     if rank == 0:

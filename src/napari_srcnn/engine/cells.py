@@ -79,6 +79,13 @@ class Plan:
     out_shape: tuple[int, ...]  # with the channel axis at 0 when moved
     out_dtype: np.dtype
     scale: float
+    channel_norms: tuple[Normalization, ...] = ()  # per channel (axis 0), when processed apart
+
+    def norm_at(self, index: tuple[int, ...]) -> Normalization:
+        """The intensity map of plane ``index`` (its channel's, when channels have their own)."""
+        if self.channel_norms and index:
+            return self.channel_norms[index[0]]
+        return self.norm
 
     @property
     def hr_shape(self) -> tuple[int, int]:
@@ -123,8 +130,9 @@ def compute_cell(
     origin: tuple[int, int],
     plan: Plan,
     box: tuple[int, int, int, int],
+    norm: Normalization | None = None,
 ) -> torch.Tensor:
-    """Output pixels ``box`` of one plane, normalised intensities, ``(h, w)`` or
+    """Output pixels ``box`` of one plane (intensity map ``norm``, default ``plan.norm``), normalised intensities, ``(h, w)`` or
     ``(h, w, C)`` float32 on the CPU (a fresh tensor: [`store()`][napari_srcnn.engine.cells.store]
     may work in it).
 
@@ -132,7 +140,8 @@ def compute_cell(
     stored result: no planar copies, and the 3-channel network reads it as the
     channels-last batch it wants."""
     y0, y1, x0, x1 = box
-    mode, norm = plan.mode, plan.norm
+    mode = plan.mode
+    norm = norm or plan.norm
     wy, wx = plan.weights()
     halo = runner.halo
     H, W = wy.n_out, wx.n_out
@@ -163,19 +172,25 @@ def compute_cell(
     sr = sr.permute(1, 2, 0)  # (h, w, c)
     cy, cx = y0 - ey0, x0 - ex0
     centre = (slice(cy, cy + (y1 - y0)), slice(cx, cx + (x1 - x0)))
+    # A map by the dtype's range (photographs) has its limits at 0 and 1; a map by the data's
+    # own range does not: beyond it only the dtype's limits clip, in store().
+    clip = norm.kind != "percentile"
     if mode == "y":
-        delta = sr.clamp_(0, 1).sub_(net_in[centre]).mul_(_Y_TO_RGB)[..., 0]
+        if clip:
+            sr.clamp_(0, 1)
+        delta = sr.sub_(net_in[centre]).mul_(_Y_TO_RGB)[..., 0]
         bicubic = up[centre]
         result = torch.empty(bicubic.shape, dtype=bicubic.dtype, device=bicubic.device)
         for c in range(3):  # per channel: 2x faster than broadcasting along the last axis
             torch.add(bicubic[..., c], delta, out=result[..., c])
-        result.clamp_(0, 1)
+        if clip:
+            result.clamp_(0, 1)
     elif mode == "rgb":
-        result = sr.clamp(0, 1)
+        result = sr.clamp(0, 1) if clip else sr
     else:
         result = sr
     if alpha is not None:
         a = resize_axis(resize_axis(alpha, 1, sx, offset=c0), 0, sy, offset=r0)
-        result = torch.cat([result, a[centre].clamp(0, 1)], -1)
+        result = torch.cat([result, a[centre].clamp(0, 1) if clip else a[centre]], -1)
     result = result.float().cpu()
     return result[..., 0] if mode == "planes" else result

@@ -22,8 +22,10 @@ import torch
 __all__ = [
     "YCBCR_FROM_RGB",
     "YCBCR_OFFSET",
+    "AUTO_PERCENTILES",
     "Normalization",
     "denormalize",
+    "normalization_auto",
     "normalization_for",
     "normalize",
     "rgb_to_y_uint8",
@@ -282,6 +284,47 @@ def normalization_for(
         # to `low` (1e17 + 1 == 1e17 in float64).
         high = low + max(1.0, abs(low) * 1e-6)
     return Normalization("percentile", low, high)
+
+
+#: The robust range of ``normalization="auto"``: these percentiles of the data's own finite
+#: values map to 0 and 1 (the few pixels beyond stay beyond: only the dtype's limits clip).
+AUTO_PERCENTILES = (0.1, 99.9)
+
+
+def normalization_auto(
+    array: Any, photo: bool = False, max_samples: int = 1_000_000, seed: int = 0
+) -> Normalization:
+    """The default intensity map, one rule for training and inference.
+
+    8-bit photographs (``photo=True``: an RGB image processed in colour, uint8) keep the
+    exact dtype map, the literature protocol's. Every other image (uint16, 12-bit data in
+    uint16, float, wide integers, single- and multichannel uint8 microscopy) is mapped by a
+    robust range of its own finite values, the `AUTO_PERCENTILES` of a seeded subsample of
+    at most ``max_samples`` values, so that dim 16-bit data does not land in a sliver of
+    ``[0, 1]`` and every tile, plane and chunk of one image shares one map. Call it once per
+    image or stack, and once per channel where channels are processed separately.
+
+    Parameters
+    ----------
+    array : array-like
+        As for [`normalization_for()`][napari_srcnn.engine.color.normalization_for].
+    photo : bool
+        Whether ``array`` is a colour photograph processed in colour (Y or RGB mode).
+    max_samples, seed
+        The subsample (see [`normalization_for()`][napari_srcnn.engine.color.normalization_for]).
+
+    Returns
+    -------
+    Normalization
+        ``kind="dtype"`` for photographs (and for floating data without a finite value),
+        else ``kind="percentile"``.
+    """
+    if photo and np.dtype(array.dtype) == np.uint8:
+        return normalization_for(array, "dtype")
+    try:
+        return normalization_for(array, "percentile", AUTO_PERCENTILES, max_samples, seed)
+    except ValueError:  # not a single finite value: nothing to measure, keep the values
+        return normalization_for(array, "dtype")
 
 
 def _sample(array: Any, max_samples: int, seed: int) -> np.ndarray:

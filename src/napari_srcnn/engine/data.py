@@ -26,12 +26,12 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import CancelledError, TrainingDataError
-from .degradation import degrade, modcrop_plane
+from .degradation import degradation_kinds, degrade, grid_step, modcrop_plane
 from .io import IMAGE_SUFFIXES, ImageMeta, read_image
 from .planes import (
     COLOR_MODES,
-    _check_array,
-    normalization_auto,
+    auto_normalization,
+    check_array,
     planes_from_array,
     resolve_color_mode,
 )
@@ -50,7 +50,6 @@ __all__ = [
     "find_images",
     "grid_positions",
     "modcrop_plane",
-    "normalization_auto",
     "planes_from_array",
     "resolve_color_mode",
     "training_data_from_arrays",
@@ -116,9 +115,11 @@ class TrainingData:
         One line naming the data (recorded in the weights).
     normalization
         The intensity rule (``"auto"``, see
-        [`normalization_auto()`][napari_srcnn.engine.planes.normalization_auto]).
+        [`normalization_auto()`][napari_srcnn.engine.color.normalization_auto]).
     blur_sigma
         Gaussian blur of the degradation (0 for none or for explicit pairs).
+    degradation
+        How LR partners were made (``"bicubic"``, ``"area"``, ``"mixed"`` or ``"explicit"``).
     skipped
         Planes left out because they are smaller than a sub-image.
     """
@@ -131,6 +132,7 @@ class TrainingData:
     description: str = ""
     normalization: str = NORMALIZATION_RULE
     blur_sigma: float = 0.0
+    degradation: str = "bicubic"
     skipped: int = 0
 
     @property
@@ -143,33 +145,62 @@ class TrainingData:
         return sum(len(grid_positions(p.hr.shape[-2:], patch_size, stride)) for p in self.train)
 
 
-def _split(n: int, val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
+def _check_fraction(val_fraction: float) -> None:
     if not (isinstance(val_fraction, (int, float)) and 0 <= val_fraction < 1):
         raise TrainingDataError(f"validation fraction {val_fraction!r} must be in [0, 1)")
+
+
+def _split(n: int, val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """Whole planes for training and for validation (at least one of each when asked)."""
+    _check_fraction(val_fraction)
     order = np.random.default_rng(seed).permutation(n).tolist()
     n_val = int(round(n * val_fraction))
     if val_fraction > 0:
         n_val = max(1, n_val)
-    if n - n_val < 1:
-        raise TrainingDataError(
-            f"{n} usable plane(s) cannot be split into training and validation planes; "
-            "give more planes or --val-fraction 0"
-        )
     return sorted(order[n_val:]), sorted(order[:n_val])
+
+
+def _region_split(
+    plane: np.ndarray, val_fraction: float, patch_size: int, scale: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Cut one plane in two along its longer axis: a training part and a validation strip.
+
+    The strip holds about ``val_fraction`` of the plane (at least a sub-image, and at least
+    48 pixels so that validation has a centre left after the shave); both parts end on the LR
+    grid, so that each is degraded on its own like a whole plane.
+    """
+    step = grid_step(scale)
+    axis = -1 if plane.shape[-1] >= plane.shape[-2] else -2
+    length = plane.shape[axis]
+    want = max(patch_size, 48, int(round(length * val_fraction)))
+    cut = length - (-(-want // step) * step)
+    if cut < patch_size:
+        h, w = plane.shape[-2:]
+        raise TrainingDataError(
+            f"one plane of {h}×{w} pixels is too small to hold out a validation region of "
+            f"{want} pixels and keep {patch_size}-pixel sub-images for training; use a larger "
+            "image, more planes, or no validation (validation fraction 0)"
+        )
+    if axis == -1:
+        return plane[..., :cut], plane[..., cut:]
+    return plane[..., :cut, :], plane[..., cut:, :]
 
 
 def _pairs_from_hr(
     planes: Sequence[np.ndarray],
     scale: float,
-    blur_sigma: float,
+    kinds: Sequence[tuple[str, float]],
     cancel: Callable[[], bool] | None = None,
 ) -> list[PairedPlanes]:
+    """Every plane with the LR partner of every degradation in ``kinds`` (the HR array is
+    shared, not copied)."""
     pairs = []
     for hr in planes:
-        if cancel is not None and cancel():
-            raise CancelledError("cancelled while making the training pairs")
         hr = np.ascontiguousarray(modcrop_plane(hr, scale))
-        pairs.append(PairedPlanes(lr_up=degrade(hr, scale, blur_sigma), hr=hr))
+        for kind, sigma in kinds:
+            if cancel is not None and cancel():
+                raise CancelledError("cancelled while making the training pairs")
+            pairs.append(PairedPlanes(lr_up=degrade(hr, scale, sigma, kind), hr=hr))
     return pairs
 
 
@@ -193,6 +224,34 @@ def _explicit_pair(lr: np.ndarray, hr: np.ndarray, scale: float, index: int) -> 
     )
 
 
+def _planes_of(
+    arrays: Sequence[np.ndarray],
+    metas: Sequence[ImageMeta | None],
+    color_mode: str,
+    label: str,
+    lr_arrays: Sequence[np.ndarray] | None = None,
+    lr_metas: Sequence[ImageMeta | None] | None = None,
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Normalised HR planes of ``arrays`` (and of their explicit LR partners, if any)."""
+    n_arr = len(arrays)
+    hr_planes: list[np.ndarray] = []
+    lr_planes: list[np.ndarray] = []
+    lr_meta_list = list(lr_metas) if lr_metas is not None else [None] * n_arr
+    for i, (arr, meta) in enumerate(zip(arrays, metas, strict=True)):
+        name = label if n_arr == 1 else f"{label} {i + 1}"
+        arr = np.asarray(arr)
+        norm = None
+        if lr_arrays is not None:
+            lr = np.asarray(lr_arrays[i])
+            lr_name = f"LR {name}"
+            check_array(lr, lr_name)
+            lr_norm = auto_normalization(lr, lr_meta_list[i], color_mode)
+            lr_planes += planes_from_array(lr, color_mode, lr_meta_list[i], lr_norm, what=lr_name)
+            norm = lr_norm if lr.dtype == arr.dtype else None
+        hr_planes += planes_from_array(arr, color_mode, meta, norm, what=name)
+    return hr_planes, lr_planes
+
+
 def training_data_from_arrays(
     arrays: Sequence[np.ndarray],
     scale: float,
@@ -201,9 +260,12 @@ def training_data_from_arrays(
     metas: Sequence[ImageMeta | None] | None = None,
     lr_arrays: Sequence[np.ndarray] | None = None,
     lr_metas: Sequence[ImageMeta | None] | None = None,
+    val_arrays: Sequence[np.ndarray] | None = None,
+    val_metas: Sequence[ImageMeta | None] | None = None,
     patch_size: int = 33,
     val_fraction: float = 0.1,
     blur_sigma: float = 0.0,
+    degradation: str = "bicubic",
     seed: int = 0,
     description: str = "arrays",
     cancel: Callable[[], bool] | None = None,
@@ -226,15 +288,24 @@ def training_data_from_arrays(
         Optional explicit LR partners of ``arrays`` (same number of planes; each LR plane smaller
         than its HR plane by ``scale`` or already on the HR grid). Without them, LR is made by
         [`degrade()`][napari_srcnn.engine.degradation.degrade]. Each LR array is normalised by
-        [`normalization_auto()`][napari_srcnn.engine.planes.normalization_auto], and its HR partner
+        [`auto_normalization()`][napari_srcnn.engine.planes.auto_normalization], and its HR partner
         by the same map when both have the same dtype, as inference maps the model's output back
         with the input's map.
+    val_arrays, val_metas
+        Explicit validation images (e.g. whole held-out sources): every plane of them
+        validates and ``val_fraction`` is not used.
     patch_size
         Sub-image size ``fsub``; planes smaller than it are skipped (error if none is left).
     val_fraction
-        Share of planes held out for validation (at least one when > 0).
+        Share of planes held out for validation (at least one when > 0). With a single
+        plane, a strip of about that share of the plane is held out instead (see
+        `_region_split()`), so that one image can be fine-tuned and validated.
     blur_sigma
         Gaussian blur (HR pixels) of the degradation.
+    degradation
+        One of [`DEGRADATIONS`][napari_srcnn.engine.degradation.DEGRADATIONS]: ``"bicubic"`` (the
+        paper's), ``"area"`` (pixel binning) or ``"mixed"`` (every plane with both and with a
+        mildly blurred bicubic partner).
     seed
         Seed of the train/validation split.
     description
@@ -247,7 +318,7 @@ def training_data_from_arrays(
     ------
     TrainingDataError
         Empty, NaN or non-numeric data, planes smaller than a sub-image, mismatched pairs,
-        or too few planes to split.
+        or too little data to hold out a validation part.
     CancelledError
         If ``cancel()`` returned True.
     """
@@ -257,33 +328,27 @@ def training_data_from_arrays(
         raise TrainingDataError(f"scale {scale!r} must be a number above 1")
     if blur_sigma < 0 or not math.isfinite(blur_sigma):
         raise TrainingDataError(f"blur sigma {blur_sigma!r} must be >= 0")
+    try:
+        kinds = degradation_kinds(degradation, float(blur_sigma))
+        if any(k == "area" for k, _ in kinds) and abs(scale - round(scale)) > 1e-9:
+            raise ValueError(f"area binning needs an integer factor, got ×{scale:g}")
+    except ValueError as exc:
+        raise TrainingDataError(str(exc)) from None
+    _check_fraction(val_fraction)
     metas = list(metas) if metas is not None else [None] * len(arrays)
     if len(metas) != len(arrays):
         raise TrainingDataError(f"{len(metas)} metadata entries for {len(arrays)} arrays")
     first_shape = tuple(getattr(arrays[0], "shape", np.shape(arrays[0])))
     color_mode = resolve_color_mode(color_mode, first_shape, metas[0])
     n_arr = len(arrays)
-    hr_planes: list[np.ndarray] = []
-    lr_planes: list[np.ndarray] = []
     if lr_arrays is not None and len(lr_arrays) != n_arr:
         raise TrainingDataError(f"{len(lr_arrays)} LR stack(s) for {n_arr} HR stack(s)")
-    lr_meta_list: list[ImageMeta | None] = (
-        list(lr_metas) if lr_metas is not None else [None] * n_arr
+    if lr_metas is not None and len(lr_metas) != n_arr:
+        raise TrainingDataError(f"{len(lr_metas)} LR metadata entries for {n_arr} LR arrays")
+    hr_planes, lr_planes = _planes_of(
+        arrays, metas, color_mode, "training stack", lr_arrays, lr_metas
     )
-    if len(lr_meta_list) != n_arr:
-        raise TrainingDataError(f"{len(lr_meta_list)} LR metadata entries for {n_arr} LR arrays")
-    for i, (arr, meta) in enumerate(zip(arrays, metas, strict=True)):
-        name = "training stack" if n_arr == 1 else f"training stack {i + 1}"
-        arr = np.asarray(arr)
-        norm = None
-        if lr_arrays is not None:
-            lr = np.asarray(lr_arrays[i])
-            lr_name = f"LR {name}"
-            _check_array(lr, lr_name)
-            lr_norm = normalization_auto(lr)
-            lr_planes += planes_from_array(lr, color_mode, lr_meta_list[i], lr_norm, what=lr_name)
-            norm = lr_norm if lr.dtype == arr.dtype else None
-        hr_planes += planes_from_array(arr, color_mode, meta, norm, what=name)
+    pairs: list[PairedPlanes] | None = None
     if lr_arrays is not None:
         if len(lr_planes) != len(hr_planes):
             raise TrainingDataError(
@@ -293,9 +358,7 @@ def training_data_from_arrays(
             _explicit_pair(lr, hr, scale, i)
             for i, (lr, hr) in enumerate(zip(lr_planes, hr_planes, strict=True))
         ]
-        blur_sigma = 0.0
-    else:
-        pairs = None
+        blur_sigma, kinds = 0.0, [("explicit", 0.0)]
     # Planes too small for one sub-image are skipped (before degrading them).
     sizes = [p.shape[-2:] for p in hr_planes]
     keep = [i for i, (h, w) in enumerate(sizes) if min(h, w) >= patch_size]
@@ -306,24 +369,59 @@ def training_data_from_arrays(
         wmax = max(s[1] for s in sizes)
         raise TrainingDataError(
             f"every plane is smaller than a {patch_size}×{patch_size} sub-image (largest: "
-            f"{hmax}×{wmax}); use larger images or a smaller --patch"
+            f"{hmax}×{wmax}); use larger images or a smaller sub-image size"
         )
-    if pairs is None:
-        pairs = _pairs_from_hr([hr_planes[i] for i in keep], scale, blur_sigma, cancel)
-    else:
-        pairs = [pairs[i] for i in keep]
     skipped = len(hr_planes) - len(keep)
-    train_idx, val_idx = _split(len(pairs), val_fraction, seed)
+    val: list[PairedPlanes]
+    if val_arrays is not None:
+        vmetas = list(val_metas) if val_metas is not None else [None] * len(val_arrays)
+        if len(vmetas) != len(val_arrays):
+            raise TrainingDataError(
+                f"{len(vmetas)} metadata entries for {len(val_arrays)} validation arrays"
+            )
+        val_hr, _ = _planes_of(val_arrays, vmetas, color_mode, "validation stack")
+        val_hr = [p for p in val_hr if min(modcrop_plane(p, scale).shape[-2:]) >= patch_size]
+        if not val_hr:
+            raise TrainingDataError(f"every validation plane is smaller than {patch_size} pixels")
+        if pairs is None:
+            train = _pairs_from_hr([hr_planes[i] for i in keep], scale, kinds, cancel)
+        else:
+            train = [pairs[i] for i in keep]
+        val = _pairs_from_hr(val_hr, scale, kinds if pairs is None else [("bicubic", 0.0)], cancel)
+    elif len(keep) == 1 and val_fraction > 0:
+        # One plane: hold out a strip of it (degraded on its own, as a whole plane is).
+        if pairs is None:
+            part, strip = _region_split(
+                modcrop_plane(hr_planes[keep[0]], scale), val_fraction, patch_size, scale
+            )
+            train = _pairs_from_hr([part], scale, kinds, cancel)
+            val = _pairs_from_hr([strip], scale, kinds, cancel)
+        else:
+            pair = pairs[keep[0]]
+            hr_part, hr_strip = _region_split(pair.hr, val_fraction, patch_size, scale)
+            lr_part, lr_strip = _region_split(pair.lr_up, val_fraction, patch_size, scale)
+            train = [PairedPlanes(np.ascontiguousarray(lr_part), np.ascontiguousarray(hr_part))]
+            val = [PairedPlanes(np.ascontiguousarray(lr_strip), np.ascontiguousarray(hr_strip))]
+        description += f" (validation: a {val[0].hr.shape[-2]}×{val[0].hr.shape[-1]} region)"
+    else:
+        train_idx, val_idx = _split(len(keep), val_fraction, seed)
+        if pairs is None:
+            train = _pairs_from_hr([hr_planes[keep[i]] for i in train_idx], scale, kinds, cancel)
+            val = _pairs_from_hr([hr_planes[keep[i]] for i in val_idx], scale, kinds, cancel)
+        else:
+            train = [pairs[keep[i]] for i in train_idx]
+            val = [pairs[keep[i]] for i in val_idx]
     if skipped:
         description += f" ({skipped} plane(s) smaller than {patch_size} px skipped)"
     return TrainingData(
-        train=[pairs[i] for i in train_idx],
-        val=[pairs[i] for i in val_idx],
+        train=train,
+        val=val,
         channels=3 if color_mode == "rgb" else 1,
         color_mode=color_mode,
         scale=float(scale),
         description=description,
         blur_sigma=float(blur_sigma),
+        degradation=degradation if lr_arrays is None else "explicit",
         skipped=skipped,
     )
 
@@ -334,9 +432,11 @@ def training_data_from_paths(
     color_mode: str = "gray",
     *,
     lr_paths: Sequence[str | os.PathLike] | None = None,
+    val_paths: Sequence[str | os.PathLike] | None = None,
     patch_size: int = 33,
     val_fraction: float = 0.1,
     blur_sigma: float = 0.0,
+    degradation: str = "bicubic",
     seed: int = 0,
 ) -> TrainingData:
     """Training data from image files, folders of images or TIFF stacks.
@@ -344,7 +444,8 @@ def training_data_from_paths(
     Folders are searched recursively for PNG, JPEG, BMP and TIFF files (8 or 16 bit, grayscale or
     RGB); a TIFF may be a stack of any dimensionality (z, t, channels, ImageJ hyperstack, OME-TIFF),
     every 2-D plane of which is a training image. ``lr_paths`` are explicit LR partners, matched to
-    ``paths`` in (sorted) order. Other parameters as in
+    ``paths`` in (sorted) order; ``val_paths`` are validation images (e.g. whole sources held out
+    from training), which replace ``val_fraction``. Other parameters as in
     [`training_data_from_arrays()`][napari_srcnn.engine.data.training_data_from_arrays].
     """
     files = find_images(paths)
@@ -361,6 +462,18 @@ def training_data_from_paths(
         lr_read = [read_image(f) for f in lr_files]
         lr_arrays = [a for a, _ in lr_read]
         lr_metas = [m for _, m in lr_read]
+    val_arrays = val_metas = None
+    if val_paths is not None:
+        val_files = find_images(val_paths)
+        overlap = {f.resolve() for f in val_files} & {f.resolve() for f in files}
+        if overlap:
+            raise TrainingDataError(
+                f"{len(overlap)} validation file(s) are also training files, e.g. "
+                f"{sorted(overlap)[0].name}: validate on images the model is not trained on"
+            )
+        val_read = [read_image(f) for f in val_files]
+        val_arrays = [a for a, _ in val_read]
+        val_metas = [m for _, m in val_read]
     names = ", ".join(f.name for f in files[:3]) + (" …" if len(files) > 3 else "")
     return training_data_from_arrays(
         arrays,
@@ -369,9 +482,13 @@ def training_data_from_paths(
         metas=metas,
         lr_arrays=lr_arrays,
         lr_metas=lr_metas,
+        val_arrays=val_arrays,
+        val_metas=val_metas,
         patch_size=patch_size,
         val_fraction=val_fraction,
         blur_sigma=blur_sigma,
+        degradation=degradation,
         seed=seed,
-        description=f"{len(files)} file(s): {names}",
+        description=f"{len(files)} file(s): {names}"
+        + (f"; validation: {len(val_arrays)} file(s)" if val_arrays is not None else ""),
     )

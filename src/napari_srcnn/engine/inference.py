@@ -255,13 +255,15 @@ class Upscaler:
         progress: ProgressFn | None = None,
         cancel: CancelFn | None = None,
         total: int = 0,
+        plane_offset: tuple[int, ...] = (),
     ) -> None:
         """Compute output rows/columns ``box = (y0, y1, x0, x1)`` of every plane into ``out``.
 
         ``lr`` holds the low-resolution pixels from ``lr_origin`` (row, column) on, enough of them
         for ``box`` (see [`lr_range()`][napari_srcnn.engine.cells.lr_range]); ``out`` is
         ``box``-sized. The whole-image resize weights make any box exactly the matching piece of the
-        whole result.
+        whole result. ``plane_offset`` is the index of ``lr``'s first plane in the whole array (a
+        dask chunk's), which picks each plane's channel map.
         """
         y0, y1, x0, x1 = box
         tiles = self._tiles(y0, y1, x0, x1)
@@ -290,10 +292,13 @@ class Upscaler:
                 for c, d in _blocks(tx1 - tx0, -(-(tx1 - tx0) // split))
             ]
 
+        offset = plane_offset or (0,) * len(plan.planes_shape)
+
         def compute(index: tuple[int, ...], cell: tuple[int, int, int, int]) -> None:
             cy0, cy1, cx0, cx1 = cell
-            result = self._cell(lr[index], lr_origin, plan, cell)
-            store(out[index][cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0], result, plan.norm)
+            norm = plan.norm_at(tuple(i + o for i, o in zip(index, offset, strict=True)))
+            result = self._cell(lr[index], lr_origin, plan, cell, norm)
+            store(out[index][cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0], result, norm)
 
         def groups() -> Iterator[list[Callable[[], None]]]:
             for index, tile in work:
@@ -306,9 +311,14 @@ class Upscaler:
                 progress(done + 1, total or len(work))
 
     def _cell(
-        self, plane: np.ndarray, origin: tuple[int, int], plan: Plan, box: tuple[int, int, int, int]
+        self,
+        plane: np.ndarray,
+        origin: tuple[int, int],
+        plan: Plan,
+        box: tuple[int, int, int, int],
+        norm: Normalization | None = None,
     ) -> torch.Tensor:
-        return compute_cell(self.runner, plane, origin, plan, box)
+        return compute_cell(self.runner, plane, origin, plan, box, norm)
 
 
 def upscale(

@@ -207,7 +207,9 @@ def _upscale_block(
     if plan.color is not None:
         shape.append(plan.color)
     out = np.empty(shape, dtype=plan.out_dtype)
-    upscaler.render(np.asarray(block), origin, out, box, plan)
+    upscaler.render(
+        np.asarray(block), origin, out, box, plan, plane_offset=tuple(location[:n_lead])
+    )
     return out
 
 

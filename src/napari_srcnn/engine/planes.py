@@ -6,55 +6,31 @@ numeric, finite), resolves the colour mode (`COLOR_MODES`: RGB to luminance, to 
 channel on its own) and returns ``(C, H, W)`` float32 planes.
 
 Intensities are normalised by the rule inference uses by default (``"auto"``, see
-[`normalization_auto()`][napari_srcnn.engine.planes.normalization_auto]), so a model sees the same
-range in training and in use.
+[`normalization_auto()`][napari_srcnn.engine.color.normalization_auto]: the dtype's range for 8-bit
+RGB photographs, else the data's own robust range, per channel for a channel axis in per-channel
+mode), so a model sees the same range in training and in use.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from ..errors import TrainingDataError
-from .color import Normalization, normalization_for, normalize, rgb_to_ycbcr
+from .color import Normalization, normalization_auto, normalize, rgb_to_ycbcr
 from .io import ImageMeta
 
-__all__ = ["COLOR_MODES", "normalization_auto", "planes_from_array", "resolve_color_mode"]
+__all__ = [
+    "COLOR_MODES",
+    "auto_normalization",
+    "check_array",
+    "planes_from_array",
+    "resolve_color_mode",
+]
 
 #: Colour modes of training data: ``"y"`` (luminance of RGB; grayscale as is), ``"rgb"``
 #: (3-channel model), ``"gray"`` (every 2-D plane of every channel on its own), and
 #: ``"auto"`` (``"y"`` when the first image is RGB, else ``"gray"``).
 COLOR_MODES = ("auto", "y", "rgb", "gray")
-
-
-def normalization_auto(array: Any) -> Normalization:
-    """The default intensity normalisation, shared by training and inference.
-
-    Integer data is mapped by its dtype's range (uint8 0..255, uint16 0..65535, ...); floating data
-    is taken as is when its finite values lie in ``[0, 1]``, else mapped by its minimum and maximum
-    (computed on a seeded subsample of at most 10⁶ values for big arrays). This is
-    [`napari_srcnn.engine.inference.Upscaler.normalization_for()`][napari_srcnn.engine.inference.Upscaler.normalization_for]
-    with ``normalization="auto"``.
-
-    Parameters
-    ----------
-    array : numpy.ndarray
-        The whole image or stack (one normalisation per array, not per plane, so that the
-        planes of a stack keep their relative intensities).
-
-    Returns
-    -------
-    Normalization
-    """
-    arr = np.asarray(array)
-    if arr.dtype.kind in "ui":
-        return normalization_for(arr, "dtype")
-    sample = arr.ravel()[:: max(1, arr.size // 1_000_000)]
-    finite = sample[np.isfinite(sample)]
-    if finite.size and (finite.min() < 0 or finite.max() > 1):
-        return normalization_for(arr, "percentile", percentiles=(0.0, 100.0))
-    return normalization_for(arr, "dtype")
 
 
 def _is_rgb(shape: tuple[int, ...], meta: ImageMeta) -> bool:
@@ -79,7 +55,17 @@ def _meta_for(shape: tuple[int, ...], meta: ImageMeta | None) -> ImageMeta:
     return meta
 
 
-def _check_array(arr: np.ndarray, what: str) -> None:
+def auto_normalization(array: np.ndarray, meta: ImageMeta | None, color_mode: str) -> Normalization:
+    """[`normalization_auto()`][napari_srcnn.engine.color.normalization_auto] of a whole training
+    image or stack: a photograph when it is RGB and trained in colour (``"y"``, ``"rgb"``)."""
+    arr = np.asarray(array)
+    meta = _meta_for(arr.shape, meta)
+    photo = _is_rgb(arr.shape, meta) and resolve_color_mode(color_mode, arr.shape, meta) != "gray"
+    return normalization_auto(arr, photo=photo)
+
+
+def check_array(arr: np.ndarray, what: str) -> None:
+    """Refuse what cannot be training data: empty, under 2-D, non-numeric or non-finite."""
     if arr.size == 0:
         raise TrainingDataError(f"{what} of shape {arr.shape} is empty")
     if arr.ndim < 2:
@@ -118,8 +104,10 @@ def planes_from_array(
         Axes of the array (as
         [`napari_srcnn.engine.io.read_image()`][napari_srcnn.engine.io.read_image] returns them).
     norm
-        Intensity normalisation; default
-        [`normalization_auto()`][napari_srcnn.engine.planes.normalization_auto] of the whole array.
+        Intensity normalisation of the whole array; default
+        [`auto_normalization()`][napari_srcnn.engine.planes.auto_normalization], and in ``"gray"``
+        mode with a channel axis (``C`` in ``meta``) one such map per channel, as inference maps
+        channels processed on their own.
     what
         How error messages name the array.
 
@@ -134,10 +122,24 @@ def planes_from_array(
         Empty, non-numeric or non-finite data, or an RGB mode without colour data.
     """
     arr = np.asarray(array)
-    _check_array(arr, what)
+    check_array(arr, what)
     meta = _meta_for(arr.shape, meta)
     color_mode = resolve_color_mode(color_mode, arr.shape, meta)
-    norm = norm or normalization_auto(arr)
+    ch = meta.channel_axis
+    if norm is None and color_mode == "gray" and ch is not None and arr.ndim >= 3:
+        # Channels on their own: one map per channel, as inference does.
+        return [
+            p
+            for c in range(arr.shape[ch])
+            for p in planes_from_array(
+                np.take(arr, c, axis=ch),
+                color_mode,
+                ImageMeta(axes=meta.axes[: ch % arr.ndim] + meta.axes[ch % arr.ndim + 1 :]),
+                None,
+                what,
+            )
+        ]
+    norm = norm or auto_normalization(arr, meta, color_mode)
     if color_mode == "rgb" and not _is_rgb(arr.shape, meta):
         ch = meta.channel_axis
         if ch is not None and arr.shape[ch] == 3 and arr.ndim >= 3:

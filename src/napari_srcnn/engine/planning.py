@@ -14,13 +14,14 @@ import numpy as np
 
 from ..errors import InputError
 from .cells import Plan
-from .color import Normalization, normalization_for
+from .color import Normalization, normalization_auto, normalization_for
 from .options import UpscaleOptions
 from .resize import output_size
 from .weights_file import LoadedModel
 
 __all__ = [
     "channel_axis",
+    "channel_normalizations",
     "color_mode",
     "has_color_axis",
     "make_plan",
@@ -72,25 +73,27 @@ def color_mode(options: UpscaleOptions, model: LoadedModel, shape: tuple[int, ..
     return "planes"
 
 
-def normalization(options: UpscaleOptions, image: Any) -> Normalization:
-    """The intensity mapping for ``image`` (numpy, or dask: then from a sample)."""
-    mode = options.normalization
-    if mode == "auto":
-        if np.dtype(image.dtype).kind in "ui":
-            mode = "dtype"
-        elif isinstance(image, np.ndarray):
-            sample = image.ravel()[:: max(1, image.size // 1_000_000)]
-            finite = sample[np.isfinite(sample)]
-            if finite.size and (finite.min() < 0 or finite.max() > 1):
-                return normalization_for(image, "percentile", percentiles=(0.0, 100.0))
-            mode = "dtype"
-        else:
-            # Lazy data: min/max of a seeded random sample, read chunk by chunk.
-            spread = normalization_for(image, "percentile", percentiles=(0.0, 100.0))
-            if spread.low < 0 or spread.high > 1:
-                return spread
-            mode = "dtype"
-    return normalization_for(image, mode, percentiles=options.percentiles)
+def normalization(options: UpscaleOptions, image: Any, mode: str | None = None) -> Normalization:
+    """The intensity mapping for the whole of ``image`` (numpy, or dask: from a sample).
+
+    ``"auto"`` is [`normalization_auto()`][napari_srcnn.engine.color.normalization_auto]: the dtype's
+    range for an 8-bit image processed in colour (``mode`` ``"y"`` or ``"rgb"``, a photograph),
+    else the data's own robust range. ``mode`` defaults to ``"planes"``.
+    """
+    if options.normalization == "auto":
+        return normalization_auto(image, photo=mode in ("y", "rgb"))
+    return normalization_for(image, options.normalization, percentiles=options.percentiles)
+
+
+def channel_normalizations(
+    options: UpscaleOptions, image: Any, mode: str, axis: int | None
+) -> tuple[Normalization, ...]:
+    """One map per channel when channels are processed on their own (a channel axis, moved to 0,
+    with ``"auto"`` or ``"percentile"``): a dim channel next to a bright one keeps its detail.
+    Empty otherwise (the whole-image map serves every plane)."""
+    if axis is None or mode != "planes" or options.normalization not in ("auto", "percentile"):
+        return ()
+    return tuple(normalization(options, image[c], mode) for c in range(int(image.shape[0])))
 
 
 def channel_axis(options: UpscaleOptions, shape: tuple[int, ...]) -> int | None:
@@ -113,6 +116,7 @@ def make_plan(
     dtype: np.dtype,
     norm: Normalization,
     axis: int | None,
+    channel_norms: tuple[Normalization, ...] = (),
 ) -> Plan:
     """Shapes and modes for an array of ``shape`` whose channel axis ``axis`` (if any) is
     already at 0."""
@@ -131,7 +135,16 @@ def make_plan(
     out_shape = (*planes_shape, H, W) if color is None else (*planes_shape, H, W, color)
     # float16 is computed in float32 and handed back as float16.
     return Plan(
-        mode, norm, axis, tuple(planes_shape), color, (h, w), out_shape, np.dtype(dtype), scale
+        mode,
+        norm,
+        axis,
+        tuple(planes_shape),
+        color,
+        (h, w),
+        out_shape,
+        np.dtype(dtype),
+        scale,
+        tuple(channel_norms),
     )
 
 
@@ -140,5 +153,9 @@ def plan_array(options: UpscaleOptions, model: LoadedModel, image: Any) -> tuple
     ax = channel_axis(options, tuple(image.shape))
     if ax is not None:
         image = np.moveaxis(image, ax, 0)  # a dask array stays lazy (NEP 18 dispatch)
-    norm = normalization(options, image)
-    return image, make_plan(options, model, tuple(image.shape), np.dtype(image.dtype), norm, ax)
+    shape = tuple(image.shape)
+    mode = color_mode(options, model, shape)
+    norm = normalization(options, image, mode)
+    per_channel = channel_normalizations(options, image, mode, ax)
+    plan = make_plan(options, model, shape, np.dtype(image.dtype), norm, ax, per_channel)
+    return image, plan

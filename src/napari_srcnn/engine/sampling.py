@@ -4,12 +4,16 @@
 from (LR↑, HR) planes ([`PairedPlanes`][napari_srcnn.engine.data.PairedPlanes]) on the fly, either
 at random positions or on the paper's stride-14 grid
 ([`grid_positions()`][napari_srcnn.engine.sampling.grid_positions]), with optional flips and
-rotations. Its randomness comes from a ``torch.Generator`` and a seed, and its position is part of a
-checkpoint, so a resumed training run draws exactly the sub-images of an uninterrupted one.
+rotations, and an optional intensity augmentation
+([`intensity_affine()`][napari_srcnn.engine.sampling.intensity_affine]) that teaches the network the
+whole ``[0, 1]`` range. Its randomness comes from a ``torch.Generator`` and a seed, and its position
+is part of a checkpoint, so a resumed training run draws exactly the sub-images of an uninterrupted
+one.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -21,7 +25,45 @@ from ..errors import TrainingDataError
 if TYPE_CHECKING:  # pragma: no cover
     from .data import PairedPlanes
 
-__all__ = ["PatchSampler", "grid_positions"]
+__all__ = ["INTENSITY_RANGE", "PatchSampler", "grid_positions", "intensity_affine"]
+
+#: Where intensity-augmented sub-images land: a little beyond [0, 1] on both sides, as data
+#: mapped by robust percentiles does (a few pixels below the low and above the high one).
+INTENSITY_RANGE = (-0.05, 1.1)
+# Span of an augmented sub-image as a share of INTENSITY_RANGE (log-uniform): from faint
+# (3 %: dim fluorescence) to the whole range; its own contrast is stretched at most
+# _MAX_GAIN times (more would turn 8-bit steps of flat regions into false edges).
+_CONTRAST = (0.03, 1.0)
+_MAX_GAIN = 4.0
+
+
+def intensity_affine(
+    lr: torch.Tensor, hr: torch.Tensor, u: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Map an aligned (LR↑, HR) sub-image by one random affine map ``a·x + b``, the same for both.
+
+    Bicubic resizing, blur and area binning are linear with weights summing to one, so the LR
+    partner of ``a·HR + b`` is exactly ``a·LR + b``: the pair stays a true pair. The map sends
+    the HR sub-image's range ``[lo, hi]`` to a span of ``c · (INTENSITY_RANGE width)``, ``c``
+    log-uniform in `_CONTRAST` (a gain of at most `_MAX_GAIN`), at a uniformly drawn position inside `INTENSITY_RANGE`, and
+    negates it half of the time (dark on bright becomes bright on dark). Natural images
+    (luma in [16/255, 235/255]) thereby show the network black, white and faint content; a flat
+    sub-image only moves to a random level.
+
+    ``u`` holds four uniform draws in [0, 1) (contrast, position, sign, unused).
+    """
+    lo_t, hi_t = INTENSITY_RANGE
+    width = hi_t - lo_t
+    lo, hi = float(hr.min()), float(hr.max())
+    span = hi - lo
+    c0, c1 = math.log(_CONTRAST[0]), math.log(_CONTRAST[1])
+    target = width * math.exp(c0 + (c1 - c0) * float(u[0]))
+    a = min(target / span, _MAX_GAIN) if span > 1e-6 else 0.0
+    target = a * span
+    start = lo_t + (width - target) * float(u[1])
+    if float(u[2]) < 0.5:  # negate: x -> start + target - a (x - lo)
+        return (start + target) - a * (lr - lo), (start + target) - a * (hr - lo)
+    return start + a * (lr - lo), start + a * (hr - lo)
 
 
 def grid_positions(
@@ -48,7 +90,9 @@ class PatchSampler:
       Under DDP, rank ``r`` of ``world`` takes every ``world``-th sub-image of that order.
 
     Flips and rotations (8 dihedral variants, ``augment=True``) apply the same operation to
-    LR and HR. All randomness comes from the ``torch.Generator`` given to `sample()`
+    LR and HR; so does the intensity augmentation, a random affine map (see
+    [`intensity_affine()`][napari_srcnn.engine.sampling.intensity_affine]) applied to a share
+    ``intensity`` of the sub-images. All randomness comes from the ``torch.Generator`` given to `sample()`
     (and, on the grid, from ``seed``), whose state the trainer saves in checkpoints with
     `state_dict()`: a resumed run draws exactly the patches the uninterrupted run would.
 
@@ -60,6 +104,8 @@ class PatchSampler:
         Sub-image size (``fsub``).
     augment
         Random flips/rotations.
+    intensity
+        Share of sub-images (0..1) whose intensities are mapped by a random affine map.
     stride
         ``None`` for random crops, else the grid stride (14 in the paper).
     seed, rank, world
@@ -75,6 +121,7 @@ class PatchSampler:
         seed: int = 0,
         rank: int = 0,
         world: int = 1,
+        intensity: float = 0.0,
     ):
         self.planes = list(planes)
         if not self.planes:
@@ -86,8 +133,11 @@ class PatchSampler:
             )
         if stride is not None and stride < 1:
             raise TrainingDataError(f"grid stride {stride} must be a positive integer")
+        if not 0.0 <= intensity <= 1.0:
+            raise TrainingDataError(f"intensity augmentation share {intensity!r} must be in [0, 1]")
         self.patch = patch_size
         self.augment = augment
+        self.intensity = float(intensity)
         self.stride = stride
         self.seed, self.rank, self.world = seed, rank, world
         self.position = 0  # sub-images this rank has drawn (grid mode)
@@ -146,6 +196,8 @@ class PatchSampler:
         which = torch.multinomial(self.weights, batch, replacement=True, generator=generator)
         u = torch.rand(batch, 2, generator=generator, dtype=torch.float64)
         ops = torch.randint(0, 8, (batch,), generator=generator)
+        # Drawn only when used, so that runs without it draw what they always drew.
+        gains = torch.rand(batch, 5, generator=generator) if self.intensity > 0 else None
         cells = self._grid_cells(batch) if self._grid is not None else None
         lrs, hrs = [], []
         for i in range(batch):
@@ -164,6 +216,8 @@ class PatchSampler:
                     lr, hr = lr.flip(-1), hr.flip(-1)
                 if op & 3:
                     lr, hr = torch.rot90(lr, op & 3, (-2, -1)), torch.rot90(hr, op & 3, (-2, -1))
+            if gains is not None and float(gains[i, 4]) < self.intensity:
+                lr, hr = intensity_affine(lr, hr, gains[i, :4])
             lrs.append(lr)
             hrs.append(hr)
         return torch.stack(lrs).contiguous(), torch.stack(hrs).contiguous()

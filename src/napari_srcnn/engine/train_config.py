@@ -71,6 +71,11 @@ class TrainConfig:
         on the valid centre, ``patch_size - 2*halo`` wide.
     augment
         Random flips and 90° rotations of the sub-images.
+    intensity_augment
+        Share of sub-images (0..1) whose intensities go through a random affine map (contrast,
+        offset, sign; see [`intensity_affine()`][napari_srcnn.engine.sampling.intensity_affine]):
+        the network sees black, white and faint content, so that it keeps flat regions flat at
+        every level, which natural-image luma alone (``[16/255, 235/255]``) never shows it.
     grid_stride
         ``None``: random crops; an integer: the paper's regular sub-image grid with this
         stride (14 in the paper), shuffled every epoch.
@@ -81,7 +86,9 @@ class TrainConfig:
     device
         ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
     amp
-        bf16 autocast on CUDA (ignored on CPU).
+        bf16 autocast on CUDA, and on CPUs with native bf16 (AVX-512 BF16 or AMX, see
+        [`cpu_has_native_bf16()`][napari_srcnn.engine.device.cpu_has_native_bf16]); fp32
+        elsewhere.
     seed
         Seed of every random draw (reproducible on CPU with the same thread count).
     checkpoint
@@ -99,6 +106,7 @@ class TrainConfig:
     lr: float | None = None
     patch_size: int = 33
     augment: bool = True
+    intensity_augment: float = 0.5
     grid_stride: int | None = None
     val_every: int = 200
     checkpoint_every: int = 200
@@ -135,6 +143,12 @@ class TrainConfig:
             or self.grid_stride < 1
         ):
             raise InputError(f"grid stride must be a positive integer, got {self.grid_stride!r}")
+        if isinstance(self.intensity_augment, bool) or not (
+            isinstance(self.intensity_augment, (int, float)) and 0 <= self.intensity_augment <= 1
+        ):
+            raise InputError(
+                f"intensity augmentation {self.intensity_augment!r} must be a share from 0 to 1"
+            )
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise InputError(f"seed must be a non-negative integer, got {self.seed!r}")
         if not (

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from ..errors import InputError
 from .checkpoints import load_checkpoint, read_checkpoint_state, run_fingerprint, save_checkpoint
 from .data import TrainingData
-from .device import resolve_device
+from .device import cpu_has_native_bf16, resolve_device
 from .distributed import (
     barrier,
     end_distributed,
@@ -210,6 +210,7 @@ def _train(
         seed=config.seed,
         rank=rank,
         world=world,
+        intensity=config.intensity_augment,
     )
     fingerprint = run_fingerprint(config, arch, data)
     state: dict[str, Any] = {
@@ -225,7 +226,9 @@ def _train(
         state = {**state, **load_checkpoint(Path(resume), net, opt, gen, fingerprint, rank)}
         sampler.position = state["step"] * config.batch_size
     halo = arch.halo
-    use_amp = config.amp and device.type == "cuda"
+    use_amp = config.amp and (
+        device.type == "cuda" or (device.type == "cpu" and cpu_has_native_bf16())
+    )
     t0 = time.perf_counter() - state["seconds"]
     cancelled = False
 
@@ -318,6 +321,11 @@ def _train(
     )
 
 
+def _precision(device: torch.device, config: TrainConfig) -> str:
+    native = device.type == "cuda" or (device.type == "cpu" and cpu_has_native_bf16())
+    return "bf16 autocast" if config.amp and native else "fp32"
+
+
 def _hardware(device: torch.device, world: int) -> str:
     """What ran the training, for the weights' metadata: GPU name, or CPU model, core count
     and torch threads (e.g. ``"AMD EPYC, 2 CPUs, 1 torch thread"``)."""
@@ -366,6 +374,8 @@ def _write_model(
             "val_planes": len(data.val),
             "normalization": data.normalization,
             "blur_sigma": data.blur_sigma,
+            "degradation": data.degradation,
+            "intensity_augment": config.intensity_augment,
             "recipe": config.recipe,
             "steps": step,
             "batch_size": config.batch_size,
@@ -377,6 +387,7 @@ def _write_model(
             "init_from": start_name,
             "wall_seconds": round(seconds, 1),
             "hardware": hardware,
+            "precision": _precision(param.device, config),
             "device": str(param.device),
             "config": json.loads(json.dumps(asdict(config), default=str)),
         },
