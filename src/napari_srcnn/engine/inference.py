@@ -52,7 +52,7 @@ from .options import (
     UpscaleOptions,
     output_shape,
 )
-from .planning import color_mode, normalization, plan_array
+from .planning import color_mode, has_color_axis, normalization, plan_array
 from .runner import NetworkRunner, _blocks, run_groups
 from .weights import LoadedModel, default_model_name, load_model
 
@@ -67,6 +67,10 @@ __all__ = [
     "output_shape",
     "upscale",
 ]
+
+# The installed model a run without a named model uses, by ``channels`` (see
+# Upscaler.for_image(): ``"auto"`` picks per image between photographs and the rest).
+_FAMILY = {"auto": "y", "y": "y", "rgb": "rgb", "per-channel": "gray"}
 
 # Largest tile on CUDA: progress and cancel stay responsive (~0.1 s per tile on an H100).
 GPU_MAX_TILE = 2048
@@ -122,11 +126,13 @@ class Upscaler:
     ):
         self.options = options or UpscaleOptions()
         self.device = resolve_device(self.options.device)
+        # No model named: the installed one for the scale, picked per image (see for_image()).
+        self.auto_model = model is None
+        self._family: dict[str, Upscaler] = {}
         if model is None:
             if self.options.scale is None:
                 raise InputError("give a scale or a model")
-            mode = "rgb" if self.options.channels == "rgb" else "y"
-            model = default_model_name(self.options.scale, mode)
+            model = default_model_name(self.options.scale, _FAMILY[self.options.channels])
         self.model = load_model(model, scale=self.options.scale, device=self.device)
         self.model.net.eval()
         if self.options.scale is None:
@@ -181,6 +187,26 @@ class Upscaler:
         """The intensity mapping for ``image`` (numpy, or dask: then from a sample)."""
         return normalization(self.options, image)
 
+    def for_image(self, shape: tuple[int, ...]) -> Upscaler:
+        """The Upscaler that runs an image of ``shape``: ``self``, unless no model was named.
+
+        Then ``channels="auto"`` picks by the image: a colour photograph (a last axis of 3 or 4
+        that is colour, no channel axis) gets the installed photo model (Y), everything else
+        (grayscale, stacks, multichannel scientific data) the installed microscopy model
+        (``color_mode="gray"``, applied per channel), or the photo model where none is
+        installed. The choice is cached per family; ``model.name`` says which ran.
+        """
+        if not self.auto_model or self.options.channels != "auto":
+            return self
+        photo = self.options.channel_axis is None and has_color_axis(self.options, shape)
+        name = default_model_name(self.scale, "y" if photo else "gray")
+        if name == self.model.name:
+            return self
+        if name not in self._family:
+            other = Upscaler(load_model(name, scale=self.scale, device=self.device), self.options)
+            self._family[name] = other
+        return self._family[name]
+
     def plan(self, image: Any) -> tuple[Any, Plan]:
         """``image`` with its channel axis (if any) moved first, and how it will be upscaled.
 
@@ -228,6 +254,11 @@ class Upscaler:
         [`napari_srcnn.engine.lazy.upscale_dask()`][napari_srcnn.engine.lazy.upscale_dask]; the
         callbacks are not used then: the work happens when it is computed).
         """
+        if not _is_dask(image):
+            image = _check_array(image)
+        target = self.for_image(tuple(image.shape))
+        if target is not self:
+            return target(image, progress=progress, cancel=cancel)
         if _is_dask(image):
             from .lazy import upscale_dask
 
