@@ -22,14 +22,17 @@ from .resize import imresize
 __all__ = ["compare_to_reference", "evaluate_files", "protocol_upscaler", "summarize"]
 
 
-def protocol_upscaler(model: Any, scale: int, device: str = "auto") -> Upscaler:
+def protocol_upscaler(
+    model: Any, scale: int, device: str = "auto", precision: str = "fp32"
+) -> Upscaler:
     """The [`Upscaler`][napari_srcnn.engine.inference.Upscaler] that
     [`evaluate_files()`][napari_srcnn.engine.evaluation.evaluate_files] scores ``model`` with (a
     name, a weights file, a [`LoadedModel`][napari_srcnn.engine.weights_file.LoadedModel], or
     ``None`` for the installed Y model of ``scale``): its inputs are already in ``[0, 1]`` (no
     normalisation); a Y model runs on the Y plane, an RGB model (3 channels) on the RGB image (the
-    paper's colour
-    experiment, scored on Y)."""
+    paper's colour experiment, scored on Y). It runs in fp32 unless ``precision`` says otherwise: the protocol
+    scores the model, not a faster approximation of it (see
+    [`napari_srcnn.engine.precision`][napari_srcnn.engine.precision])."""
     from .inference import UpscaleOptions
     from .weights import default_model_name, load_model
 
@@ -39,7 +42,13 @@ def protocol_upscaler(model: Any, scale: int, device: str = "auto") -> Upscaler:
     channels = "rgb" if loaded.info.arch.channels == 3 else "per-channel"
     return Upscaler(
         loaded,
-        UpscaleOptions(scale=float(scale), channels=channels, device=device, normalization="none"),
+        UpscaleOptions(
+            scale=float(scale),
+            channels=channels,
+            device=device,
+            normalization="none",
+            precision=precision,
+        ),
     )
 
 

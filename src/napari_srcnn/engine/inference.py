@@ -233,9 +233,15 @@ class Upscaler:
 
     @property
     def runner(self) -> NetworkRunner:
-        """The network runner for the current precision (rebuilt when options change)."""
+        """The network runner for the current precision (rebuilt when options change); its
+        ``precision`` says what ``"auto"`` became (the model's bf16 check decides on the CPU)."""
         if self._runner is None or self._runner.requested != self.options.precision:
-            self._runner = NetworkRunner(self.model.net, self.device, self.options.precision)
+            self._runner = NetworkRunner(
+                self.model.net,
+                self.device,
+                self.options.precision,
+                metrics=self.model.info.metrics,
+            )
         return self._runner
 
     # ------------------------------------------------------------------ running
