@@ -21,6 +21,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from napari_srcnn.engine.evaluation import evaluate_files, protocol_upscaler, summarize
+from napari_srcnn.engine.precision import check_bf16
 from napari_srcnn.engine.weights import list_models, load_model, save_weights
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,6 +55,12 @@ def evaluate(path: Path) -> dict:
             f"{model.name} ×{scale} {name}: bicubic {mean['bicubic_psnr']:.2f} / "
             f"{mean['bicubic_ssim']:.4f}, model {mean['psnr']:.2f} / {mean['ssim']:.4f}"
         )
+    # What precision="auto" reads on CPUs with native bf16 (napari_srcnn.engine.precision).
+    metrics["bf16"] = check_bf16(model, DATASETS / "eval" / "Set5", scale)
+    print(
+        f"{model.name} ×{scale} bf16 - fp32 on Set5: {metrics['bf16']['set5_psnr_delta']:+.3f} dB "
+        f"(auto may use bf16: {metrics['bf16']['ok']})"
+    )
     return metrics
 
 

@@ -118,3 +118,39 @@ def test_check_bf16_measures_the_protocol_in_both_precisions(tiny_model_path, da
     assert abs(entry["set5_psnr_delta"]) < 0.5 and entry["max_loss_db"] == BF16_MAX_LOSS_DB
     assert entry["ok"] is (entry["set5_psnr_delta"] >= -BF16_MAX_LOSS_DB)
     assert isinstance(entry["native_bf16"], bool) and entry["torch"] == torch.__version__
+
+
+def test_check_precision_script_records_the_check_that_auto_reads(
+    tiny_model_path, datasets, tmp_path, flags
+):
+    """scripts/check_precision.py writes metrics["bf16"] into a weights file (weights and
+    the other metrics unchanged); auto then follows it on a native-bf16 CPU."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from napari_srcnn.engine.weights import load_model, read_info
+
+    path = tmp_path / "tiny-x2.safetensors"
+    shutil.copy(tiny_model_path, path)
+    before = load_model(path)
+    script = Path(__file__).resolve().parents[1] / "scripts" / "check_precision.py"
+    images = datasets / "eval" / "Set5"
+    done = subprocess.run(
+        [sys.executable, str(script), str(path), "--images", str(images)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "-> auto runs" in done.stdout
+    info = read_info(path)
+    entry = info.metrics["bf16"]
+    assert set(before.info.metrics) | {"bf16"} == set(info.metrics)
+    assert entry["set"] == "Set5" and isinstance(entry["ok"], bool)
+    after = load_model(path)
+    for key, value in before.net.state_dict().items():
+        assert torch.equal(after.net.state_dict()[key], value)
+    flags(AMX)
+    up = Upscaler(after, UpscaleOptions(scale=2))
+    assert up.runner.precision == ("bf16" if entry["ok"] else "fp32")
