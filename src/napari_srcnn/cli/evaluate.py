@@ -1,4 +1,5 @@
-"""``napari-srcnn eval``: PSNR/SSIM of bicubic and SRCNN by the literature's protocol."""
+"""``napari-srcnn eval``: PSNR/SSIM of bicubic and SRCNN, by the literature's protocol for
+8-bit photographs and over the data's range for scientific images."""
 
 from __future__ import annotations
 
@@ -7,53 +8,94 @@ import json
 
 from ._common import add_device_arg, add_model_args, model_arg, progress_bar
 
+SCORINGS = ("auto", "protocol", "data-range")
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "eval",
-        help="score bicubic and a model on HR images (Y-PSNR/SSIM, Set5/Set14 protocol)",
-        description="Each image is a high-resolution original: its Y channel is mod-cropped, "
-        "degraded with MATLAB bicubic, up-sampled by bicubic and by SRCNN, and scored with "
-        "`scale` pixels shaved.",
+        help="score bicubic and a model on HR images (Set5/Set14 protocol, or your own stacks)",
+        description="Each image is a high-resolution original: it is shrunk by the factor, "
+        "up-sampled by bicubic and by SRCNN, and both are scored against it with `scale` "
+        "pixels shaved. 8-bit photographs follow the literature's protocol (Y channel, 0..255); "
+        "16-bit, float and multichannel TIFF stacks are scored per plane over each channel's "
+        "own data range, upscaled as `napari-srcnn upscale` would.",
     )
     p.add_argument("inputs", nargs="+", metavar="DIR_OR_FILE", help="images or folders of images")
     p.add_argument("--scale", type=int, required=True, metavar="S", help="integer factor")
+    p.add_argument(
+        "--scoring",
+        choices=SCORINGS,
+        default="auto",
+        help="protocol (Y-PSNR of 8-bit images), data-range (any dtype, stacks, channels), "
+        "or auto (default): protocol when every input is an 8-bit image, else data-range",
+    )
+    p.add_argument(
+        "--degradation",
+        choices=("bicubic", "area"),
+        default="bicubic",
+        help="data-range scoring: shrink by MATLAB bicubic (default) or by area binning "
+        "(a camera with bigger pixels)",
+    )
     add_model_args(p, bicubic=True)
     add_device_arg(p)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(run=run)
 
 
-MAX_SCALE = 16
-
-
 def run(args: argparse.Namespace) -> int:
     """Score bicubic (and the model) on the inputs; print a table or JSON. Returns 0."""
+    from ..engine.data import find_images
     from ..engine.evaluation import evaluate_files, protocol_upscaler, summarize
+    from ..engine.inference import UpscaleOptions, Upscaler
+    from ..engine.options import MAX_SCALE
+    from ..engine.scoring import is_photo_file, score_files
     from ..errors import InputError
 
     if not 2 <= args.scale <= MAX_SCALE:
-        raise InputError(f"--scale {args.scale} must be an integer from 2 to {MAX_SCALE}")
+        raise InputError(f"--scale {args.scale} must be an integer from 2 to {MAX_SCALE:g}")
+    scoring = args.scoring
+    if scoring == "auto":
+        photos = all(is_photo_file(f) for f in find_images(args.inputs))
+        scoring = "protocol" if photos else "data-range"
+    if scoring == "protocol" and args.degradation != "bicubic":
+        raise InputError(
+            "the protocol shrinks by bicubic; --degradation needs --scoring data-range"
+        )
     upscaler = None
-    if not args.bicubic:
-        upscaler = protocol_upscaler(model_arg(args), args.scale, args.device)
     update, close = progress_bar("eval", unit="image")
     try:
-        rows = evaluate_files(args.inputs, args.scale, upscaler, progress=update)
+        if scoring == "protocol":
+            if not args.bicubic:
+                upscaler = protocol_upscaler(model_arg(args), args.scale, args.device)
+            rows = evaluate_files(args.inputs, args.scale, upscaler, progress=update)
+        else:
+            if not args.bicubic:
+                options = UpscaleOptions(scale=float(args.scale), device=args.device)
+                upscaler = Upscaler(model_arg(args), options)
+            rows = score_files(args.inputs, args.scale, upscaler, args.degradation, update)
     finally:
         close()
-    mean = summarize(rows)
+    mean = summarize([{k: v for k, v in r.items() if k != "model"} for r in rows])
+    models = sorted({r["model"] for r in rows if "model" in r})
+    if upscaler is not None and scoring == "protocol":
+        models = [upscaler.model.name]
     if args.json:
-        if upscaler is not None:
-            model = {"model": upscaler.model.name, "arch": upscaler.model.info.arch.name}
-        else:
-            model = {"model": "bicubic"}
+        model = {"model": ", ".join(models) or "bicubic", "scoring": scoring}
+        if upscaler is not None and scoring == "protocol":
+            model["arch"] = upscaler.model.info.arch.name
         print(json.dumps({"scale": args.scale, **model, "images": rows, "mean": mean}, indent=2))
         return 0
     title = (
-        "bicubic only" if upscaler is None else f"model {upscaler.model.name} on {upscaler.device}"
+        "bicubic only" if upscaler is None else f"model {', '.join(models)} on {upscaler.device}"
     )
-    print(f"×{args.scale}, {title}; Y channel, {args.scale} px shaved")
+    if scoring == "protocol":
+        print(f"×{args.scale}, {title}; Y channel, {args.scale} px shaved")
+    else:
+        print(
+            f"×{args.scale}, {title}; {args.degradation}-shrunk, every plane over its channel's "
+            f"data range, {args.scale} px shaved"
+        )
     header = f"{'image':<24}{'bicubic PSNR':>14}{'SSIM':>8}"
     if upscaler is not None:
         header += f"{'SRCNN PSNR':>13}{'SSIM':>8}{'gain':>8}"

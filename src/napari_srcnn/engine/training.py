@@ -229,6 +229,7 @@ def _train(
     use_amp = config.amp and (
         device.type == "cuda" or (device.type == "cpu" and cpu_has_native_bf16())
     )
+    tail_start = math.ceil(config.steps * (1.0 - config.fp32_tail))  # first fp32 step
     t0 = time.perf_counter() - state["seconds"]
     cancelled = False
 
@@ -237,10 +238,13 @@ def _train(
         state["bicubic_psnr"] = bic
         if step == 0:
             state["start_psnr"] = psnr
+        # Weights still fitted to bf16 arithmetic (before the fp32 tail) are never written:
+        # in fp32 use they would be off by a fraction of a percent (see TrainConfig.fp32_tail).
+        eligible = step == 0 or final or not use_amp or step > tail_start
         if math.isnan(psnr):
             improved = final  # nothing to choose by: keep the last weights
         else:
-            improved = psnr > state["best_psnr"]
+            improved = eligible and psnr > state["best_psnr"]
             if improved:
                 state["best_psnr"] = psnr
         if improved:
@@ -284,7 +288,8 @@ def _train(
         )
         inner = slice(halo, config.patch_size - halo)
         target = hr_batch.to(device, non_blocking=True)[..., inner, inner]
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+        amp_now = use_amp and step < tail_start
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp_now):
             pred = model(lr_batch)
         loss, mse = batch_loss(pred.float(), target, config.recipe)
         mse = reduce_scalar(mse, world)
@@ -323,7 +328,9 @@ def _train(
 
 def _precision(device: torch.device, config: TrainConfig) -> str:
     native = device.type == "cuda" or (device.type == "cpu" and cpu_has_native_bf16())
-    return "bf16 autocast" if config.amp and native else "fp32"
+    if not (config.amp and native):
+        return "fp32"
+    return f"bf16 autocast, fp32 for the last {config.fp32_tail:.0%} of steps"
 
 
 def _hardware(device: torch.device, world: int) -> str:
