@@ -1,27 +1,42 @@
 #!/usr/bin/env bash
 # Train the models shipped in src/napari_srcnn/weights/ with our own `napari-srcnn train`.
 # Usage: scripts/train_shipped.sh MODEL [extra args]   (run from the repository root)
-# The data are the 80 Sun-Hays training images in ../shared/datasets/train (never Set5/Set14);
-# 10 % of them are held out for model selection. Outputs and checkpoints go to runs/.
-# Each run uses one thread (OMP_NUM_THREADS=1) so two lanes share 2 cores without
-# oversubscription. Interrupted runs continue with the same command plus `--resume runs/MODEL.ckpt.safetensors`.
+#
+# Photo models: T91 + BSD200 + BSDS500-test (491 lossless/q95 images in ../shared/datasets/train;
+# never Set5/Set14), 10 % held out for model selection. They continue the earlier SunHays80
+# models with the full-range recipe: intensity augmentation on half the sub-images (random
+# contrast, offset and sign), bf16 autocast where the CPU has native bf16 with an fp32 tail.
+# Microscopy models (colour mode gray, applied per channel): six sources of
+# ../shared/datasets/train/microscopy, validated (and selected) on two whole sources held out,
+# haase and neubias; LR made three ways per plane (bicubic, area binning, blurred bicubic).
+# Outputs and checkpoints go to runs/; an interrupted run continues with the same command plus
+# `--resume runs/MODEL.ckpt.safetensors`. OMP_NUM_THREADS=1 lets two runs share 2 cores.
 set -euo pipefail
-DATA=${NAPARI_SRCNN_DATASETS:-../shared/datasets}/train/SunHays80
+TRAIN=${NAPARI_SRCNN_DATASETS:-../shared/datasets}/train
+PHOTO=("$TRAIN/T91" "$TRAIN/BSD200" "$TRAIN/BSDS500-test")
+MICRO=$TRAIN/microscopy
+MICRO_TRAIN=("$MICRO/bmz_samples" "$MICRO/cellprofiler" "$MICRO/deepimagej" "$MICRO/epfl_em" "$MICRO/isbi_em" "$MICRO/stardist")
+MICRO_VAL=("$MICRO/haase" "$MICRO/neubias")
 OUT=runs
 mkdir -p "$OUT"
 model=$1; shift
-common=(--channels y --patch 48 --batch 32 --val-every 1000 --val-fraction 0.1 --seed 0)
-common_rgb=(--channels rgb "${common[@]:2}")
+shipped=src/napari_srcnn/weights
+common=(--patch 48 --batch 32 --val-every 1000 --val-fraction 0.1 --intensity-augment 0.5 --seed 0)
+y=(--channels y "${common[@]}")
+rgb=(--channels rgb "${common[@]}")
+micro=(--channels per-channel --degradation mixed --patch 48 --batch 32 --val-every 2000 --intensity-augment 0.5 --seed 0 --val-data "${MICRO_VAL[@]}")
 case "$model" in
-  # From scratch, Adam's default start: the identity init (the net equals bicubic at step 0).
-  srcnn-955-y-x3) napari-srcnn train "$DATA" --scale 3 --scratch --arch 9-5-5 --steps 14000 --lr 1e-3 "${common[@]}" -o "$OUT/$model.safetensors" "$@" ;;
-  srcnn-915-y-x3) napari-srcnn train "$DATA" --scale 3 --scratch --arch 9-1-5 --steps 30000 --lr 1e-3 "${common[@]}" -o "$OUT/$model.safetensors" "$@" ;;
-  srcnn-955-rgb-x3) napari-srcnn train "$DATA" --scale 3 --scratch --arch 9-5-5 --steps 7000 --lr 1e-3 "${common_rgb[@]}" -o "$OUT/$model.safetensors" "$@" ;;
-  # ×2 and ×4 fine-tune the ×3 model of their colour mode: across factors this converges
-  # far faster than a new start.
-  srcnn-955-y-x2) napari-srcnn train "$DATA" --scale 2 --from "$OUT/srcnn-955-y-x3.safetensors" --steps 6000 --lr 2e-4 "${common[@]}" -o "$OUT/$model.safetensors" "$@" ;;
-  srcnn-955-y-x4) napari-srcnn train "$DATA" --scale 4 --from "$OUT/srcnn-955-y-x3.safetensors" --steps 6000 --lr 2e-4 "${common[@]}" -o "$OUT/$model.safetensors" "$@" ;;
-  srcnn-955-rgb-x2) napari-srcnn train "$DATA" --scale 2 --from "$OUT/srcnn-955-rgb-x3.safetensors" --steps 3000 --lr 2e-4 "${common_rgb[@]}" -o "$OUT/$model.safetensors" "$@" ;;
-  srcnn-955-rgb-x4) napari-srcnn train "$DATA" --scale 4 --from "$OUT/srcnn-955-rgb-x3.safetensors" --steps 3000 --lr 2e-4 "${common_rgb[@]}" -o "$OUT/$model.safetensors" "$@" ;;
+  srcnn-955-y-x3) napari-srcnn train "${PHOTO[@]}" --scale 3 --from "$shipped/srcnn-955-y-x3.safetensors" --steps 20000 --lr 3e-4 "${y[@]}" -o "$OUT/$model.safetensors" "$@" ;;
+  srcnn-915-y-x3) napari-srcnn train "${PHOTO[@]}" --scale 3 --from "$shipped/srcnn-915-y-x3.safetensors" --steps 12000 --lr 3e-4 "${y[@]}" -o "$OUT/$model.safetensors" "$@" ;;
+  srcnn-955-rgb-x3) napari-srcnn train "${PHOTO[@]}" --scale 3 --from "$shipped/srcnn-955-rgb-x3.safetensors" --steps 12000 --lr 3e-4 "${rgb[@]}" -o "$OUT/$model.safetensors" "$@" ;;
+  # ×2 and ×4 continue from the new ×3 of their colour mode.
+  srcnn-955-y-x2) napari-srcnn train "${PHOTO[@]}" --scale 2 --from "$OUT/srcnn-955-y-x3.safetensors" --steps 8000 --lr 2e-4 "${y[@]}" -o "$OUT/$model.safetensors" "$@" ;;
+  srcnn-955-y-x4) napari-srcnn train "${PHOTO[@]}" --scale 4 --from "$OUT/srcnn-955-y-x3.safetensors" --steps 8000 --lr 2e-4 "${y[@]}" -o "$OUT/$model.safetensors" "$@" ;;
+  srcnn-955-rgb-x2) napari-srcnn train "${PHOTO[@]}" --scale 2 --from "$OUT/srcnn-955-rgb-x3.safetensors" --steps 6000 --lr 2e-4 "${rgb[@]}" -o "$OUT/$model.safetensors" "$@" ;;
+  srcnn-955-rgb-x4) napari-srcnn train "${PHOTO[@]}" --scale 4 --from "$OUT/srcnn-955-rgb-x3.safetensors" --steps 6000 --lr 2e-4 "${rgb[@]}" -o "$OUT/$model.safetensors" "$@" ;;
+  # Microscopy: ×2 from the shipped photo ×2, then ×3 and ×4 from it.
+  srcnn-955-micro-x2) napari-srcnn train "${MICRO_TRAIN[@]}" --scale 2 --from "$shipped/srcnn-955-y-x2.safetensors" --steps 12000 --lr 3e-4 "${micro[@]}" -o "$OUT/$model.safetensors" "$@" ;;
+  srcnn-955-micro-x3) napari-srcnn train "${MICRO_TRAIN[@]}" --scale 3 --from "$OUT/srcnn-955-micro-x2.safetensors" --steps 8000 --lr 2e-4 "${micro[@]}" -o "$OUT/$model.safetensors" "$@" ;;
+  srcnn-955-micro-x4) napari-srcnn train "${MICRO_TRAIN[@]}" --scale 4 --from "$OUT/srcnn-955-micro-x2.safetensors" --steps 8000 --lr 2e-4 "${micro[@]}" -o "$OUT/$model.safetensors" "$@" ;;
   *) echo "unknown model $model" >&2; exit 2 ;;
 esac
