@@ -368,3 +368,23 @@ def test_inputs_mapping_to_one_output_are_refused(tmp_path, tiny_model_path, cam
     )
     assert r.returncode == 2 and "would both be written" in r.stderr
     assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_upscale_says_which_precision_ran(tmp_path, tiny_model_path, camera, monkeypatch):
+    """The banner names the precision and why; auto on a (faked) AVX2-only CPU is fp32, an
+    explicit --precision is honoured; --device mps is understood (and refused without MPS)."""
+    from napari_srcnn.engine.device import mps_available
+
+    write_image(tmp_path / "in.png", camera[:32, :32], ImageMeta(axes="YX"))
+    common = ("upscale", tmp_path / "in.png", "--weights", tiny_model_path, "--scale", 2)
+    monkeypatch.setenv("NAPARI_SRCNN_CPU_FLAGS", "sse2 avx2 fma")
+    r = cli(*common, "-o", tmp_path / "a.png")
+    assert r.returncode == 0, r.stderr
+    assert "on cpu, precision fp32 (auto: this CPU has no native bf16)" in r.stdout
+    assert r.stdout.rstrip().endswith(", fp32)")
+    r = cli(*common, "-o", tmp_path / "b.png", "--precision", "bf16", "--device", "cpu")
+    assert r.returncode == 0, r.stderr
+    assert "precision bf16 (asked for" in r.stdout and r.stdout.rstrip().endswith(", bf16)")
+    if not mps_available():
+        r = cli(*common, "-o", tmp_path / "c.png", "--device", "mps")
+        assert r.returncode == 2 and "MPS (the Apple GPU) is not available" in r.stderr

@@ -31,10 +31,13 @@ def add_model_args(parser: argparse.ArgumentParser, bicubic: bool = False) -> No
 
 
 def add_device_arg(parser: argparse.ArgumentParser) -> None:
-    """Add ``--device`` (``auto``, ``cpu``, ``cuda`` or ``cuda:N``; validated by the engine,
-    so a missing CUDA is a one-line error, never a crash later)."""
+    """Add ``--device`` (``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``; validated by the
+    engine, so a missing CUDA or Apple GPU is a one-line error, never a crash later)."""
     parser.add_argument(
-        "--device", default="auto", metavar="D", help="auto (default), cpu, cuda or cuda:N"
+        "--device",
+        default="auto",
+        metavar="D",
+        help="auto (default: CUDA, else the Apple GPU, else the CPU), cpu, cuda, cuda:N or mps",
     )
 
 

@@ -12,6 +12,7 @@ from ..errors import InputError
 from ._common import add_device_arg, add_model_args, model_arg, progress_bar
 
 if TYPE_CHECKING:  # the engine (torch) is imported only when a command runs
+    from ..engine.inference import Upscaler
     from ..engine.options import UpscaleOptions
 
 
@@ -62,6 +63,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     add_device_arg(p)
     p.add_argument(
+        "--precision",
+        default="auto",
+        choices=("auto", "fp32", "bf16", "fp16"),
+        help="arithmetic of the network (default auto: bf16 on CUDA, and on CPUs with native "
+        "bf16 for models whose bf16 check passed; fp32 otherwise). The line before the "
+        "results says which ran",
+    )
+    p.add_argument(
         "--reference",
         metavar="HR",
         default=None,
@@ -107,6 +116,7 @@ def _options(args: argparse.Namespace) -> UpscaleOptions:
         tile=args.tile,
         device=args.device,
         normalization=args.normalization,
+        precision=args.precision,
     )
 
 
@@ -139,10 +149,7 @@ def run(args: argparse.Namespace) -> int:
     outputs = _output_paths(inputs, Path(args.output), upscaler.scale)
     for dst in outputs:
         check_output_path(dst, inputs=tuple(inputs))
-    print(
-        f"model {upscaler.model.name} ({upscaler.model.info.arch.name}, "
-        f"×{upscaler.model.info.scale:g} {upscaler.model.info.color_mode}) on {upscaler.device}"
-    )
+    _print_banner(upscaler)
     for src, dst in zip(inputs, outputs, strict=True):
         image, meta = read_image(src)
         axis = args.channel_axis
@@ -158,7 +165,11 @@ def run(args: argparse.Namespace) -> int:
             close()
         write_image(dst, result, meta.upscaled(upscaler.scale))
         seconds = time.perf_counter() - start
-        print(f"{src} {image.shape} {image.dtype} -> {dst} {result.shape} in {seconds:.2f} s")
+        ran = upscaler.for_image(image.shape)  # the model that ran (auto picks per image)
+        print(
+            f"{src} {image.shape} {image.dtype} -> {dst} {result.shape} in {seconds:.2f} s "
+            f"({ran.model.name}, {ran.runner.precision})"
+        )
         if args.reference:
             _report_reference(Path(args.reference), image, result, upscaler.scale)
     return 0
@@ -178,10 +189,7 @@ def _run_zarr(args: argparse.Namespace, inputs: list[Path]) -> int:
             raise InputError(f"input {str(src)!r} does not exist")
     upscaler = Upscaler(model_arg(args), _options(args))
     outputs = _zarr_output_paths(inputs, Path(args.output), upscaler.scale)
-    print(
-        f"model {upscaler.model.name} ({upscaler.model.info.arch.name}, "
-        f"×{upscaler.model.info.scale:g} {upscaler.model.info.color_mode}) on {upscaler.device}"
-    )
+    _print_banner(upscaler)
     for src, dst in zip(inputs, outputs, strict=True):
         source = open_zarr_array(src)
         update, close = progress_bar(src.name, unit="task")
@@ -193,6 +201,16 @@ def _run_zarr(args: argparse.Namespace, inputs: list[Path]) -> int:
         seconds = time.perf_counter() - start
         print(f"{src} {source.shape} {source.dtype} -> {dst} {result.shape} in {seconds:.2f} s")
     return 0
+
+
+def _print_banner(upscaler: Upscaler) -> None:
+    """The model, the device and the precision that runs (``auto`` resolved, and why)."""
+    info = upscaler.model.info
+    runner = upscaler.runner
+    print(
+        f"model {upscaler.model.name} ({info.arch.name}, ×{info.scale:g} {info.color_mode}) "
+        f"on {upscaler.device}, precision {runner.precision_reason}"
+    )
 
 
 def _report_reference(path: Path, lr, sr, scale: float) -> None:
