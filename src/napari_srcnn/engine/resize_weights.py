@@ -206,7 +206,8 @@ class AxisWeights:
         if cached is None:
             cached = (
                 self.indices.to(device=device),
-                self.weights.to(device=device, dtype=dtype),
+                # Cast here, then move: MPS has no float64 to receive the weights in.
+                self.weights.to(dtype=dtype).to(device=device),
             )
             self._converted[key] = cached
         return cached

@@ -24,6 +24,7 @@ import os
 import platform
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,8 @@ __all__ = [
 
 
 def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    if a.device.type == "mps":  # MPS has no float64
+        a, b = a.cpu(), b.cpu()
     mse = torch.mean((a.double() - b.double()) ** 2).item()
     return float("inf") if mse == 0 else 10 * math.log10(1.0 / mse)
 
@@ -289,7 +292,9 @@ def _train(
         inner = slice(halo, config.patch_size - halo)
         target = hr_batch.to(device, non_blocking=True)[..., inner, inner]
         amp_now = use_amp and step < tail_start
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp_now):
+        # No autocast context at all when off: older torch has none for MPS, even disabled.
+        amp = torch.autocast(device.type, dtype=torch.bfloat16) if amp_now else nullcontext()
+        with amp:
             pred = model(lr_batch)
         loss, mse = batch_loss(pred.float(), target, config.recipe)
         mse = reduce_scalar(mse, world)
@@ -339,6 +344,8 @@ def _hardware(device: torch.device, world: int) -> str:
     procs = f" × {world} processes" if world > 1 else ""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device) + procs
+    if device.type == "mps":
+        return f"Apple GPU (MPS), {platform.machine()}{procs}"
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as fh:
