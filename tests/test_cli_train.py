@@ -456,6 +456,47 @@ def test_torchrun_two_cpu_processes_on_gloo(tmp_path, camera_stack):
     assert read_checkpoint_state(tmp_path / "ddp.ckpt.safetensors")["step"] == 8
 
 
+def test_a_dim_single_plane_fine_tunes_with_the_defaults_and_never_collapses(tmp_path, camera):
+    """One 256² uint16 plane with values 98..175 (a dim 16-bit image), the default settings:
+    a strip of the plane validates, the run ends at or above the starting model there, and the
+    result is an image, not a constant."""
+    from skimage.transform import resize
+
+    big = resize(camera.astype(np.float64), (256, 256), order=3, anti_aliasing=False)
+    plane = np.rint(98 + (big - big.min()) / (big.max() - big.min()) * 77).astype(np.uint16)
+    path = tmp_path / "dim.tif"
+    tifffile.imwrite(path, plane)
+    out = tmp_path / "dim-x2.safetensors"
+    r = cli("train", path, "--scale", 2, "--steps", 40, "--val-every", 20, "-o", out)
+    assert r.returncode == 0, r.stderr
+    assert "1 training / 1 validation plane(s)" in r.stdout and "region" in r.stdout
+    m = re.search(r"start model (\S+) dB, fine-tuned (\S+) dB", r.stdout)
+    assert m, r.stdout
+    start, tuned = (float(v) for v in m.groups())
+    assert tuned >= start
+    lr = plane[::2, ::2]
+    write_image(tmp_path / "lr.tif", lr)
+    assert (
+        main(
+            [
+                "upscale",
+                str(tmp_path / "lr.tif"),
+                "-o",
+                str(tmp_path / "sr.tif"),
+                "--weights",
+                str(out),
+                "--scale",
+                "2",
+            ]
+        )
+        == 0
+    )
+    sr = tifffile.imread(tmp_path / "sr.tif")
+    assert sr.dtype == np.uint16 and sr.shape == (256, 256)
+    assert 90 <= sr.min() < 110 and 165 < sr.max() <= 185  # its range kept: not a white square
+    assert np.corrcoef(sr.ravel().astype(float), plane.ravel().astype(float))[0, 1] > 0.95
+
+
 def test_train_menus_list_what_the_engine_accepts():
     """The CLI spells its --init/--recipe choices out (no torch import for --help)."""
     from napari_srcnn.cli import build_parser
