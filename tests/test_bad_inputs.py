@@ -314,10 +314,19 @@ def _close_to_bicubic(image: np.ndarray, tol: float) -> Callable[[np.ndarray, Ct
 
 
 def _nan_check(out: np.ndarray, ctx: Ctx) -> None:
-    assert out.dtype == np.float32 and np.isfinite(out).all()
+    """NaN is missing data: NaN where it lands (×2: a 2×2 block), computed as the low end of
+    the range, so every other pixel is what the image with that value there gives."""
+    from napari_srcnn.engine.color import normalization_auto
+
+    assert out.dtype == np.float32
+    hole = np.zeros(out.shape, bool)
+    hole[14:16, 18:20] = True
+    np.testing.assert_array_equal(np.isnan(out), hole)
     clean = _nan_image(ctx)
-    clean[7, 9] = 0.0  # NaN is treated as the low end of the range
-    np.testing.assert_array_equal(out, upscale(clean, str(ctx.models["955"]), 2.0))
+    clean[7, 9] = normalization_auto(clean).low
+    ref = upscale(clean, str(ctx.models["955"]), 2.0)
+    # (the percentiles of the clean image differ from those of the finite values in the last bits)
+    np.testing.assert_allclose(out[~hole], ref[~hole], atol=1e-5)
 
 
 def _nan_image(ctx: Ctx) -> np.ndarray:
@@ -340,7 +349,7 @@ def _inf_check(out: np.ndarray, ctx: Ctx) -> None:
 
 
 def _all_nan_check(out: np.ndarray, ctx: Ctx) -> None:
-    assert out.shape == (20, 20) and np.isfinite(out).all()
+    assert out.shape == (20, 20) and np.isnan(out).all()  # missing stays missing
 
 
 def _float16_check(out: np.ndarray, ctx: Ctx) -> None:
@@ -362,7 +371,10 @@ def _six_d(ctx: Ctx) -> np.ndarray:
 def _six_d_check(out: np.ndarray, ctx: Ctx) -> None:
     assert out.shape == (1, 2, 1, 2, 24, 28) and out.dtype == np.uint8
     plane = _six_d(ctx)[0, 1, 0, 0]
-    np.testing.assert_array_equal(out[0, 1, 0, 0], upscale(plane, str(ctx.models["tiny"]), 2.0))
+    alone = upscale(plane, str(ctx.models["tiny"]), 2.0)
+    # The stack shares one intensity map (its own range), the plane alone has its own: the
+    # two agree to the 8-bit rounding.
+    assert np.abs(out[0, 1, 0, 0].astype(int) - alone).max() <= 1
 
 
 def _rgba(ctx: Ctx) -> np.ndarray:

@@ -390,3 +390,42 @@ def test_without_a_model_photos_get_the_photo_model_and_the_rest_the_microscopy_
     np.testing.assert_array_equal(auto, upscale(camera[:32, :32], "srcnn-955-y-x2", 2))
     named = Upscaler("srcnn-955-y-x2", UpscaleOptions(scale=2))
     assert named.for_image(camera.shape) is named  # a named model is never swapped
+
+
+@pytest.mark.parametrize("scale", [2, 3, 2.5])
+def test_nan_is_missing_data_and_stays_where_it_lands(model955, camera, scale):
+    """NaN pixels come back as NaN exactly where they land after up-sampling (the LR pixel that
+    holds each output pixel's centre), finite everywhere else, in every tile and chunk."""
+    import dask.array as da
+
+    image = camera[:40, :44].astype(np.float32) / 255 * 1000  # float, not in [0, 1]
+    image[10:14, 20:23] = np.nan
+    image[0, 0] = np.nan
+    out = upscale(image, model955, scale, tile=32)
+    rows = np.minimum(np.floor((np.arange(out.shape[0]) + 0.5) / scale).astype(int), 39)
+    cols = np.minimum(np.floor((np.arange(out.shape[1]) + 0.5) / scale).astype(int), 43)
+    expected = np.isnan(image)[np.ix_(rows, cols)]
+    np.testing.assert_array_equal(np.isnan(out), expected)
+    assert np.isfinite(out[~expected]).all()
+    whole = upscale(image, model955, scale, tile=4096)
+    np.testing.assert_array_equal(out, whole)  # NaN compares equal to NaN here
+    lazy = upscale(da.from_array(image, chunks=(20, 22)), model955, scale).compute()
+    np.testing.assert_array_equal(lazy, whole)
+    # Far from the hole the result is what it is without the hole.
+    filled = image.copy()
+    filled[np.isnan(filled)] = np.nanmin(image)
+    ref = upscale(filled, model955, scale)
+    far = np.ones_like(expected)
+    far[: int(18 * scale), int(16 * scale) :] = False  # the hole and its receptive field
+    far[: int(4 * scale), : int(4 * scale)] = False
+    np.testing.assert_allclose(out[far], ref[far], rtol=1e-5, atol=1e-2)
+
+
+def test_an_all_nan_plane_stays_all_nan_and_colour_marks_every_sample(model955, astronaut):
+    stack = np.stack([np.full((20, 24), np.nan, np.float32), np.ones((20, 24), np.float32)])
+    out = upscale(stack, model955, 2)
+    assert np.isnan(out[0]).all() and np.isfinite(out[1]).all()
+    rgb = astronaut[:20, :20].astype(np.float32) / 255
+    rgb[5, 5, 1] = np.nan  # one sample of one pixel
+    out = upscale(rgb, model955, 2)
+    assert np.isnan(out[10:12, 10:12]).all() and np.isnan(out).sum() == 4 * 3

@@ -156,7 +156,11 @@ def compute_cell(
     x = torch.from_numpy(normalize(lr, norm)).to(runner.device)
     if x.ndim == 2:
         x = x.unsqueeze(-1)
+    missing = None
     if lr.dtype.kind == "f" and not torch.isfinite(x).all():
+        # NaN marks missing data: it is computed as the bottom of the range (its neighbours see
+        # no more of it than that) and comes back as NaN where it lands after up-sampling.
+        missing = np.isnan(lr)
         x = torch.nan_to_num(x, nan=0.0, posinf=1.0, neginf=0.0)
     alpha = None
     if mode in ("y", "rgb") and x.shape[-1] == 4:
@@ -193,4 +197,29 @@ def compute_cell(
         a = resize_axis(resize_axis(alpha, 1, sx, offset=c0), 0, sy, offset=r0)
         result = torch.cat([result, a[centre].clamp(0, 1) if clip else a[centre]], -1)
     result = result.float().cpu()
+    if missing is not None and missing.any():
+        _mark_missing(result, missing, plan, box, (r0, c0))
     return result[..., 0] if mode == "planes" else result
+
+
+def _mark_missing(
+    result: torch.Tensor,
+    missing: np.ndarray,
+    plan: Plan,
+    box: tuple[int, int, int, int],
+    lr_origin: tuple[int, int],
+) -> None:
+    """Set NaN in ``result`` (``(h, w, C)``, output pixels ``box``) wherever the nearest
+    low-resolution pixel of the crop from ``lr_origin`` is missing (any colour sample of it)."""
+    mask = missing if missing.ndim == 2 else missing.any(axis=-1)
+    y0, y1, x0, x1 = box
+    index = []
+    for start, stop, origin, n_lr, n in (
+        (y0, y1, lr_origin[0], plan.lr_shape[0], mask.shape[0]),
+        (x0, x1, lr_origin[1], plan.lr_shape[1], mask.shape[1]),
+    ):
+        # The LR pixel whose area holds each output pixel's centre.
+        nearest = np.floor((np.arange(start, stop) + 0.5) / plan.scale).astype(np.int64)
+        index.append(np.clip(np.minimum(nearest, n_lr - 1) - origin, 0, n - 1))
+    hr_mask = torch.from_numpy(np.ascontiguousarray(mask[np.ix_(*index)]))
+    result[hr_mask] = float("nan")
