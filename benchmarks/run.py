@@ -15,11 +15,15 @@ Sections
 inference
     Output megapixels per second for 9-1-5 and 9-5-5 in Y mode (RGB uint8 in, RGB uint8
     out) on a 1024² output: ``napari_srcnn.engine.inference.upscale`` end to end (bicubic
-    pre-upsampling, colour and dtype conversion included) vs a naive SRCNN (NCHW,
-    ``torch.no_grad``, ``nn.Conv2d`` stack with 'same' padding, same weights) on the
-    already up-sampled 1024² luma, i.e. the baseline gets its pre-processing for free.
+    pre-upsampling, colour and dtype conversion included), in fp32 and with
+    ``precision="auto"`` for the same weights carrying a passed bf16 check (bf16 on CUDA and
+    on CPUs with native bf16, fp32 elsewhere), side by side in the same rounds; vs a naive
+    SRCNN (NCHW, ``torch.no_grad``, ``nn.Conv2d`` stack with 'same' padding, same weights) on
+    the already up-sampled 1024² luma, i.e. the baseline gets its pre-processing for free.
     FLOPs per output pixel = 2 × MACs. Peak = the larger of a 4096² ``torch.mm`` (MKL) and a
-    large channels-last 3×3 convolution (oneDNN), both fp32, same thread count.
+    large channels-last 3×3 convolution (oneDNN), both fp32, same thread count; the bf16
+    peak (with native bf16 or CUDA) the same in bf16. The notes under the table say whether
+    tiled == untiled holds bit for bit in each precision.
 training
     33×33 sub-images per second: the trainer's machinery (``PatchSampler`` random crops with
     augmentation, valid convolutions, channels-last model, Adam, MSE on the valid centre) vs
@@ -29,8 +33,12 @@ memory
     Peak resident memory (VmHWM) of a fresh process upscaling a 4096² uint16 image ×3
     with the default 512-pixel tiles, vs the size of the output array.
 gpu
-    The same on CUDA (bf16 peak from a bf16 ``torch.mm``, ``torch.cuda.max_memory_allocated``);
-    reported as not measured when there is no CUDA device.
+    The same on CUDA (bf16 peak from a bf16 ``torch.mm``), ``torch.cuda.max_memory_allocated``
+    of a 4096² uint16 ×3 upscale in fp32 and in bf16, and the out-of-memory halving forced by
+    a small memory cap; reported as not measured when there is no CUDA device.
+
+The first lines name the CPU and the flags that decide bf16 (``avx2``, ``avx512_bf16``,
+``amx_bf16``).
 """
 
 from __future__ import annotations
@@ -100,6 +108,17 @@ def random_net(arch: str, channels: int = 1, seed: int = 0):
     torch.manual_seed(seed)
     net = SRCNN(ArchSpec.parse(arch, channels=channels)).eval()
     return LoadedModel(net, ModelInfo(name=f"random-{arch}", arch=net.spec, scale=3.0))
+
+
+def checked_net(loaded):
+    """``loaded`` with a passed bf16 check in its metadata (as ``scripts/check_precision.py``
+    writes it): the model ``precision="auto"`` may run in bf16."""
+    from dataclasses import replace
+
+    from napari_srcnn.engine.weights import LoadedModel
+
+    metrics = {**loaded.info.metrics, "bf16": {"set5_psnr_delta": 0.0, "ok": True}}
+    return LoadedModel(loaded.net, replace(loaded.info, metrics=metrics))
 
 
 def naive_body(loaded, padding: str = "same") -> nn.Sequential:
@@ -196,6 +215,19 @@ class Table:
                     print("  " + "  ".join(c.ljust(widths[i]) for i, c in enumerate(row)).rstrip())
 
 
+def cpu_line() -> str:
+    """The CPU and the flags that decide bf16: native (AVX-512 BF16, AMX) or emulated."""
+    from napari_srcnn.engine.device import cpu_flags, cpu_has_native_bf16, cpu_model
+
+    flags = cpu_flags()
+    listed = ", ".join(
+        f"{f} {'yes' if f in flags else 'no'}"
+        for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
+    )
+    native = "yes" if cpu_has_native_bf16() else "no (bf16 would be emulated: never auto)"
+    return f"CPU: {cpu_model()}; {listed}; native bf16: {native}"
+
+
 # ------------------------------------------------------------------------------- peak
 
 
@@ -219,7 +251,8 @@ def peak_cases(
 
 
 def bench_inference(table: Table, repeats: int, scale: float = 2.0, device: str = "cpu") -> dict:
-    from napari_srcnn.engine.inference import upscale
+    from napari_srcnn.engine.device import cpu_has_native_bf16
+    from napari_srcnn.engine.inference import UpscaleOptions, Upscaler, upscale
 
     out_edge = 1024
     lr_edge = int(round(out_edge / scale))
@@ -239,21 +272,29 @@ def bench_inference(table: Table, repeats: int, scale: float = 2.0, device: str 
     flops: dict[str, float] = {}
     for name, (fn, f) in peak_cases(device, torch.float32).items():
         cases[name], flops[name] = fn, f
-    if device.startswith("cuda"):
+    if device.startswith("cuda") or cpu_has_native_bf16():
         for name, (fn, f) in peak_cases(device, torch.bfloat16).items():
             cases[name + " bf16"], flops[name + " bf16"] = fn, f
     nets = {}
+    auto_precision = {}
     for arch in ("9-1-5", "9-5-5"):
         loaded = random_net(arch)
         nets[arch] = loaded
+        # The same weights with a passed bf16 check in their metadata, as a shipped model
+        # carries it: what precision="auto" runs for it here (bf16 on CUDA and on CPUs
+        # with native bf16, fp32 on others).
+        checked = checked_net(loaded)
+        auto_precision[arch] = Upscaler(checked, UpscaleOptions(scale=scale, device=device)).runner
         body = naive_body(loaded).to(device)
         halo_free = torch.rand(1, 1, out_edge, out_edge, device=device)
         px = out_edge * out_edge
         per_px = 2.0 * loaded.info.arch.macs_per_pixel
-        precision = "auto"
 
-        def ours(loaded=loaded, precision=precision) -> object:
-            return upscale(image, loaded, scale, device=device, precision=precision)
+        def ours(loaded=loaded) -> object:
+            return upscale(image, loaded, scale, device=device, precision="fp32")
+
+        def ours_auto(loaded=checked) -> object:
+            return upscale(image, loaded, scale, device=device, precision="auto")
 
         def naive(body=body, x=halo_free) -> object:
             with torch.no_grad():
@@ -261,9 +302,9 @@ def bench_inference(table: Table, repeats: int, scale: float = 2.0, device: str 
 
         # Our network alone on the padded up-sampled luma: the gap to "ours" is what the
         # bicubic step, colour and dtype conversion cost.
-        from napari_srcnn.engine.inference import UpscaleOptions, Upscaler
-
-        runner = Upscaler(loaded, UpscaleOptions(scale=scale, device=device)).runner
+        runner = Upscaler(
+            loaded, UpscaleOptions(scale=scale, device=device, precision="fp32")
+        ).runner
         h = loaded.info.arch.halo
         padded = torch.rand(1, 1, out_edge + 2 * h, out_edge + 2 * h, device=device)
 
@@ -271,7 +312,7 @@ def bench_inference(table: Table, repeats: int, scale: float = 2.0, device: str 
             return runner(x)
 
         if device == "cpu":  # the same pipeline with the network skipped (a halo crop)
-            skipped = Upscaler(loaded, UpscaleOptions(scale=scale, device=device))
+            skipped = Upscaler(loaded, UpscaleOptions(scale=scale, device=device, precision="fp32"))
             skipped.runner._forward_cpu = lambda t, h=h: t[:, :, h:-h, h:-h].clone()
 
             def pre_post(upscaler=skipped) -> object:
@@ -279,6 +320,7 @@ def bench_inference(table: Table, repeats: int, scale: float = 2.0, device: str 
 
             cases[f"prepost {arch}"], flops[f"prepost {arch}"] = pre_post, per_px * px
         cases[f"ours {arch}"], flops[f"ours {arch}"] = ours, per_px * px
+        cases[f"auto {arch}"], flops[f"auto {arch}"] = ours_auto, per_px * px
         cases[f"naive {arch}"], flops[f"naive {arch}"] = naive, per_px * px
         cases[f"network {arch}"], flops[f"network {arch}"] = network, per_px * px
         if device == "cpu":  # the same network with its blocks one after another
@@ -316,17 +358,33 @@ def bench_inference(table: Table, repeats: int, scale: float = 2.0, device: str 
     table.add(
         "peak (max of the two, per round)", "", "", f"{med(peaks) / 1e9:.1f}", "100", "", "", "", ""
     )
+    bf16 = [k for k in cases if k.startswith("peak") and k.endswith("bf16")]
+    for k in bf16:  # what bf16 runs against (tensor cores, AMX)
+        g = [flops[k] / t / 1e9 for t in times[k]]
+        table.add(k, f"{med(times[k]):.3f}", "", f"{med(g):.1f}", "", spread(g), "", "", "")
+        results[f"{k} GFLOP/s"] = med(g)
     # Noise only ever adds time: the fastest round of each case against the fastest peak
     # round is the least disturbed estimate of the same ratio.
     best_peak = max(peaks)
     for arch in nets:
-        o, n = times[f"ours {arch}"], times[f"naive {arch}"]
+        o, n, a = times[f"ours {arch}"], times[f"naive {arch}"], times[f"auto {arch}"]
         speedup = med([n[r] / o[r] for r in range(repeats)])
-        for who, t in (("ours", o), ("naive", n)):
+        auto_speedup = med([n[r] / a[r] for r in range(repeats)])
+        auto_gain = med([o[r] / a[r] for r in range(repeats)])  # same rounds: a fair ratio
+        precision = auto_precision[arch].precision
+        labels = {
+            "ours": (f"ours fp32 {arch}", f"{speedup:.2f}x"),
+            "auto": (
+                f"ours auto ({precision}) {arch}",
+                f"{auto_speedup:.2f}x; {auto_gain:.2f}x ours fp32",
+            ),
+            "naive": (f"naive fp32 {arch}", ""),
+        }
+        for who, t in (("ours", o), ("auto", a), ("naive", n)):
             frac = [flops[f"{who} {arch}"] / t[r] / peaks[r] * 100 for r in range(repeats)]
             frac_mm = [flops[f"{who} {arch}"] / t[r] / mm_peaks[r] * 100 for r in range(repeats)]
             table.add(
-                f"{who} {arch}",
+                labels[who][0],
                 f"{med(t):.3f}",
                 f"{out_edge * out_edge / med(t) / 1e6:.2f}",
                 f"{flops[f'{who} {arch}'] / med(t) / 1e9:.1f}",
@@ -334,12 +392,15 @@ def bench_inference(table: Table, repeats: int, scale: float = 2.0, device: str 
                 spread(frac),
                 f"{med(frac_mm):.1f}",
                 f"{flops[f'{who} {arch}'] / min(t) / best_peak * 100:.1f}",
-                f"{speedup:.2f}x" if who == "ours" else "",
+                labels[who][1],
             )
             results[f"{who} {arch} % mm peak"] = med(frac_mm)
             results[f"{who} {arch} best/best %"] = flops[f"{who} {arch}"] / min(t) / best_peak * 100
             results[f"{who} {arch} % peak"] = med(frac)
+            results[f"{who} {arch} MP/s"] = out_edge * out_edge / med(t) / 1e6
         results[f"speedup {arch}"] = speedup
+        results[f"auto precision {arch}"] = precision
+        results[f"auto / fp32 speedup {arch}"] = auto_gain
         net_t = times[f"network {arch}"]
         ratio = med([o[r] / net_t[r] for r in range(repeats)])
         frac = [flops[f"network {arch}"] / net_t[r] / peaks[r] * 100 for r in range(repeats)]
@@ -386,12 +447,11 @@ def bench_inference(table: Table, repeats: int, scale: float = 2.0, device: str 
                 f"side-by-side blocks {gain:.2f}x faster",
             )
             results[f"parallel blocks gain {arch}"] = gain
-        bf16 = [k for k in cases if k.endswith("bf16")]
-        if bf16:  # CUDA: the target is a share of the bf16 tensor-core peak
+        if bf16 and precision == "bf16":  # a share of the bf16 (tensor-core, AMX) peak
             peaks16 = [max(flops[k] / times[k][r] for k in bf16) for r in range(repeats)]
-            frac16 = [flops[f"ours {arch}"] / o[r] / peaks16[r] * 100 for r in range(repeats)]
+            frac16 = [flops[f"auto {arch}"] / a[r] / peaks16[r] * 100 for r in range(repeats)]
             table.add(
-                f"  ours {arch} vs bf16 peak",
+                f"  ours auto (bf16) {arch} vs bf16 peak",
                 "",
                 "",
                 f"{med(peaks16) / 1e9:.0f} (bf16 peak)",
@@ -401,7 +461,25 @@ def bench_inference(table: Table, repeats: int, scale: float = 2.0, device: str 
                 "",
                 "",
             )
-            results[f"ours {arch} % bf16 peak"] = med(frac16)
+            results[f"auto {arch} % bf16 peak"] = med(frac16)
+    # Exact tiling in every precision: a tile size that divides nothing equals one tile.
+    for arch, loaded in nets.items():
+        for label, model, precision in (
+            ("fp32", loaded, "fp32"),
+            (f"auto ({auto_precision[arch].precision})", checked_net(loaded), "auto"),
+        ):
+            whole = upscale(image, model, scale, device=device, precision=precision, tile=4096)
+            tiled = upscale(image, model, scale, device=device, precision=precision, tile=200)
+            same = bool(np.array_equal(whole, tiled))
+            gap = int(np.abs(whole.astype(np.int16) - tiled.astype(np.int16)).max())
+            if same:
+                verdict = "yes, bit for bit"
+            elif device == "cpu":
+                verdict = f"NO (max difference {gap} of 255)"
+            else:  # cuDNN autotuning picks kernels per tile shape: equal up to rounding
+                verdict = f"max difference {gap} of 255 (cuDNN picks kernels per shape)"
+            table.note(f"tiled (200) == untiled, {arch} {label}: {verdict}")
+            results[f"tiled == untiled {arch} {label}"] = same
     return results
 
 
@@ -591,20 +669,74 @@ def bench_memory(table: Table, arch: str, edge: int, scale: float, tile: int) ->
     return {"memory_extra_mb": extra, **r}
 
 
-def bench_gpu(table: Table, repeats: int) -> dict:
+def bench_gpu(table: Table, repeats: int, memory_cap_mb: int = 512) -> dict:
     table.section("GPU")
     if not torch.cuda.is_available():
         table.note("not measured: no CUDA device on this machine")
         return {}
+    table.note(
+        f"{torch.cuda.get_device_name(0)}, torch {torch.__version__}, CUDA {torch.version.cuda}"
+    )
     res = bench_inference(table, repeats, device="cuda")
-    torch.cuda.reset_peak_memory_stats()
-    from napari_srcnn.engine.inference import upscale
+    from napari_srcnn.engine.inference import UpscaleOptions, Upscaler
 
     image = (np.random.default_rng(0).random((4096, 4096)) * 65535).astype(np.uint16)
-    upscale(image, random_net("9-5-5"), 3.0, device="cuda")
-    peak = torch.cuda.max_memory_allocated() / 2**20
-    table.add("CUDA max_memory_allocated, 4096² uint16 ×3, 9-5-5 (MB)", f"{peak:.0f}")
-    res["cuda_peak_mb"] = peak
+    loaded = random_net("9-5-5")
+    table.section("GPU, 4096² uint16 ×3 (12288² output), 9-5-5, one call each")
+    table.add("case", "seconds", "MP/s", "max_memory_allocated MB", "block edge")
+    outputs = {}
+    for precision in ("fp32", "bf16"):
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+        up = Upscaler(loaded, UpscaleOptions(scale=3.0, device="cuda", precision=precision))
+        up(image)  # cuDNN autotuning (per tile shape) and allocator warm-up, not timed
+        torch.cuda.reset_peak_memory_stats()
+        seconds = timed(lambda up=up, p=precision: outputs.__setitem__(p, up(image)))
+        peak = torch.cuda.max_memory_allocated() / 2**20
+        mps = outputs[precision].size / seconds / 1e6
+        table.add(f"{precision}", f"{seconds:.2f}", f"{mps:.0f}", f"{peak:.0f}", up.runner.block)
+        res[f"cuda 4096 x3 {precision} seconds"] = seconds
+        res[f"cuda 4096 x3 {precision} MP/s"] = mps
+        res[f"cuda_peak_mb {precision}"] = peak
+    # Out-of-memory halving: a cap far below what the first block (sized from the free
+    # memory, which the cap does not change) needs; the run must halve and still finish.
+    total = torch.cuda.get_device_properties(0).total_memory
+    torch.cuda.empty_cache()
+    torch.cuda.set_per_process_memory_fraction(min(1.0, memory_cap_mb * 2**20 / total))
+    try:
+        up = Upscaler(loaded, UpscaleOptions(scale=3.0, device="cuda", precision="bf16"))
+        first = up.runner.cuda_block()
+        torch.cuda.reset_peak_memory_stats()
+        capped: dict = {}
+        seconds = timed(lambda: capped.__setitem__("out", up(image)))
+        peak = torch.cuda.max_memory_allocated() / 2**20
+        gap = int(np.abs(capped["out"].astype(np.int32) - outputs["bf16"].astype(np.int32)).max())
+        table.add(
+            f"bf16 under a {memory_cap_mb} MB cap",
+            f"{seconds:.2f}",
+            f"{capped['out'].size / seconds / 1e6:.0f}",
+            f"{peak:.0f}",
+            f"{first} -> {up.runner.block} (halved on out-of-memory)",
+        )
+        table.note(
+            f"capped result vs uncapped bf16: max difference {gap} of 65535 (cuDNN picks its "
+            "kernels per block shape)"
+        )
+        res.update(
+            {
+                "oom first block": first,
+                "oom final block": up.runner.block,
+                "oom seconds": seconds,
+                "oom max difference": gap,
+                "oom cap mb": memory_cap_mb,
+            }
+        )
+    except torch.cuda.OutOfMemoryError as exc:
+        table.note(f"out-of-memory halving FAILED under a {memory_cap_mb} MB cap: {exc}")
+        res["oom failed"] = str(exc)
+    finally:
+        torch.cuda.set_per_process_memory_fraction(1.0)
+        torch.cuda.empty_cache()
     return res
 
 
@@ -638,10 +770,11 @@ def main(argv: list[str] | None = None) -> int:
         f"napari-srcnn benchmarks — torch {torch.__version__}, {platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} CPUs, {args.threads} threads, {time.strftime('%Y-%m-%d %H:%M')}"
     )
+    print(cpu_line())
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"load average at start: {load:.2f}")
     table = Table()
-    results: dict = {}
+    results: dict = {"cpu": cpu_line()}
     sections = {
         "inference": lambda: bench_inference(table, args.repeats),
         "training": lambda: bench_training(table, max(1, args.repeats // 2 + 1), args.train_steps),

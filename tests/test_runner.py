@@ -332,3 +332,42 @@ def test_mps_upscale_equals_the_cpu(camera):
     cpu = upscale(image, model, 2.5, device="cpu")
     np.testing.assert_allclose(upscale(image, model, 2.5, device="mps"), cpu, atol=1e-4)
     np.testing.assert_allclose(upscale(image, model, 2.5, device="auto", tile=32), cpu, atol=1e-4)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_auto_follows_the_models_bf16_check():
+    net = _random_net("9-5-5")
+    h = net.spec.halo
+    x = torch.rand(1, 1, 200 + 2 * h, 190 + 2 * h)
+    ref = NetworkRunner(net, torch.device("cpu"), "fp32")(x)
+    cuda = torch.device("cuda", 0)
+    failed = NetworkRunner(net, cuda, "auto", metrics={"bf16": {"ok": False}})
+    unchecked = NetworkRunner(net, cuda, "auto")
+    assert failed.precision == "fp32" and unchecked.precision == "bf16"
+    torch.testing.assert_close(failed(x.to(cuda)).cpu(), ref, atol=1e-4, rtol=1e-4)
+    scale = ref.abs().max().item()
+    torch.testing.assert_close(unchecked(x.to(cuda)).cpu(), ref, atol=3e-2 * scale, rtol=0)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_out_of_memory_under_a_memory_cap_halves_the_block():
+    """A real out-of-memory (a 256 MB cap, which the free-memory estimate does not see):
+    the block halves until the pass fits, and the result is the uncapped one."""
+    net = _random_net("9-5-5")
+    h = net.spec.halo
+    cuda = torch.device("cuda", 0)
+    x = torch.rand(1, 1, 1500 + 2 * h, 1500 + 2 * h, device=cuda)
+    ref = NetworkRunner(net, cuda, "fp32")(x)
+    torch.cuda.empty_cache()
+    total = torch.cuda.get_device_properties(cuda).total_memory
+    torch.cuda.set_per_process_memory_fraction(256 * 2**20 / total, cuda)
+    try:
+        runner = NetworkRunner(net, cuda, "fp32")
+        runner.block = 4096  # what a big GPU's free memory suggests
+        out = runner(x)
+    finally:
+        torch.cuda.set_per_process_memory_fraction(1.0, cuda)
+    assert runner.block < 1500
+    torch.testing.assert_close(out, ref, atol=1e-4, rtol=1e-4)
