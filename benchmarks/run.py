@@ -240,8 +240,8 @@ def peak_cases(
     b = torch.randn(n, n, device=device, dtype=dtype)
     cases = {"peak mm": (lambda: torch.mm(a, b), 2.0 * n**3)}
     if device == "cpu":
-        x = torch.randn(1, 256, 130, 130).contiguous(memory_format=torch.channels_last)
-        w = torch.randn(256, 256, 3, 3).contiguous(memory_format=torch.channels_last)
+        x = torch.randn(1, 256, 130, 130, dtype=dtype).contiguous(memory_format=torch.channels_last)
+        w = torch.randn(256, 256, 3, 3, dtype=dtype).contiguous(memory_format=torch.channels_last)
         conv = torch.nn.functional.conv2d
         cases["peak conv"] = (lambda: conv(x, w), 2.0 * 256 * 256 * 9 * 128 * 128)
     return cases
