@@ -381,10 +381,10 @@ def test_upscale_says_which_precision_ran(tmp_path, tiny_model_path, camera, mon
     r = cli(*common, "-o", tmp_path / "a.png")
     assert r.returncode == 0, r.stderr
     assert "on cpu, precision fp32 (auto: this CPU has no native bf16)" in r.stdout
-    assert r.stdout.rstrip().endswith(", fp32)")
+    assert ", fp32; intensities: data range" in r.stdout
     r = cli(*common, "-o", tmp_path / "b.png", "--precision", "bf16", "--device", "cpu")
     assert r.returncode == 0, r.stderr
-    assert "precision bf16 (asked for" in r.stdout and r.stdout.rstrip().endswith(", bf16)")
+    assert "precision bf16 (asked for" in r.stdout and ", bf16; intensities:" in r.stdout
     if not mps_available():
         r = cli(*common, "-o", tmp_path / "c.png", "--device", "mps")
         assert r.returncode == 2 and "MPS (the Apple GPU) is not available" in r.stderr

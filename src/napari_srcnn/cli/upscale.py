@@ -166,9 +166,10 @@ def run(args: argparse.Namespace) -> int:
         write_image(dst, result, meta.upscaled(upscaler.scale))
         seconds = time.perf_counter() - start
         ran = upscaler.for_image(image.shape)  # the model that ran (auto picks per image)
+        intensities = ran.plan(image)[1].intensity_summary()
         print(
             f"{src} {image.shape} {image.dtype} -> {dst} {result.shape} in {seconds:.2f} s "
-            f"({ran.model.name}, {ran.runner.precision})"
+            f"({ran.model.name}, {ran.runner.precision}; intensities: {intensities})"
         )
         if args.reference:
             _report_reference(Path(args.reference), image, result, upscaler.scale)
@@ -207,10 +208,17 @@ def _print_banner(upscaler: Upscaler) -> None:
     """The model, the device and the precision that runs (``auto`` resolved, and why)."""
     info = upscaler.model.info
     runner = upscaler.runner
-    print(
-        f"model {upscaler.model.name} ({info.arch.name}, ×{info.scale:g} {info.color_mode}) "
-        f"on {upscaler.device}, precision {runner.precision_reason}"
-    )
+    model = f"model {upscaler.model.name} ({info.arch.name}, ×{info.scale:g} {info.color_mode})"
+    if upscaler.auto_model and upscaler.options.channels == "auto":
+        from ..engine.weights import default_model_name
+
+        other = default_model_name(upscaler.scale, "gray")
+        if other != upscaler.model.name:
+            model = (
+                f"model picked per image: {upscaler.model.name} for RGB photographs, "
+                f"{other} for other images"
+            )
+    print(f"{model} on {upscaler.device}, precision {runner.precision_reason}")
 
 
 def _report_reference(path: Path, lr, sr, scale: float) -> None:

@@ -87,6 +87,18 @@ class Plan:
             return self.channel_norms[index[0]]
         return self.norm
 
+    def intensity_summary(self) -> str:
+        """The intensity map(s) in words, for the CLI's and the widget's report: e.g.
+        ``"data range 98–175"``, ``"dtype range 0–255"``, or one range per channel."""
+
+        def one(norm: Normalization) -> str:
+            what = {"percentile": "data range", "dtype": "dtype range", "none": "as is"}[norm.kind]
+            return what if norm.kind == "none" else f"{what} {norm.low:.4g}–{norm.high:.4g}"
+
+        if self.channel_norms:
+            return "per channel: " + ", ".join(one(n) for n in self.channel_norms)
+        return one(self.norm)
+
     @property
     def hr_shape(self) -> tuple[int, int]:
         return (
