@@ -47,3 +47,58 @@ def widget(viewer, tiny_model):
     w = UpscaleWidget(viewer)
     viewer.window.add_dock_widget(w, name="SRCNN upscale")
     return w
+
+
+def activity_cancel_button(viewer, prog):
+    """The Cancel button napari's activity dock shows for the progress bar ``prog``."""
+    from napari._qt.widgets.qt_progress_bar import QtLabeledProgressBar
+
+    dialog = viewer.window._qt_window._activity_dialog
+    for bar in dialog.findChildren(QtLabeledProgressBar):
+        if bar.progress is prog:
+            return bar.cancel_button
+    raise AssertionError("the job's progress bar is not in the activity dock")
+
+
+class StallMeter:
+    """The longest gap between two ticks of a 5 ms timer on the UI thread: how long the
+    viewer could not answer a click or a repaint."""
+
+    def __init__(self):
+        from qtpy.QtCore import QTimer
+
+        self.gaps: list[float] = []
+        self._last = None
+        self._timer = QTimer()
+        self._timer.setInterval(5)
+        self._timer.timeout.connect(self._tick)
+
+    def _tick(self):
+        now = time.perf_counter()
+        if self._last is not None:
+            self.gaps.append(now - self._last)
+        self._last = now
+
+    def __enter__(self):
+        self._last = None
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._timer.stop()
+
+    @property
+    def longest_ms(self) -> float:
+        return 1000 * max(self.gaps, default=0.0)
+
+
+@pytest.fixture
+def activity_cancel():
+    """``activity_cancel(viewer, prog)``: the activity dock's Cancel button for ``prog``."""
+    return activity_cancel_button
+
+
+@pytest.fixture
+def stall_meter(qtbot):
+    """A `StallMeter` on the UI thread (use it as a context manager)."""
+    return StallMeter()

@@ -109,12 +109,13 @@ def test_settings_errors_are_reported(qtbot, run_widget, viewer, stack, tmp_path
     w._mode.value = w._mode.choices[0]
     w._rate.value = "fast"
     assert w.run() is None and "not a number" in errors[-1]
-    # an engine error (one plane cannot be split into training and validation) arrives as
-    # a one-line notification and leaves the widget ready
+    # an engine error (a 48×48 plane leaves no room for a validation region) arrives as a
+    # one-line notification in the widget's words, and leaves the widget ready
     w._rate.value = "auto"
     w._start.value = SCRATCH
     run_widget(w)
-    assert "split" in errors[-1] and "\n" not in errors[-1]
+    assert "validation fraction" in errors[-1] and "\n" not in errors[-1]
+    assert "--" not in errors[-1]
     assert w._run.enabled and not w.running
 
 
@@ -141,3 +142,80 @@ def test_cancel_while_making_the_pairs_writes_nothing(qtbot, viewer, stack, tmp_
     assert len(degraded) == 2  # stopped at the next plane, not after all 32
     assert not (tmp_path / "trained.safetensors").exists()
     assert w._status.value.startswith("cancelled before training")
+
+
+def test_training_never_stalls_the_viewer(
+    make_napari_viewer, qtbot, run_widget, tiny_model, stack, tmp_path, stall_meter
+):
+    """A 200-step run with the live plot on screen: the UI thread is never blocked for
+    100 ms or more (the plot is drawn off the UI thread, at most 4 times a second)."""
+    viewer = make_napari_viewer(show=True)
+    layer = viewer.add_image(stack, name="planes")
+    w = _widget(viewer, tmp_path, hr=[layer], start=tiny_model, steps=200, batch=16, val_every=20)
+    qtbot.wait(100)  # laid out: the plot has its size
+    with stall_meter:
+        seconds = run_widget(w, timeout=300)
+        qtbot.waitUntil(lambda: not w.plot.busy, timeout=10_000)
+    outcome = w.last_outcome
+    assert outcome.error is None and outcome.result.steps == 200
+    draws, draw_ms = w.plot.draws, 1000 * max(w.plot.draw_seconds)
+    print(
+        f"\n200 training steps in {seconds:.1f} s: longest UI-thread stall "
+        f"{stall_meter.longest_ms:.0f} ms; {draws} plot redraws (longest {draw_ms:.0f} ms, "
+        "off the UI thread)"
+    )
+    assert len(w.plot.steps) == 200 and len(w.plot.val_steps) == 11
+    assert 2 <= draws <= 4 * seconds + 3  # live, and at a bounded rate
+    assert stall_meter.longest_ms < 100
+
+
+def test_a_one_plane_layer_fine_tunes_with_the_defaults(
+    qtbot, run_widget, viewer, tiny_model, camera, tmp_path
+):
+    """One plane, the widget's default validation fraction: the engine holds out a region
+    of the plane for validation."""
+    layer = viewer.add_image(camera, name="one plane")
+    w = TrainWidget(viewer)
+    viewer.window.add_dock_widget(w, name="SRCNN train")
+    assert w._hr.value == [layer]  # the selected layer, not an empty list
+    w._start.value = tiny_model
+    w._scale.value = 2.0
+    w._steps.value = 4
+    w._device.value = "cpu"
+    w._output.value = tmp_path / "one.safetensors"
+    run_widget(w, timeout=180)
+    outcome = w.last_outcome
+    assert outcome.error is None, outcome.error
+    assert outcome.result.steps == 4 and outcome.val_planes >= 1
+    assert "val PSNR" in w._status.value
+
+
+def test_a_second_run_never_overwrites_the_first_model(
+    qtbot, run_widget, viewer, tiny_model, stack, tmp_path
+):
+    layer = viewer.add_image(stack, name="planes")
+    w = _widget(viewer, tmp_path, hr=[layer], start=tiny_model, steps=2)
+    run_widget(w, timeout=120)
+    first = tmp_path / "trained.safetensors"
+    before = first.read_bytes()
+    run_widget(w, timeout=120)
+    second = tmp_path / "trained-2.safetensors"
+    assert w.last_outcome.result.output == second and second.is_file()
+    assert first.read_bytes() == before
+    assert w._output.value == second  # the field says where the run wrote
+    assert "trained-2" in w._status.value
+
+
+def test_new_models_are_listed_before_load_weights_file(
+    qtbot, run_widget, viewer, tiny_model, stack, tmp_path
+):
+    from napari_srcnn.widgets._common import MODEL_FILE
+
+    layer = viewer.add_image(stack, name="planes")
+    upscale = UpscaleWidget(viewer)
+    w = _widget(viewer, tmp_path, hr=[layer], start=tiny_model, steps=2, output=tmp_path / "new")
+    run_widget(w, timeout=120)
+    assert w.last_outcome.extra["model_name"] == "new"
+    for menu in (upscale._model, w._start):
+        assert "new" in menu.choices and menu.choices[-1] == MODEL_FILE
+    assert w._start.value == tiny_model  # the selection is kept

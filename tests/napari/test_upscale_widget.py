@@ -223,7 +223,7 @@ def test_cancel_stops_a_run(qtbot, run_widget, viewer, widget, tiny_model, camer
     source = viewer.add_image(data, name="big")
     _setup(widget, source, tiny_model, tile=16)
     widget._run.native.click()
-    qtbot.waitUntil(lambda: widget._pbar is not None and widget._pbar.n > 0, timeout=30_000)
+    qtbot.waitUntil(lambda: widget._progress.done > 0, timeout=30_000)
     assert widget._cancel.enabled and not widget._run.enabled
     widget._cancel.native.click()
     qtbot.waitUntil(lambda: not widget.running, timeout=30_000)

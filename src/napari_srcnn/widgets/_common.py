@@ -25,6 +25,7 @@ __all__ = [
     "LayerSnapshot",
     "device_choices",
     "image_layer_choices",
+    "is_srcnn_result",
     "model_choices",
     "one_line",
     "overlay_transform",
@@ -32,6 +33,7 @@ __all__ = [
     "registry_events",
     "relay_warning",
     "result_layer_data",
+    "selected_image_layers",
 ]
 
 #: Model-menu entries that are not registry names.
@@ -102,6 +104,20 @@ def image_layer_choices(viewer: Any) -> list[tuple[str, Any]]:
     from napari.layers import Image
 
     return [(layer.name, layer) for layer in viewer.layers if isinstance(layer, Image)]
+
+
+def selected_image_layers(viewer: Any) -> list[Any]:
+    """The Image layers selected in napari's layer list, in its order (top last)."""
+    from napari.layers import Image
+
+    selection = viewer.layers.selection
+    return [layer for layer in viewer.layers if isinstance(layer, Image) and layer in selection]
+
+
+def is_srcnn_result(layer: Any) -> bool:
+    """Whether ``layer`` was made by an SRCNN widget (its metadata says so)."""
+    metadata = getattr(layer, "metadata", None)
+    return isinstance(metadata, dict) and "srcnn" in metadata
 
 
 def device_choices() -> list[str]:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from ._common import AUTO_START, SCRATCH, one_line
+from ._intensity import maps_metadata, normalization_maps, outside_limits
 
 __all__ = ["TrainOutcome", "TrainRequest", "UpscaleOutcome", "run_training", "run_upscale"]
 
@@ -30,6 +31,9 @@ class UpscaleOutcome:
     cancelled: bool = False
     settings: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    maps: list[Any] = field(default_factory=list)  # the engine's Normalization(s)
+    #: "above"/"below": the result, unlike its source, lies beyond the contrast limits.
+    outside: str | None = None
 
 
 def run_upscale(
@@ -39,6 +43,8 @@ def run_upscale(
     progress: Any = None,
     cancel: Any = None,
     lazy: bool = False,
+    limits: tuple[float, float] | None = None,
+    plane_index: tuple[int, ...] | None = None,
 ) -> UpscaleOutcome:
     """Run the engine on ``data`` (worker thread). Expected failures become an outcome.
 
@@ -48,8 +54,14 @@ def run_upscale(
 
     With ``lazy``, ``data`` is a dask array and so is the result: the engine only plans
     the work, chunks are computed when napari displays them (no progress, no cancel).
-    Otherwise dask/zarr data is read into memory here, off the UI thread, and the engine
-    runs tile by tile with progress and cancel.
+    With ``plane_index`` (a preview), only that plane of the layer is computed, with the
+    intensity map(s) of the whole layer: the preview is the full run's plane. Otherwise
+    dask/zarr data is read into memory here, off the UI thread, and the engine runs tile by
+    tile with progress and cancel.
+
+    ``limits`` are the source layer's contrast limits: the outcome says when the result
+    would show as one flat colour within them while the source does not (an intensity map
+    that does not suit the data).
     """
     from ..engine.inference import Upscaler
     from ..engine.options import UpscaleOptions
@@ -57,32 +69,85 @@ def run_upscale(
 
     try:
         upscaler = Upscaler(model, UpscaleOptions(**options))
-        array = data if lazy else np.asarray(data)
         start = time.perf_counter()
-        result = upscaler(array, progress=progress, cancel=cancel)
+        if plane_index is not None:
+            array = _planes_as_dask(data, len(plane_index))
+            result = _preview(upscaler, array, plane_index, progress, cancel)
+        else:
+            array = data if lazy else np.asarray(data)
+            result = upscaler(array, progress=progress, cancel=cancel)
         seconds = time.perf_counter() - start
+        # What ran: with no model named, the engine picks one for the image (photo or
+        # microscopy); its map(s), planned again now that the engine has accepted the array.
+        ran = upscaler.for_image(tuple(array.shape))
+        maps = normalization_maps(ran.plan(array)[1])
     except CancelledError:
         return UpscaleOutcome(cancelled=True)
     except SRCNNError as exc:
         return UpscaleOutcome(error=one_line(exc))
-    info = upscaler.model.info
+    info = ran.model.info
     settings = {
-        "model": upscaler.model.name,
+        "model": ran.model.name,
         "model_file": str(info.path) if info.path else None,
         "arch": info.arch.name,
         "model_scale": info.scale,
         "model_color_mode": info.color_mode,
-        "scale": upscaler.scale,
-        "channels": upscaler.options.channels,
-        "channel_axis": upscaler.options.channel_axis,
-        "rgb": upscaler.options.rgb,
-        "tile": upscaler.options.tile,
-        "normalization": upscaler.options.normalization,
-        "device": str(upscaler.device),
+        "scale": ran.scale,
+        "channels": ran.options.channels,
+        "channel_axis": ran.options.channel_axis,
+        "rgb": ran.options.rgb,
+        "tile": ran.options.tile,
+        "normalization": ran.options.normalization,
+        "percentiles": list(ran.options.percentiles),
+        "normalization_maps": maps_metadata(maps),
+        "precision": ran.options.precision,
+        "precision_used": getattr(ran.runner, "precision", ran.options.precision),
+        "device": str(ran.device),
         "seconds": round(seconds, 3),
         "lazy": lazy,
     }
-    return UpscaleOutcome(result=result, settings=settings, seconds=seconds)
+    outside = outside_limits(result, limits)
+    source = array if plane_index is None else np.asarray(array[plane_index])
+    if outside is not None and outside_limits(source, limits) is not None:
+        outside = None  # the source shows flat too: its limits are the user's choice
+    return UpscaleOutcome(
+        result=result, settings=settings, seconds=seconds, maps=maps, outside=outside
+    )
+
+
+def _planes_as_dask(data: Any, lead: int) -> Any:
+    """``data`` as a dask array (numpy: a view; zarr & co: read on compute) with one
+    plane of its ``lead`` leading axes per chunk."""
+    import dask.array as da
+
+    if hasattr(data, "dask"):
+        return data
+    return da.from_array(data, chunks=(1,) * lead + tuple(data.shape[lead:]))
+
+
+def _preview(
+    upscaler: Any, data: Any, plane_index: tuple[int, ...], progress: Any, cancel: Any
+) -> np.ndarray:
+    """Plane ``plane_index`` (over the leading axes) of the result of dask array ``data``.
+
+    The engine's lazy path plans the whole layer (its intensity map from a seeded sample
+    of the whole, exactly as a full run's) and only the plane's output chunks are
+    computed, one by one, with progress and cancel between them.
+    """
+    from ..errors import CancelledError
+
+    plane = upscaler(data)[plane_index]
+    out = np.empty(plane.shape, dtype=plane.dtype)
+    starts = [np.cumsum((0, *sizes)) for sizes in plane.chunks]
+    blocks = list(np.ndindex(*plane.numblocks))
+    for done, block in enumerate(blocks, 1):
+        if cancel is not None and cancel():
+            raise CancelledError("preview cancelled")
+        where = tuple(slice(s[i], s[i + 1]) for s, i in zip(starts, block, strict=True))
+        out[where] = plane.blocks[block].compute(scheduler="threads")
+        if progress is not None:
+            progress(done, len(blocks))
+    return out
 
 
 @dataclass

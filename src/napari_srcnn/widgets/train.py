@@ -19,7 +19,6 @@ from magicgui.widgets import (
     ComboBox,
     FileEdit,
     FloatSpinBox,
-    Label,
     LineEdit,
     PushButton,
     Select,
@@ -38,6 +37,7 @@ from ._common import (
     register_weights,
 )
 from ._jobs import TrainOutcome, TrainRequest, run_training
+from ._messages import Vocabulary
 from ._plot import TrainingPlot
 
 if TYPE_CHECKING:
@@ -49,6 +49,44 @@ SELF_SUPERVISED = "HR layer(s): self-supervised"
 PAIR = "LR + HR layer pair"
 #: Colour-mode menu: label → training-data colour mode (as the CLI's ``--channels``).
 COLOR_LABELS = {"auto": "auto", "Y (luminance)": "y", "RGB": "rgb", "per channel": "gray"}
+#: How engine messages name this widget's controls.
+VOCABULARY = Vocabulary(
+    controls={
+        "scale": "scale ×",
+        "channels": "colour mode",
+        "color_mode": "colour mode",
+        "channel_axis": "channel axis",  # of an upscale: not a setting here, said alike
+        "arch": "architecture",
+        "init": "start model",
+        "init_from": "start model",
+        "steps": "steps",
+        "lr": "learning rate",
+        "batch_size": "batch size",
+        "patch_size": "patch size",
+        "val_fraction": "validation fraction",
+        "val_every": "validate every",
+        "checkpoint_every": "validate every",
+        "device": "device",
+        "output": "output file",
+        "weights": "weights file",
+    },
+    values={
+        "channels": {value: label for label, value in COLOR_LABELS.items()},
+        "color_mode": {value: label for label, value in COLOR_LABELS.items()},
+    },
+    phrases=(
+        (
+            "use --channels y or per-channel",
+            "choose colour mode “Y (luminance)” or “per channel”",
+        ),
+        ("lower --lr", "lower the “learning rate”"),
+        ("smaller sub-image size", "smaller “patch size”"),
+        (
+            "pass a weights file (--weights) or train one (napari-srcnn train)",
+            "pick another start model, or “from scratch”",
+        ),
+    ),
+)
 #: Milliseconds between two refreshes of the plot from the queued training events.
 REFRESH_MS = 250
 
@@ -57,6 +95,17 @@ def _default_output(name: str, scale: float) -> Path:
     """``~/.napari-srcnn/models/<layer>_x<scale>.safetensors`` (the folder is made on use)."""
     stem = "".join(c if c.isalnum() or c in "-_" else "_" for c in name).strip("_") or "model"
     return Path.home() / ".napari-srcnn" / "models" / f"{stem}_x{scale:g}.safetensors"
+
+
+def fresh_output(path: Path) -> Path:
+    """``path``, or ``<stem>-2.safetensors``, ``-3``, … when it (or its checkpoint) exists:
+    a second run never overwrites the model of the first."""
+    stem = path.name[: -len(".safetensors")] if path.name.endswith(".safetensors") else path.stem
+    candidate, n = path, 1
+    while candidate.exists() or candidate.with_name(candidate.stem + ".ckpt.safetensors").exists():
+        n += 1
+        candidate = path.with_name(f"{stem}-{n}.safetensors")
+    return candidate
 
 
 def _fmt(value: float) -> str:
@@ -73,36 +122,76 @@ class TrainWidget(JobWidget):
     """
 
     cancel_message = "cancelling (keeping the best weights)…"
+    more_title = "training settings"
+    min_height = 460  # the settings and the live plot's top half
+    vocabulary = VOCABULARY
 
     def __init__(self, napari_viewer: napari.viewer.Viewer):
         super().__init__(napari_viewer)
-        self._mode = ComboBox(label="learn from", choices=[SELF_SUPERVISED, PAIR])
-        self._hr = Select(label="HR layer(s)", choices=self._image_layers)
-        self._lr = ComboBox(
-            label="LR layer", choices=self._image_layers, nullable=True, visible=False
+        self._mode = ComboBox(
+            label="learn from",
+            choices=[SELF_SUPERVISED, PAIR],
+            tooltip="HR layers: the low-resolution partners are made by bicubic "
+            "down-sampling (the paper's recipe); a pair: your own LR and HR layers",
         )
-        self._scale = FloatSpinBox(label="scale ×", value=3.0, min=1.1, max=16.0, step=1.0)
-        self._colors = ComboBox(
-            label="colour mode",
-            choices=list(COLOR_LABELS),
-            value="auto",
-            tooltip="auto: Y for RGB layers, per channel otherwise",
+        self._hr = Select(
+            label="HR layer(s)",
+            choices=self._image_layers,
+            tooltip="high-resolution layers to learn from (Ctrl/Cmd-click for several); "
+            "starts with the layers selected in the layer list",
+        )
+        self._lr = ComboBox(
+            label="LR layer",
+            choices=self._image_layers,
+            nullable=True,
+            visible=False,
+            tooltip="the low-resolution partner of the HR layer, ×scale smaller",
+        )
+        self._scale = FloatSpinBox(
+            label="scale ×",
+            value=3.0,
+            min=1.1,
+            max=16.0,
+            step=1.0,
+            tooltip="the factor the model learns to upscale by",
         )
         self._start = ComboBox(
             label="start model",
             choices=self._start_choices,
             tooltip="fine-tune a model, or train from scratch",
         )
+        self._steps = SpinBox(
+            label="steps",
+            value=2000,
+            min=1,
+            max=10_000_000,
+            step=100,
+            tooltip="optimiser steps (batches of sub-images)",
+        )
+        self._output = FileEdit(
+            label="output file",
+            mode=FileDialogMode.OPTIONAL_FILE,
+            filter="Weights (*.safetensors)",
+            tooltip="default: ~/.napari-srcnn/models/<layer>_x<scale>.safetensors; an "
+            "existing file is never overwritten: the run writes <name>-2, -3, … instead",
+        )
+        self._colors = ComboBox(
+            label="colour mode",
+            choices=list(COLOR_LABELS),
+            value="auto",
+            tooltip="auto: Y for RGB layers, per channel otherwise",
+        )
         self._arch = LineEdit(
             label="architecture",
             value="9-5-5",
             tooltip="from scratch: 9-5-5, 9-3-5, 9-1-5, 9-5-5-5, 9-5-5:128,64",
         )
-        self._steps = SpinBox(label="steps", value=2000, min=1, max=10_000_000, step=100)
         self._rate = LineEdit(
             label="learning rate", value="auto", tooltip="auto: 1e-3 from scratch, 1e-4 fine-tuning"
         )
-        self._batch = SpinBox(label="batch size", value=64, min=1, max=4096)
+        self._batch = SpinBox(
+            label="batch size", value=64, min=1, max=4096, tooltip="sub-images per step"
+        )
         self._patch = SpinBox(
             label="patch size", value=33, min=8, max=512, tooltip="sub-image size (33 in the paper)"
         )
@@ -112,7 +201,8 @@ class TrainWidget(JobWidget):
             min=0.0,
             max=0.9,
             step=0.05,
-            tooltip="share of planes held out for validation",
+            tooltip="share of planes held out for validation (of a single plane: a region "
+            "of it); 0: no validation",
         )
         self._val_every = SpinBox(
             label="validate every",
@@ -121,42 +211,42 @@ class TrainWidget(JobWidget):
             max=1_000_000,
             tooltip="steps between validations (and checkpoints)",
         )
-        self._device = ComboBox(label="device", choices=lambda _w: device_choices())
-        self._output = FileEdit(
-            label="output file",
-            mode=FileDialogMode.OPTIONAL_FILE,
-            filter="Weights (*.safetensors)",
-            tooltip="default: ~/.napari-srcnn/models/<layer>_x<scale>.safetensors",
+        self._device = ComboBox(
+            label="device",
+            choices=lambda _w: device_choices(),
+            tooltip="auto: the first GPU when there is one, else the CPU",
         )
-        self._run = PushButton(text="Train")
-        self._cancel = PushButton(text="Cancel (keep best)", enabled=False)
-        self._status = Label(value="")
-        self._status.native.setWordWrap(True)
-        self.extend(
-            [
+        self.plot = TrainingPlot(self._theme_colors())
+        self._build(
+            form=[
                 self._mode,
                 self._hr,
                 self._lr,
                 self._scale,
-                self._colors,
                 self._start,
                 self._weights,
-                self._arch,
                 self._steps,
+                self._output,
+            ],
+            more=[
+                self._colors,
+                self._arch,
                 self._rate,
                 self._batch,
                 self._patch,
                 self._val_fraction,
                 self._val_every,
                 self._device,
-                self._output,
-                self._run,
-                self._cancel,
-                self._status,
-            ]
+            ],
+            run=PushButton(
+                text="Train", tooltip="train in the background; the viewer stays usable"
+            ),
+            cancel=PushButton(
+                text="Cancel (keep best)",
+                tooltip="stop after the current step; the best weights so far are kept",
+            ),
+            below=[self.plot.native],
         )
-        self.plot = TrainingPlot(self._theme_colors())
-        self.native.layout().addWidget(self.plot.native)
 
         self._events: collections.deque = collections.deque()
         self._timer: Any = None
@@ -164,8 +254,6 @@ class TrainWidget(JobWidget):
 
         self._mode.changed.connect(self._on_mode)
         self._start.changed.connect(self._on_start)
-        self._run.changed.connect(self.run)
-        self._cancel.changed.connect(self.cancel)
         self._follow_registry(self._start)
         self.reset_choices()
         self._on_start(self._start.value)
@@ -188,6 +276,14 @@ class TrainWidget(JobWidget):
             }
         except Exception:  # a custom theme without these fields: matplotlib's defaults
             return {"background": "white", "foreground": "black", "text": "black"}
+
+    def reset_choices(self, *args: Any) -> None:
+        """Refresh the menus; an empty HR list takes the layers selected in napari."""
+        super().reset_choices(*args)
+        if self._layout_ready and not self._hr.value and not self.running:
+            chosen = [layer for layer in self._user_layers() if layer in self._hr.choices]
+            if chosen:
+                self._hr.value = chosen
 
     def _on_mode(self, mode: str) -> None:
         self._lr.visible = mode == PAIR
@@ -231,12 +327,13 @@ class TrainWidget(JobWidget):
         if output_value is None or str(output_value) in ("", "."):
             output = _default_output(hr_layers[0].name, scale)
             output.parent.mkdir(parents=True, exist_ok=True)
-            self._output.value = output
         else:
             output = Path(output_value)
             if not output.name.endswith(".safetensors"):
                 output = output.with_name(output.name + ".safetensors")
-                self._output.value = output
+        output = fresh_output(output)
+        if Path(str(self._output.value)) != output:
+            self._output.value = output
 
         def level0(layer: Any) -> Any:
             return layer.data[0] if layer.multiscale else layer.data
@@ -281,10 +378,12 @@ class TrainWidget(JobWidget):
             request,
             total=request.steps,
             desc="SRCNN training",
+            unit="step",
             status=f"training ×{request.scale:g} → {request.output.name}…",
             on_returned=self._on_done,
             on_event=self._events.append,
         )
+        self._progress.note("making the training pairs…")
         self._timer = QTimer()
         self._timer.setInterval(REFRESH_MS)
         self._timer.timeout.connect(self._drain_events)
@@ -300,9 +399,9 @@ class TrainWidget(JobWidget):
         if not events:
             return
         self.plot.add_events(events)
-        steps = [e.step for e in events if hasattr(e, "loss")]
-        if steps and self._pbar is not None:
-            self._pbar.update(steps[-1] - self._pbar.n)
+        steps = [e for e in events if hasattr(e, "loss")]
+        if steps and self.running:
+            self._progress.update(steps[-1].step, steps[-1].total)
         val = [e for e in events if hasattr(e, "psnr")]
         if val and math.isfinite(val[-1].psnr):
             e = val[-1]

@@ -15,8 +15,8 @@ import numpy as np
 from magicgui.widgets import (
     CheckBox,
     ComboBox,
+    Container,
     FloatSpinBox,
-    Label,
     PushButton,
     SpinBox,
 )
@@ -27,12 +27,15 @@ from ._common import (
     MODEL_FILE,
     LayerSnapshot,
     device_choices,
+    is_srcnn_result,
     model_choices,
     one_line,
     register_weights,
     result_layer_data,
 )
+from ._intensity import describe_maps, robust_range
 from ._jobs import UpscaleOutcome, run_upscale
+from ._messages import Vocabulary
 
 if TYPE_CHECKING:
     import napari
@@ -46,6 +49,44 @@ CHANNEL_LABELS = {
     "RGB (3-channel model)": "rgb",
     "per channel": "per-channel",
 }
+#: Normalisation menu: label → ``UpscaleOptions.normalization``.
+NORMALIZATION_LABELS = {
+    "auto": "auto",
+    "dtype range": "dtype",
+    "percentiles": "percentile",
+    "none (as stored)": "none",
+}
+#: How engine messages name this widget's controls.
+VOCABULARY = Vocabulary(
+    controls={
+        "scale": "scale ×",
+        "channels": "colour mode",
+        "channel_axis": "channel axis",
+        "tile": "tile (px)",
+        "device": "device",
+        "normalization": "normalisation",
+        "percentiles": "percentiles",
+        "precision": "precision",
+        "weights": "weights file",
+    },
+    values={
+        "channels": {value: label for label, value in CHANNEL_LABELS.items()},
+        "normalization": {value: label for label, value in NORMALIZATION_LABELS.items()},
+    },
+    phrases=(
+        (
+            "pass a weights file (--weights) or train one (napari-srcnn train)",
+            "pick “load weights file…” in the model menu, or train one in the "
+            "“SRCNN train / fine-tune” widget",
+        ),
+        (" and rgb not False", ""),
+        ("needs a last axis of 3 (RGB) or 4 (RGBA)", "needs an RGB layer"),
+        (
+            "use normalization 'dtype' or 'none'",
+            "choose normalisation “dtype range” or “none (as stored)”",
+        ),
+    ),
+)
 #: Seconds between two progress updates sent to the UI thread (tiles can be very quick).
 PROGRESS_INTERVAL = 0.05
 
@@ -70,9 +111,17 @@ class UpscaleWidget(JobWidget):
         The viewer (napari passes it when it creates the dock widget).
     """
 
+    vocabulary = VOCABULARY
+
     def __init__(self, napari_viewer: napari.viewer.Viewer):
+        from ..engine.options import PRECISIONS
+
         super().__init__(napari_viewer)
-        self._image = ComboBox(label="image", choices=self._image_layers)
+        self._image = ComboBox(
+            label="image",
+            choices=self._image_layers,
+            tooltip="the Image layer to upscale (follows the layer selected in the layer list)",
+        )
         self._scale = FloatSpinBox(
             label="scale ×",
             value=3.0,
@@ -84,7 +133,8 @@ class UpscaleWidget(JobWidget):
         self._model = ComboBox(
             label="model",
             choices=lambda _w: model_choices(AUTO_MODEL),
-            tooltip="auto: the installed model trained nearest the scale",
+            tooltip="auto: the installed model trained nearest the scale; models you "
+            "fine-tune or load are listed here",
         )
         self._channels = ComboBox(
             label="colour mode",
@@ -93,58 +143,98 @@ class UpscaleWidget(JobWidget):
             tooltip="auto: RGB layers through the model's colour mode, "
             "everything else plane by plane",
         )
+        self._normalization = ComboBox(
+            label="normalisation",
+            choices=[(label, value) for label, value in NORMALIZATION_LABELS.items()],
+            value="auto",
+            tooltip="how stored intensities map to the network's 0–1 range (the result is "
+            "mapped back: same units, dtype and contrast limits as the layer)\n"
+            "auto: 8-bit colour photos by the dtype range, everything else by its own "
+            "0.1–99.9 % range\ndtype range: 0–255, 0–65535, … (floats as stored)\n"
+            "percentiles: the data's own range between the percentiles below\n"
+            "none: values as stored (data already in 0–1)",
+        )
+        self._low = FloatSpinBox(
+            value=0.1, min=0.0, max=50.0, step=0.1, tooltip="low percentile: maps to 0"
+        )
+        self._high = FloatSpinBox(
+            value=99.9, min=50.0, max=100.0, step=0.1, tooltip="high percentile: maps to 1"
+        )
+        self._percentiles = Container(
+            label="percentiles",
+            layout="horizontal",
+            labels=False,
+            widgets=[self._low, self._high],
+            visible=False,
+            tooltip="low and high percentiles of the layer's values: they map to 0 and 1",
+        )
+        self._percentiles.margins = (0, 0, 0, 0)
+        for box in (self._low, self._high):
+            box.native.setSuffix(" %")
+        self._preview = CheckBox(
+            text="preview on the current slice",
+            value=False,
+            tooltip="upscale only the slice on screen (a stack's or time series' plane)",
+        )
         self._channel_axis = ComboBox(
             label="channel axis",
             choices=self._axis_choices,
             tooltip="a stacked channel axis (never up-sampled); "
             "from the file's metadata when known",
         )
-        self._device = ComboBox(label="device", choices=lambda _w: device_choices())
+        self._device = ComboBox(
+            label="device",
+            choices=lambda _w: device_choices(),
+            tooltip="auto: the first GPU when there is one, else the CPU",
+        )
+        self._precision = ComboBox(
+            label="precision",
+            choices=list(PRECISIONS),
+            value="auto",
+            tooltip="auto: bf16 on a GPU (checked for NaN, else fp32); on the CPU bf16 only "
+            "where the CPU computes it natively, else fp32",
+        )
         self._tile = SpinBox(
             label="tile (px)",
             value=512,
             min=16,
             max=8192,
             step=64,
-            tooltip="output tile edge; the result does not depend on it",
+            tooltip="output tile edge: the unit of progress and cancel; "
+            "the result does not depend on it",
         )
-        self._preview = CheckBox(text="preview on the current slice", value=False)
         self._lazy = CheckBox(
             text="lazy result (dask/zarr layers)",
             value=False,
             tooltip="compute the result chunk by chunk as napari displays it, instead of "
             "all at once with a progress bar",
         )
-        self._run = PushButton(text="Upscale")
-        self._cancel = PushButton(text="Cancel", enabled=False)
-        self._status = Label(value="")
-        self._status.native.setWordWrap(True)
-        self.extend(
-            [
+        self._build(
+            form=[
                 self._image,
                 self._scale,
                 self._model,
                 self._weights,
                 self._channels,
-                self._channel_axis,
-                self._device,
-                self._tile,
+                self._normalization,
+                self._percentiles,
                 self._preview,
-                self._lazy,
-                self._run,
-                self._cancel,
-                self._status,
-            ]
+            ],
+            more=[self._channel_axis, self._device, self._precision, self._tile, self._lazy],
+            run=PushButton(text="Upscale", tooltip="upscale the chosen layer into a new layer"),
+            cancel=PushButton(text="Cancel", tooltip="stop after the current tile; no layer"),
         )
         self._last_outcome: UpscaleOutcome | None = None
 
         self._image.changed.connect(self._on_image_changed)
         self._model.changed.connect(self._on_model_changed)
+        self._normalization.changed.connect(self._on_normalization)
         self._weights.changed.connect(self._on_weights_file)
-        self._run.changed.connect(self.run)
-        self._cancel.changed.connect(self.cancel)
         self._follow_registry(self._model)
         self.reset_choices()
+        chosen = self._user_layers()
+        if chosen:
+            self._image.value = chosen[-1]
         self._on_image_changed(self._image.value)
 
     # ------------------------------------------------------------------ choices
@@ -179,6 +269,25 @@ class UpscaleWidget(JobWidget):
         self._lazy.enabled = data is not None and _is_chunked(data)
         if not self._lazy.enabled:
             self._lazy.value = False
+
+    def _on_active_layer(self, event: Any) -> None:
+        """The layer clicked in napari's layer list becomes the image to upscale (not an
+        SRCNN result: its selection as it is added must not replace the source)."""
+        from napari.layers import Image
+
+        layer = event.value
+        if self.running or not isinstance(layer, Image) or is_srcnn_result(layer):
+            return
+        try:
+            if layer not in self._image.choices:
+                self._image.reset_choices()
+            if layer in self._image.choices:
+                self._image.value = layer
+        except RuntimeError:  # the Qt widget was deleted with its dock
+            self.viewer.layers.selection.events.active.disconnect(self._on_active_layer)
+
+    def _on_normalization(self, value: str) -> None:
+        self._percentiles.visible = value == "percentile"
 
     def _on_model_changed(self, value: str) -> None:
         self._weights.visible = value == MODEL_FILE
@@ -218,9 +327,7 @@ class UpscaleWidget(JobWidget):
         channel_axis = self._channel_axis.value
         plane_index = None
         if self._preview.value and layer.ndim > 2:
-            plane_index = self.current_plane(layer)
-            data = data[plane_index]
-            channel_axis = None
+            plane_index = self.current_plane(layer)  # the engine plans the whole layer
         lazy = bool(self._lazy.value) and plane_index is None and _is_chunked(data)
         if lazy and not hasattr(data, "dask"):  # zarr & co: the engine's lazy path takes dask
             import dask.array as da
@@ -232,6 +339,9 @@ class UpscaleWidget(JobWidget):
             "channel_axis": channel_axis,
             "tile": int(self._tile.value),
             "device": self._device.value or "auto",
+            "normalization": self._normalization.value,
+            "percentiles": (float(self._low.value), float(self._high.value)),
+            "precision": self._precision.value,
             # napari's flag, not a guess from the shape: a layer 3 or 4 pixels wide that
             # napari shows as grayscale has Y and X as its last two axes.
             "rgb": bool(layer.rgb),
@@ -268,10 +378,13 @@ class UpscaleWidget(JobWidget):
             options,
             total=0,
             desc=f"SRCNN ×{factor:g} {source.name}",
+            unit="tile",
             status=f"upscaling {source.name} ×{factor:g}…",
             on_returned=lambda outcome: self._on_done(outcome, source, factor, plane_index),
             progress=self._throttled_progress(),
             lazy=lazy,
+            limits=None if source.rgb else source.contrast_limits,
+            plane_index=plane_index,
         )
         worker.start()
         return worker
@@ -283,12 +396,8 @@ class UpscaleWidget(JobWidget):
 
         @ensure_main_thread
         def show(done: int, total: int) -> None:
-            pbar = self._pbar
-            if pbar is None:
-                return
-            if pbar.total != total:
-                pbar.total = total
-            pbar.update(done - pbar.n)
+            if self.running:
+                self._progress.update(done, total)
 
         last = [0.0]
 
@@ -321,13 +430,26 @@ class UpscaleWidget(JobWidget):
         if plane_index is not None:
             settings["preview_plane"] = list(plane_index)
         data, kwargs, _ = result_layer_data(source, outcome.result, factor, settings, plane_index)
+        note = ""
+        side = outcome.outside
+        if side is not None and "contrast_limits" in kwargs:
+            # One flat colour within the source's limits: show the result by its own range
+            # (and say so) rather than as a white or black square.
+            own = robust_range(data)
+            if own is not None:
+                kwargs["contrast_limits"] = own
+            note = (
+                f"; the result lies {side} the layer's contrast limits"
+                + (" and is shown with its own range" if own is not None else "")
+                + " (try normalisation “auto” or “percentiles”)"
+            )
         self._show_layer(data, kwargs)
         where = "preview" if plane_index is not None else f"{data.shape}"
         if settings.get("lazy"):
             where += ", lazy: computed as displayed"
         self._status.value = (
             f"×{factor:g} with {settings['model']} on {settings['device']} "
-            f"in {outcome.seconds:.2f} s → {where}"
+            f"in {outcome.seconds:.2f} s → {where}; {describe_maps(outcome.maps)}{note}"
         )
 
     def _show_layer(self, data: np.ndarray, kwargs: dict[str, Any]) -> None:
