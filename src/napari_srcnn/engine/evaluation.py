@@ -30,8 +30,8 @@ def protocol_upscaler(
     name, a weights file, a [`LoadedModel`][napari_srcnn.engine.weights_file.LoadedModel], or
     ``None`` for the installed Y model of ``scale``): its inputs are already in ``[0, 1]`` (no
     normalisation); a Y model runs on the Y plane, an RGB model (3 channels) on the RGB image (the
-    paper's colour experiment, scored on Y). It runs in fp32 unless ``precision`` says otherwise: the protocol
-    scores the model, not a faster approximation of it (see
+    paper's colour experiment, scored on Y). It runs in fp32 unless ``precision`` says
+    otherwise: the protocol scores the model, not a faster approximation of it (see
     [`napari_srcnn.engine.precision`][napari_srcnn.engine.precision])."""
     from .inference import UpscaleOptions
     from .weights import default_model_name, load_model
