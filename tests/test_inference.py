@@ -429,3 +429,28 @@ def test_an_all_nan_plane_stays_all_nan_and_colour_marks_every_sample(model955, 
     rgb[5, 5, 1] = np.nan  # one sample of one pixel
     out = upscale(rgb, model955, 2)
     assert np.isnan(out[10:12, 10:12]).all() and np.isnan(out).sum() == 4 * 3
+
+
+def test_self_ensemble_is_the_mean_of_the_eight_flips_and_rotations(model955, camera):
+    import dask.array as da
+
+    image = camera[:30, :41].astype(np.float32) / 255
+    plus = upscale(image, model955, 3, ensemble=True, normalization="none")
+    runs = []
+    for k in range(8):
+        turned = np.rot90(np.fliplr(image) if k >= 4 else image, k % 4)
+        out = np.rot90(
+            upscale(np.ascontiguousarray(turned), model955, 3, normalization="none"), -(k % 4)
+        )
+        runs.append(np.fliplr(out) if k >= 4 else out)
+    np.testing.assert_allclose(plus, np.mean(runs, axis=0), atol=1e-6)
+    assert not np.allclose(plus, runs[0], atol=1e-4)  # the flips do differ
+    as_uint8 = upscale(camera[:30, :41], model955, 3, ensemble=True)
+    assert as_uint8.dtype == np.uint8 and as_uint8.shape == (90, 123)
+    seen = []
+    upscale(image, model955, 3, ensemble=True, tile=32, progress=lambda d, t: seen.append((d, t)))
+    assert seen[-1][0] == seen[-1][1] and len(seen) == seen[-1][1]
+    with pytest.raises(InputError, match="in memory"):
+        upscale(da.from_array(image), model955, 3, ensemble=True)
+    with pytest.raises(InputError, match="True or False"):
+        UpscaleOptions(ensemble="yes")

@@ -66,3 +66,12 @@ def test_eval_cli_scores_a_16_bit_stack_over_its_data_range(tmp_path, camera, ca
     assert np.isfinite(report["mean"]["psnr"])
     assert main(["eval", str(path), "--scale", "2", "--scoring", "protocol"]) == 2
     assert "8-bit" in capsys.readouterr().err
+
+
+def test_eval_ensemble_is_reported_as_srcnn_plus(tmp_path, camera, capsys):
+    from napari_srcnn.engine.io import write_image
+
+    write_image(tmp_path / "hr.png", camera[:60, :60])
+    assert main(["eval", str(tmp_path / "hr.png"), "--scale", "2", "--ensemble"]) == 0
+    out = capsys.readouterr().out
+    assert "SRCNN+ PSNR" in out and "+ (self-ensemble)" in out

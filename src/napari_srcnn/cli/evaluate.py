@@ -37,6 +37,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="data-range scoring: shrink by MATLAB bicubic (default) or by area binning "
         "(a camera with bigger pixels)",
     )
+    p.add_argument(
+        "--ensemble",
+        action="store_true",
+        help="score the self-ensemble (SRCNN+: the mean of the 8 flips and rotations)",
+    )
     add_model_args(p, bicubic=True)
     add_device_arg(p)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -67,11 +72,15 @@ def run(args: argparse.Namespace) -> int:
     try:
         if scoring == "protocol":
             if not args.bicubic:
-                upscaler = protocol_upscaler(model_arg(args), args.scale, args.device)
+                upscaler = protocol_upscaler(
+                    model_arg(args), args.scale, args.device, ensemble=args.ensemble
+                )
             rows = evaluate_files(args.inputs, args.scale, upscaler, progress=update)
         else:
             if not args.bicubic:
-                options = UpscaleOptions(scale=float(args.scale), device=args.device)
+                options = UpscaleOptions(
+                    scale=float(args.scale), device=args.device, ensemble=args.ensemble
+                )
                 upscaler = Upscaler(model_arg(args), options)
             rows = score_files(args.inputs, args.scale, upscaler, args.degradation, update)
     finally:
@@ -81,13 +90,20 @@ def run(args: argparse.Namespace) -> int:
     if upscaler is not None and scoring == "protocol":
         models = [upscaler.model.name]
     if args.json:
-        model = {"model": ", ".join(models) or "bicubic", "scoring": scoring}
+        model = {
+            "model": ", ".join(models) or "bicubic",
+            "scoring": scoring,
+            "ensemble": bool(args.ensemble and upscaler is not None),
+        }
         if upscaler is not None and scoring == "protocol":
             model["arch"] = upscaler.model.info.arch.name
         print(json.dumps({"scale": args.scale, **model, "images": rows, "mean": mean}, indent=2))
         return 0
+    plus = "+ (self-ensemble)" if args.ensemble else ""
     title = (
-        "bicubic only" if upscaler is None else f"model {', '.join(models)} on {upscaler.device}"
+        "bicubic only"
+        if upscaler is None
+        else f"model {', '.join(models)}{plus} on {upscaler.device}"
     )
     if scoring == "protocol":
         print(f"×{args.scale}, {title}; Y channel, {args.scale} px shaved")
@@ -98,7 +114,8 @@ def run(args: argparse.Namespace) -> int:
         )
     header = f"{'image':<24}{'bicubic PSNR':>14}{'SSIM':>8}"
     if upscaler is not None:
-        header += f"{'SRCNN PSNR':>13}{'SSIM':>8}{'gain':>8}"
+        name = "SRCNN+ PSNR" if args.ensemble else "SRCNN PSNR"
+        header += f"{name:>13}{'SSIM':>8}{'gain':>8}"
     print(header)
     for row in [*rows, {"name": "mean", **mean}]:
         line = f"{row['name']:<24}{row['bicubic_psnr']:>14.2f}{row['bicubic_ssim']:>8.4f}"

@@ -71,6 +71,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "results says which ran",
     )
     p.add_argument(
+        "--ensemble",
+        action="store_true",
+        help="self-ensemble (SRCNN+): average the results of the 8 flips and rotations "
+        "(8x the time; not for zarr inputs)",
+    )
+    p.add_argument(
         "--reference",
         metavar="HR",
         default=None,
@@ -117,6 +123,7 @@ def _options(args: argparse.Namespace) -> UpscaleOptions:
         device=args.device,
         normalization=args.normalization,
         precision=args.precision,
+        ensemble=args.ensemble,
     )
 
 

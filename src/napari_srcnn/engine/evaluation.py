@@ -23,7 +23,7 @@ __all__ = ["compare_to_reference", "evaluate_files", "protocol_upscaler", "summa
 
 
 def protocol_upscaler(
-    model: Any, scale: int, device: str = "auto", precision: str = "fp32"
+    model: Any, scale: int, device: str = "auto", precision: str = "fp32", ensemble: bool = False
 ) -> Upscaler:
     """The [`Upscaler`][napari_srcnn.engine.inference.Upscaler] that
     [`evaluate_files()`][napari_srcnn.engine.evaluation.evaluate_files] scores ``model`` with (a
@@ -32,7 +32,8 @@ def protocol_upscaler(
     normalisation); a Y model runs on the Y plane, an RGB model (3 channels) on the RGB image (the
     paper's colour experiment, scored on Y). It runs in fp32 unless ``precision`` says
     otherwise: the protocol scores the model, not a faster approximation of it (see
-    [`napari_srcnn.engine.precision`][napari_srcnn.engine.precision])."""
+    [`napari_srcnn.engine.precision`][napari_srcnn.engine.precision]). ``ensemble=True`` scores the
+    self-ensemble ("SRCNN+", see [`UpscaleOptions`][napari_srcnn.engine.options.UpscaleOptions])."""
     from .inference import UpscaleOptions
     from .weights import default_model_name, load_model
 
@@ -48,6 +49,7 @@ def protocol_upscaler(
             device=device,
             normalization="none",
             precision=precision,
+            ensemble=ensemble,
         ),
     )
 

@@ -266,18 +266,26 @@ class Upscaler:
         if target is not self:
             return target(image, progress=progress, cancel=cancel)
         if _is_dask(image):
+            if self.options.ensemble:
+                raise InputError(
+                    "the self-ensemble needs the image in memory; compute the dask array first "
+                    "or upscale it without ensemble"
+                )
             from .lazy import upscale_dask
 
             return upscale_dask(image, self)
         arr, plan = self.plan(_check_array(image))
         ax = plan.channel_axis
-        out = np.empty(plan.out_shape, dtype=plan.out_dtype)
-        H, W = plan.hr_shape
-        n_planes = int(np.prod(plan.planes_shape, dtype=np.int64))
-        total = n_planes * len(self._tiles(0, H, 0, W))
-        self.render(
-            arr, (0, 0), out, (0, H, 0, W), plan, progress=progress, cancel=cancel, total=total
-        )
+        if self.options.ensemble:
+            out = self._ensemble(arr, plan, progress, cancel)
+        else:
+            out = np.empty(plan.out_shape, dtype=plan.out_dtype)
+            H, W = plan.hr_shape
+            n_planes = int(np.prod(plan.planes_shape, dtype=np.int64))
+            total = n_planes * len(self._tiles(0, H, 0, W))
+            self.render(
+                arr, (0, 0), out, (0, H, 0, W), plan, progress=progress, cancel=cancel, total=total
+            )
         if ax is not None:
             out = np.moveaxis(out, 0, ax)
         return out
@@ -346,6 +354,55 @@ class Upscaler:
         for done in run_groups(groups(), workers):
             if progress is not None:
                 progress(done + 1, total or len(work))
+
+    def _ensemble(
+        self,
+        arr: np.ndarray,
+        plan: Plan,
+        progress: ProgressFn | None,
+        cancel: CancelFn | None,
+    ) -> np.ndarray:
+        """The mean of the 8 flips and rotations of ``arr``, each upscaled and turned back
+        (in float, rounded to the output dtype once at the end)."""
+        lead = len(plan.planes_shape)
+        axes = (lead, lead + 1)
+        n_planes = int(np.prod(plan.planes_shape, dtype=np.int64))
+        acc = np.zeros(plan.out_shape, dtype=np.float64)
+        runs = []
+        for k in range(8):
+            turned = np.rot90(np.flip(arr, axes[1]) if k >= 4 else arr, k % 4, axes=axes)
+            h, w = turned.shape[axes[0]], turned.shape[axes[1]]
+            out_shape = list(plan.out_shape)
+            if k % 2:
+                out_shape[axes[0]], out_shape[axes[1]] = out_shape[axes[1]], out_shape[axes[0]]
+            runs.append((k, np.ascontiguousarray(turned), (h, w), tuple(out_shape)))
+        per_run = [
+            n_planes * len(self._tiles(0, shape[axes[0]], 0, shape[axes[1]]))
+            for _, _, _, shape in runs
+        ]
+        total = sum(per_run)
+        done_before = 0
+        for (k, turned, lr_shape, out_shape), count in zip(runs, per_run, strict=True):
+            sub = replace(plan, lr_shape=lr_shape, out_shape=out_shape, out_dtype=np.dtype("f4"))
+            out = np.empty(out_shape, dtype=np.float32)
+            H, W = out_shape[axes[0]], out_shape[axes[1]]
+
+            def report(done: int, _total: int, offset: int = done_before) -> None:
+                if progress is not None:
+                    progress(offset + done, total)
+
+            self.render(turned, (0, 0), out, (0, H, 0, W), sub, report, cancel, count)
+            back = np.rot90(out, -(k % 4), axes=axes)
+            acc += np.flip(back, axes[1]) if k >= 4 else back
+            done_before += count
+        acc /= 8
+        dtype = plan.out_dtype
+        if dtype.kind in "ui":
+            info = np.iinfo(dtype)
+            np.rint(acc, out=acc)
+            np.clip(acc, info.min, info.max, out=acc)
+            np.nan_to_num(acc, copy=False, nan=0.0)
+        return acc.astype(dtype)
 
     def _cell(
         self,

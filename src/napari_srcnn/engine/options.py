@@ -66,6 +66,10 @@ class UpscaleOptions:
         entries (napari's rule); ``False``: never, the last two axes are Y and X (a stack
         3 or 4 pixels wide); ``True``: always (the last axis must have 3 or 4 entries).
         A napari layer's ``rgb`` flag is the value to pass.
+    ensemble
+        Self-ensemble ("SRCNN+", as EDSR+ and RCAN+): the image is upscaled in its 8 flips and
+        rotations and the results, turned back, are averaged. 8× the work; in-memory arrays
+        only. Scores are reported apart from the plain model's.
     """
 
     scale: float | None = None
@@ -77,6 +81,7 @@ class UpscaleOptions:
     percentiles: tuple[float, float] = (0.1, 99.9)
     precision: str = "auto"
     rgb: bool | None = None
+    ensemble: bool = False
 
     def __post_init__(self) -> None:
         if self.scale is not None:
@@ -101,6 +106,8 @@ class UpscaleOptions:
             )
         if self.precision not in PRECISIONS:
             raise InputError(f"precision {self.precision!r} is not one of {', '.join(PRECISIONS)}")
+        if not isinstance(self.ensemble, bool):
+            raise InputError(f"ensemble {self.ensemble!r} must be True or False")
         if self.rgb is not None and not isinstance(self.rgb, bool):
             raise InputError(f"rgb {self.rgb!r} must be True, False or None (guess)")
 
