@@ -18,8 +18,8 @@ import pytest
 
 import napari_srcnn
 from napari_srcnn.widgets._messages import widget_message
-from napari_srcnn.widgets.train import VOCABULARY as TRAIN
-from napari_srcnn.widgets.upscale import VOCABULARY as UPSCALE
+from napari_srcnn.widgets._words import TRAIN_VOCABULARY as TRAIN
+from napari_srcnn.widgets._words import UPSCALE_VOCABULARY as UPSCALE
 
 ENGINE = Path(napari_srcnn.__file__).parent / "engine"
 ERRORS = {

@@ -37,8 +37,8 @@ from ._common import (
     register_weights,
 )
 from ._jobs import TrainOutcome, TrainRequest, run_training
-from ._messages import Vocabulary
 from ._plot import TrainingPlot
+from ._words import COLOR_LABELS, TRAIN_VOCABULARY
 
 if TYPE_CHECKING:
     import napari
@@ -47,46 +47,6 @@ __all__ = ["TrainWidget"]
 
 SELF_SUPERVISED = "HR layer(s): self-supervised"
 PAIR = "LR + HR layer pair"
-#: Colour-mode menu: label → training-data colour mode (as the CLI's ``--channels``).
-COLOR_LABELS = {"auto": "auto", "Y (luminance)": "y", "RGB": "rgb", "per channel": "gray"}
-#: How engine messages name this widget's controls.
-VOCABULARY = Vocabulary(
-    controls={
-        "scale": "scale ×",
-        "channels": "colour mode",
-        "color_mode": "colour mode",
-        "channel_axis": "channel axis",  # of an upscale: not a setting here, said alike
-        "arch": "architecture",
-        "init": "start model",
-        "init_from": "start model",
-        "steps": "steps",
-        "lr": "learning rate",
-        "batch_size": "batch size",
-        "patch_size": "patch size",
-        "val_fraction": "validation fraction",
-        "val_every": "validate every",
-        "checkpoint_every": "validate every",
-        "device": "device",
-        "output": "output file",
-        "weights": "weights file",
-    },
-    values={
-        "channels": {value: label for label, value in COLOR_LABELS.items()},
-        "color_mode": {value: label for label, value in COLOR_LABELS.items()},
-    },
-    phrases=(
-        (
-            "use --channels y or per-channel",
-            "choose colour mode “Y (luminance)” or “per channel”",
-        ),
-        ("lower --lr", "lower the “learning rate”"),
-        ("smaller sub-image size", "smaller “patch size”"),
-        (
-            "pass a weights file (--weights) or train one (napari-srcnn train)",
-            "pick another start model, or “from scratch”",
-        ),
-    ),
-)
 #: Milliseconds between two refreshes of the plot from the queued training events.
 REFRESH_MS = 250
 
@@ -124,7 +84,7 @@ class TrainWidget(JobWidget):
     cancel_message = "cancelling (keeping the best weights)…"
     more_title = "training settings"
     min_height = 460  # the settings and the live plot's top half
-    vocabulary = VOCABULARY
+    vocabulary = TRAIN_VOCABULARY
 
     def __init__(self, napari_viewer: napari.viewer.Viewer):
         super().__init__(napari_viewer)

@@ -32,61 +32,17 @@ from ._common import (
     one_line,
     register_weights,
     result_layer_data,
+    show_result,
 )
 from ._intensity import describe_maps, robust_range
 from ._jobs import UpscaleOutcome, run_upscale
-from ._messages import Vocabulary
+from ._words import CHANNEL_LABELS, NORMALIZATION_LABELS, UPSCALE_VOCABULARY
 
 if TYPE_CHECKING:
     import napari
 
 __all__ = ["UpscaleWidget"]
 
-#: Colour-mode menu: label → ``UpscaleOptions.channels``.
-CHANNEL_LABELS = {
-    "auto": "auto",
-    "Y (luminance; chroma bicubic)": "y",
-    "RGB (3-channel model)": "rgb",
-    "per channel": "per-channel",
-}
-#: Normalisation menu: label → ``UpscaleOptions.normalization``.
-NORMALIZATION_LABELS = {
-    "auto": "auto",
-    "dtype range": "dtype",
-    "percentiles": "percentile",
-    "none (as stored)": "none",
-}
-#: How engine messages name this widget's controls.
-VOCABULARY = Vocabulary(
-    controls={
-        "scale": "scale ×",
-        "channels": "colour mode",
-        "channel_axis": "channel axis",
-        "tile": "tile (px)",
-        "device": "device",
-        "normalization": "normalisation",
-        "percentiles": "percentiles",
-        "precision": "precision",
-        "weights": "weights file",
-    },
-    values={
-        "channels": {value: label for label, value in CHANNEL_LABELS.items()},
-        "normalization": {value: label for label, value in NORMALIZATION_LABELS.items()},
-    },
-    phrases=(
-        (
-            "pass a weights file (--weights) or train one (napari-srcnn train)",
-            "pick “load weights file…” in the model menu, or train one in the "
-            "“SRCNN train / fine-tune” widget",
-        ),
-        (" and rgb not False", ""),
-        ("needs a last axis of 3 (RGB) or 4 (RGBA)", "needs an RGB layer"),
-        (
-            "use normalization 'dtype' or 'none'",
-            "choose normalisation “dtype range” or “none (as stored)”",
-        ),
-    ),
-)
 #: Seconds between two progress updates sent to the UI thread (tiles can be very quick).
 PROGRESS_INTERVAL = 0.05
 
@@ -111,7 +67,7 @@ class UpscaleWidget(JobWidget):
         The viewer (napari passes it when it creates the dock widget).
     """
 
-    vocabulary = VOCABULARY
+    vocabulary = UPSCALE_VOCABULARY
 
     def __init__(self, napari_viewer: napari.viewer.Viewer):
         from ..engine.options import PRECISIONS
@@ -443,7 +399,7 @@ class UpscaleWidget(JobWidget):
                 + (" and is shown with its own range" if own is not None else "")
                 + " (try normalisation “auto” or “percentiles”)"
             )
-        self._show_layer(data, kwargs)
+        show_result(self.viewer, data, kwargs)
         where = "preview" if plane_index is not None else f"{data.shape}"
         if settings.get("lazy"):
             where += ", lazy: computed as displayed"
@@ -451,45 +407,6 @@ class UpscaleWidget(JobWidget):
             f"×{factor:g} with {settings['model']} on {settings['device']} "
             f"in {outcome.seconds:.2f} s → {where}; {describe_maps(outcome.maps)}{note}"
         )
-
-    def _show_layer(self, data: np.ndarray, kwargs: dict[str, Any]) -> None:
-        """Add the result, or update an earlier result of the same name in place (removing
-        a layer makes napari run a full garbage collection: ~0.5 s)."""
-        from napari.layers import Image
-
-        name = kwargs["name"]
-        old = self.viewer.layers[name] if name in self.viewer.layers else None  # noqa: SIM401 (LayerList has no .get)
-        if (
-            isinstance(old, Image)
-            and old.rgb == kwargs["rgb"]
-            and old.ndim == data.ndim - kwargs["rgb"]
-        ):
-            old.data = data
-            for key in (
-                "scale",
-                "translate",
-                "rotate",
-                "shear",
-                "affine",
-                "metadata",
-                "blending",
-                "opacity",
-                "colormap",
-                "gamma",
-                "contrast_limits",
-                "units",
-                "axis_labels",
-            ):
-                if key in kwargs and kwargs[key] is not None:
-                    setattr(old, key, kwargs[key])
-            return
-        layer = Image(data, **kwargs)
-        if old is not None:
-            index = self.viewer.layers.index(old)
-            self.viewer.layers.pop(index)
-            self.viewer.layers.insert(index, layer)
-        else:
-            self.viewer.layers.append(layer)
 
     def _on_finished(self) -> None:
         if self._last_outcome is None:  # napari's own cancel (worker.quit) drops the result
