@@ -57,7 +57,7 @@ bin="$work/venv/bin"
 run=$(mktemp -d)   # outside the source tree
 cd "$run"
 "$bin/python" -c "import napari_srcnn, sys; p = napari_srcnn.__file__; print('imported from', p); sys.exit('$work/venv' not in p)"
-"$bin/python" -c "import importlib.util as u; import sys; sys.exit(u.find_spec('napari') is not None or u.find_spec('PyQt5') is not None)" \
+"$bin/python" -c "import importlib.util as u; import sys; sys.exit(any(u.find_spec(m) is not None for m in ('napari', 'PyQt6', 'PyQt5', 'PySide6')))" \
   || { echo "napari or Qt got installed: the base install must stay headless" >&2; exit 1; }
 
 step "npe2 validate napari-srcnn"
