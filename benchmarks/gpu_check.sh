@@ -42,7 +42,12 @@ stage() {  # stage NAME LOG TIMEOUT_S COMMAND...: run, log, time, record the exi
 
 {
     echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
-    echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet 2>/dev/null || echo ' (with local changes)')"
+    if commit=$(git rev-parse --short HEAD 2>/dev/null); then
+        git diff --quiet HEAD 2>/dev/null || commit="$commit (with local changes)"
+        echo "commit: $commit"
+    else
+        echo "commit: unknown (not a git checkout)"
+    fi
     "$py" - <<'PY'
 import os, platform, torch
 from napari_srcnn import __version__

@@ -63,7 +63,13 @@ def build(folder: Path) -> str:
     cpu = cpu_all.get("inference", {})
     gpu = _json(folder / "gpu.json").get("gpu", {})
     probe = _json(folder / "probe.json")
-    lines = ["# napari-srcnn GPU check", "", "## Machine", "", "```", _text(folder / "machine.txt")]
+    machine = _text(folder / "machine.txt")
+    why = (
+        "no CUDA device on this machine"
+        if "CUDA: not available" in machine
+        else "the stage failed or did not run"
+    )
+    lines = ["# napari-srcnn GPU check", "", "## Machine", "", "```", machine.rstrip()]
     lines += ["```", "", "## Stages", "", "| stage | exit code | seconds |", "| --- | --- | --- |"]
     lines += [f"| {s[0]} | {s[1]} | {s[2]} |" for s in stages if len(s) >= 3]
     lines += ["", "## CPU rows (bf16 and fp32 side by side)", ""]
@@ -71,7 +77,7 @@ def build(folder: Path) -> str:
         lines += [str(cpu_all.get("cpu", "")), ""]
         lines += _inference_rows(cpu)
     else:
-        lines.append("not measured (see cpu_rows.txt)")
+        lines.append("not measured: the stage failed (see cpu_rows.txt)")
     lines += ["", "## GPU rows", ""]
     if gpu:
         lines += _inference_rows(gpu)
@@ -97,7 +103,7 @@ def build(folder: Path) -> str:
                 f"result {gpu.get('oom max difference')} of 65535.",
             ]
     else:
-        lines.append("not measured (no CUDA device, or the stage failed: see gpu_rows.txt)")
+        lines.append(f"not measured: {why} (see gpu_rows.txt)")
     lines += ["", "## Training probe (9-5-5 ×3)", ""]
     if probe:
         lines += [
@@ -118,7 +124,7 @@ def build(folder: Path) -> str:
                 f"(bicubic {_num(probe.get('set5_x3_bicubic_psnr'), '.2f')})"
             )
     else:
-        lines.append("not run (no CUDA device, or the stage failed: see probe.txt)")
+        lines.append(f"not run: {why} (see probe.txt)")
     for name, title in (
         ("cpu_rows.txt", "CPU benchmark output"),
         ("gpu_tests.txt", "GPU tests (pytest -m gpu)"),
