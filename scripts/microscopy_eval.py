@@ -37,6 +37,47 @@ HELD_OUT = ("haase", "neubias")
 MAX_PLANES = 8
 
 
+def score_sources(
+    model: str | None, scale: int, degradation: str, sources=HELD_OUT, quiet: bool = False
+) -> list[dict]:
+    """One row per image of ``sources``: bicubic's and the model's data-range PSNR/SSIM."""
+    upscaler = Upscaler(model, UpscaleOptions(scale=float(scale), precision="fp32"))
+    rows = []
+    for source in sources:
+        for path in find_images([MICROSCOPY / source]):
+            image, meta = read_image(path)
+            image, meta = first_planes(image, meta)
+            try:
+                row = score_image(image, scale, upscaler, meta, degradation)
+            except Exception as exc:  # noqa: BLE001 - a report line, not a crash
+                if not quiet:
+                    print(f"  skipped {source}/{path.name}: {exc}", file=sys.stderr)
+                continue
+            row.update(source=source, name=path.name, dtype=str(image.dtype), shape=image.shape)
+            row["gain"] = row["psnr"] - row["bicubic_psnr"]
+            rows.append(row)
+    return rows
+
+
+def per_source(rows: list[dict]) -> dict[str, dict]:
+    """Mean bicubic and model PSNR, mean and smallest gain, and images worse than bicubic."""
+    out = {}
+    for source in dict.fromkeys(r["source"] for r in rows):
+        mine = [r for r in rows if r["source"] == source]
+        gains = np.array([r["gain"] for r in mine])
+        worst = mine[int(np.argmin(gains))]
+        out[source] = {
+            "images": len(mine),
+            "bicubic_psnr": round(float(np.mean([r["bicubic_psnr"] for r in mine])), 3),
+            "psnr": round(float(np.mean([r["psnr"] for r in mine])), 3),
+            "gain": round(float(gains.mean()), 3),
+            "min_gain": round(float(gains.min()), 3),
+            "worst": worst["name"],
+            "worse_than_bicubic": int((gains < 0).sum()),
+        }
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--scale", type=int, default=2)
@@ -45,35 +86,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sources", nargs="+", default=list(HELD_OUT))
     p.add_argument("--json", default=None, help="write every row here")
     args = p.parse_args(argv)
-    upscaler = Upscaler(args.model, UpscaleOptions(scale=float(args.scale)))
-    rows = []
     t0 = time.perf_counter()
-    for source in args.sources:
-        for path in find_images([MICROSCOPY / source]):
-            image, meta = read_image(path)
-            image, meta = _first_planes(image, meta)
-            try:
-                row = score_image(image, args.scale, upscaler, meta, args.degradation)
-            except Exception as exc:  # noqa: BLE001 - a report line, not a crash
-                print(f"  skipped {source}/{path.name}: {exc}", file=sys.stderr)
-                continue
-            row.update(source=source, name=path.name, dtype=str(image.dtype), shape=image.shape)
-            row["gain"] = row["psnr"] - row["bicubic_psnr"]
-            rows.append(row)
+    rows = score_sources(args.model, args.scale, args.degradation, args.sources)
     print(
         f"×{args.scale} {args.degradation}, {len(rows)} images, "
         f"{time.perf_counter() - t0:.0f} s; model(s): {sorted({r['model'] for r in rows})}"
     )
-    for source in args.sources:
-        mine = [r for r in rows if r["source"] == source]
-        if not mine:
-            continue
-        gains = np.array([r["gain"] for r in mine])
-        worst = mine[int(np.argmin(gains))]
+    for source, s in per_source(rows).items():
         print(
-            f"  {source:<10} {len(mine):>3} images  bicubic {np.mean([r['bicubic_psnr'] for r in mine]):6.2f}"
-            f"  model {np.mean([r['psnr'] for r in mine]):6.2f} dB  gain mean {gains.mean():+.2f}"
-            f"  min {gains.min():+.2f} ({worst['name']})  worse than bicubic: {(gains < 0).sum()}"
+            f"  {source:<10} {s['images']:>3} images  bicubic {s['bicubic_psnr']:6.2f}"
+            f"  model {s['psnr']:6.2f} dB  gain mean {s['gain']:+.2f}"
+            f"  min {s['min_gain']:+.2f} ({s['worst']})  worse than bicubic: {s['worse_than_bicubic']}"
         )
     if args.json:
         Path(args.json).write_text(
@@ -84,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _first_planes(image: np.ndarray, meta):
+def first_planes(image: np.ndarray, meta):
     """At most `MAX_PLANES` planes per leading non-channel axis (z, t) of a stack."""
     from napari_srcnn.engine.io import ImageMeta
 

@@ -197,12 +197,13 @@ def test_explicit_validation_images_replace_the_fraction(camera):
     )
 
 
-def test_mixed_degradation_pairs_every_plane_three_ways(camera):
+def test_mixed_degradation_pairs_every_plane_four_ways(camera):
     planes = [camera[:60, :60], camera[60:120, :60]]
     mixed = training_data_from_arrays(planes, 3, degradation="mixed", val_fraction=0.5)
-    assert len(mixed.train) == 3 and len(mixed.val) == 3  # bicubic, area, blurred bicubic
+    assert len(mixed.train) == 4 and len(mixed.val) == 4  # bicubic, area, blurred, oversampled
     hr = mixed.train[0].hr
-    assert all(p.hr is hr for p in mixed.train)  # one HR array, shared
+    assert all(p.hr is hr for p in mixed.train[:3])  # one HR array, shared
+    assert mixed.train[3].hr.std() < hr.std()  # oversampled: the HR plane itself is smooth
     lrs = [p.lr_up for p in mixed.train]
     assert not np.allclose(lrs[0], lrs[1]) and not np.allclose(lrs[0], lrs[2])
     with pytest.raises(TrainingDataError, match="integer factor"):

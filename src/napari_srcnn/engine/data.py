@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import CancelledError, TrainingDataError
-from .degradation import degradation_kinds, degrade, grid_step, modcrop_plane
+from .degradation import degradation_kinds, degrade, grid_step, modcrop_plane, oversample
 from .io import IMAGE_SUFFIXES, ImageMeta, read_image
 from .planes import (
     COLOR_MODES,
@@ -200,7 +200,11 @@ def _pairs_from_hr(
         for kind, sigma in kinds:
             if cancel is not None and cancel():
                 raise CancelledError("cancelled while making the training pairs")
-            pairs.append(PairedPlanes(lr_up=degrade(hr, scale, sigma, kind), hr=hr))
+            if kind == "oversampled":  # the HR plane itself is smooth: nothing to sharpen
+                smooth = oversample(hr, scale)
+                pairs.append(PairedPlanes(lr_up=degrade(smooth, scale), hr=smooth))
+            else:
+                pairs.append(PairedPlanes(lr_up=degrade(hr, scale, sigma, kind), hr=hr))
     return pairs
 
 
@@ -304,8 +308,9 @@ def training_data_from_arrays(
         Gaussian blur (HR pixels) of the degradation.
     degradation
         One of [`DEGRADATIONS`][napari_srcnn.engine.degradation.DEGRADATIONS]: ``"bicubic"`` (the
-        paper's), ``"area"`` (pixel binning) or ``"mixed"`` (every plane with both and with a
-        mildly blurred bicubic partner).
+        paper's), ``"area"`` (pixel binning) or ``"mixed"`` (every plane with both, with a
+        mildly blurred bicubic partner, and oversampled: see
+        [`oversample()`][napari_srcnn.engine.degradation.oversample]).
     seed
         Seed of the train/validation split.
     description

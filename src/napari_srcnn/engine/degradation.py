@@ -6,7 +6,9 @@ down-sampling by the factor, and bicubic up-sampling back to the HR grid
 bicubic shrinks: ``kind="area"`` bins ``s × s`` pixels into one (a camera with pixels ``s`` times
 larger; integer factors), on the same pixel grid as MATLAB's shrink, before the same bicubic
 up-sampling. `DEGRADATIONS` names the choices of a training set (``"mixed"``: every plane with
-both, and a mildly blurred bicubic one). Planes are first mod-cropped
+both, a mildly blurred bicubic one, and an *oversampled* one: the HR plane itself blurred first, as
+a microscope that samples finer than its optics resolve records it, so that the model also learns
+when there is nothing to sharpen). Planes are first mod-cropped
 ([`modcrop_plane()`][napari_srcnn.engine.degradation.modcrop_plane]) so that the LR grid is whole;
 the degradation is applied to each whole plane, so patches cut from it see true image-level
 degradation, not per-patch border effects.
@@ -28,22 +30,44 @@ __all__ = [
     "degrade",
     "grid_step",
     "modcrop_plane",
+    "oversample",
 ]
 
 #: Degradations of a training set: ``"bicubic"`` (the paper's), ``"area"`` (pixel binning)
-#: and ``"mixed"`` (each plane three times: bicubic, area, and bicubic after a mild blur).
+#: and ``"mixed"`` (each plane four times: bicubic, area, bicubic after a mild blur, and
+#: bicubic of an oversampled plane).
 DEGRADATIONS = ("bicubic", "area", "mixed")
 #: The mild blur of ``"mixed"`` (HR pixels), when no blur is asked for.
 MIXED_BLUR = 0.6
+#: The blur (in HR pixels, per unit of the factor) that makes a plane oversampled: detail
+#: finer than about the LR pixel is gone from the HR plane itself.
+OVERSAMPLED_BLUR = 0.4
 
 
 def degradation_kinds(degradation: str, blur_sigma: float) -> list[tuple[str, float]]:
-    """The ``(kind, blur sigma)`` partners every HR plane gets under ``degradation``."""
+    """The ``(kind, blur sigma)`` partners every HR plane gets under ``degradation``.
+
+    Kind ``"oversampled"`` means: blur the HR plane by ``OVERSAMPLED_BLUR × scale`` and use the
+    blurred plane as HR and (bicubic-shrunk) as LR source (see `oversample()`)."""
     if degradation not in DEGRADATIONS:
         raise ValueError(f"degradation {degradation!r} is not one of {', '.join(DEGRADATIONS)}")
     if degradation != "mixed":
         return [(degradation, blur_sigma)]
-    return [("bicubic", 0.0), ("area", 0.0), ("bicubic", blur_sigma or MIXED_BLUR)]
+    return [
+        ("bicubic", 0.0),
+        ("area", 0.0),
+        ("bicubic", blur_sigma or MIXED_BLUR),
+        ("oversampled", 0.0),
+    ]
+
+
+def oversample(hr: np.ndarray, scale: float) -> np.ndarray:
+    """``hr`` as a microscope sampling finer than its optics records it: Gaussian blur of
+    ``OVERSAMPLED_BLUR × scale`` HR pixels (float32, same shape)."""
+    from scipy.ndimage import gaussian_filter
+
+    sigma = OVERSAMPLED_BLUR * scale
+    return gaussian_filter(hr, sigma=(0, sigma, sigma), mode="reflect").astype(np.float32)
 
 
 def area_downsample(x: np.ndarray, factor: int) -> np.ndarray:

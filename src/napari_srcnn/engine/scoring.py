@@ -10,7 +10,8 @@ would see:
   times larger), rounded back to the image's dtype as a camera would store it;
 - the low-resolution stack is upscaled the way the user would upscale it (the given
   [`Upscaler`][napari_srcnn.engine.inference.Upscaler], defaults included: its intensity map
-  and, without a named model, its choice of model), and bicubic up-sampling is the baseline;
+  and, without a named model, its choice of model), and bicubic up-sampling is the baseline,
+  both delivered in the image's dtype (integers rounded), as a user gets them;
 - PSNR and SSIM are computed per plane over the HR channel's own data range (its maximum minus
   its minimum over the whole stack) with ``scale`` pixels shaved, and averaged over the planes.
 """
@@ -122,7 +123,10 @@ def score_image(
     lr = np.stack([shrink(p, scale, degradation) for p in planes])
     lr_stored = _as_stored(lr, arr.dtype).reshape(*hr.shape[:-2], h // scale, w // scale)
     small = lr_stored.reshape(-1, h // scale, w // scale).astype(np.float64)
-    bicubic = np.stack([imresize(p, float(scale)) for p in small])
+    # Bicubic as a viewer or a resize tool delivers it: in the image's dtype, like SRCNN's output
+    # (8-bit data with a few levels would otherwise score rounding against unrounded values).
+    bicubic = _as_stored(np.stack([imresize(p, float(scale)) for p in small]), arr.dtype)
+    bicubic = bicubic.astype(np.float64)
     sr = None
     model = None
     if upscaler is not None:
