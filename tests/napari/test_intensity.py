@@ -83,7 +83,7 @@ def test_normalisation_precision_and_percentiles_reach_the_engine(
     run_widget(widget)
     [used] = viewer.layers["dim ×2 SRCNN"].metadata["srcnn"]["normalization_maps"]
     assert (used["kind"], used["low"], used["high"]) == ("dtype", 0.0, 65535.0)
-    assert "intensities 0–6.554e+04 → 0–1 (dtype)" in widget._status.value
+    assert "intensities 0–65535 → 0–1 (dtype)" in widget._status.value
 
 
 def test_a_result_outside_the_contrast_limits_is_shown_with_its_own_range(

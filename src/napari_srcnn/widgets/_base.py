@@ -47,8 +47,10 @@ def _scroll_area(content: Any, min_height: int) -> Any:
             return bar.sizeHint().width() if bar is not None else 0
 
         def sizeHint(self) -> QSize:
+            # A few pixels of slack: the dock's frame takes some, and wrapped text may
+            # need them at the width it finally gets.
             hint = content.sizeHint()
-            return QSize(hint.width() + self._bar_width(), hint.height())
+            return QSize(hint.width() + self._bar_width(), hint.height() + 8)
 
         def minimumSizeHint(self) -> QSize:
             # Never narrower than the content (nothing scrolls sideways, nothing is cut).
@@ -127,7 +129,14 @@ class JobWidget(Container):
     ) -> None:
         """Lay the widget out: ``form``, ``more`` (collapsed), Run | Cancel, the progress
         bar, the status line and ``below`` (Qt widgets, e.g. the live plot)."""
-        from qtpy.QtWidgets import QComboBox, QProgressBar, QSizePolicy, QVBoxLayout, QWidget
+        from qtpy.QtWidgets import (
+            QComboBox,
+            QHBoxLayout,
+            QProgressBar,
+            QSizePolicy,
+            QVBoxLayout,
+            QWidget,
+        )
         from superqt import QCollapsible
 
         self._run, self._cancel = run, cancel
@@ -135,6 +144,10 @@ class JobWidget(Container):
         self._more.extend(more)
         self._collapsible = QCollapsible(self.more_title, collapsedIcon="▶")
         self._collapsible.setDuration(0)
+        folded = self._collapsible.layout()
+        if folded is not None:  # 50 px tall folded otherwise
+            folded.setContentsMargins(0, 0, 0, 0)
+            folded.setSpacing(0)
         self._collapsible.addWidget(self._more.native)
         buttons = Container(layout="horizontal", labels=False, widgets=[run, cancel])
         # One left edge for everything: the body has the margins, its parts none.
@@ -153,8 +166,21 @@ class JobWidget(Container):
                     QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
                 )
                 control.native.setMinimumContentsLength(16)
-        for label in (self._status, self._progress_text):  # the widget's full width
-            label.native.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        self._status.native.setSizePolicy(  # the widget's full width
+            QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred
+        )
+        # Room for the progress and a two-line status from the start: docks keep their
+        # first height, so a widget that grew later would scroll its status out of sight.
+        for hidden in (self._bar, self._progress_text.native):
+            policy = hidden.sizePolicy()
+            policy.setRetainSizeWhenHidden(True)
+            hidden.setSizePolicy(policy)
+        self._status.native.setMinimumHeight(2 * self._status.native.fontMetrics().lineSpacing())
+        progress_row = QWidget()
+        row = QHBoxLayout(progress_row)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self._bar, 1)
+        row.addWidget(self._progress_text.native)
         body = QWidget()
         column = QVBoxLayout(body)
         column.setContentsMargins(margin, margin, margin, margin)
@@ -162,22 +188,24 @@ class JobWidget(Container):
             self._form.native,
             self._collapsible,
             buttons.native,
-            self._bar,
-            self._progress_text.native,
+            progress_row,
             self._status.native,
             *below,
         ):
             column.addWidget(item)
-        column.addStretch(1)
+        growing = [
+            w for w in below if w.sizePolicy().verticalPolicy() == QSizePolicy.Policy.Expanding
+        ]
+        for item in growing:  # the live plot takes the room that is left
+            column.setStretchFactor(item, 1)
+        column.addStretch(0 if growing else 1)
         scroll = _scroll_area(body, self.min_height)
-        # Room beyond the content goes to a widget that can use it (the live plot).
-        grows = any(
-            getattr(w, "sizePolicy", None)
-            and w.sizePolicy().verticalPolicy() == QSizePolicy.Policy.Expanding
-            for w in below
-        )
-        vertical = QSizePolicy.Policy.Expanding if grows else QSizePolicy.Policy.Preferred
+        grows = bool(growing)
+        # Room beyond the content goes to a widget that can use it (the live plot); one
+        # without asks for no more than its content, so a docked neighbour gets the rest.
+        vertical = QSizePolicy.Policy.Expanding if grows else QSizePolicy.Policy.Maximum
         scroll.setSizePolicy(QSizePolicy.Policy.Preferred, vertical)
+        self.native.setSizePolicy(QSizePolicy.Policy.Preferred, vertical)
         self.native.layout().addWidget(scroll)
         self.native.layout().setContentsMargins(0, 0, 0, 0)
         self._layout_ready = True

@@ -37,6 +37,9 @@ def normalization_maps(plan: Any) -> list[Any]:
 
 
 def _number(value: float) -> str:
+    """``98``, ``65535``, ``0.1``, ``0.0123``: whole numbers whole, others to 4 digits."""
+    if abs(value) < 1e9 and float(value).is_integer():
+        return f"{value:.0f}"
     return f"{value:.4g}"
 
 

@@ -44,7 +44,7 @@ def _view_class() -> type:
         def __init__(self) -> None:
             super().__init__()
             self.image: QImage | None = None
-            self.setMinimumHeight(200)
+            self.setMinimumHeight(150)
             self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
 
         def show_image(self, rgba: bytes, width: int, height: int, ratio: float) -> None:
@@ -65,8 +65,10 @@ def _view_class() -> type:
             self.resized.emit()
 
         def sizeHint(self) -> Any:
+            # Its least height: a scroll area holding word-wrapped text makes its content
+            # as tall as the content's hint; the plot still takes whatever room is left.
             hint = super().sizeHint()
-            hint.setHeight(240)
+            hint.setHeight(self.minimumHeight())
             return hint
 
     return PlotView

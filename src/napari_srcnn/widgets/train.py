@@ -100,6 +100,7 @@ class TrainWidget(JobWidget):
             tooltip="high-resolution layers to learn from (Ctrl/Cmd-click for several); "
             "starts with the layers selected in the layer list",
         )
+        self._hr.native.setMaximumHeight(76)  # four layers; it scrolls beyond
         self._lr = ComboBox(
             label="LR layer",
             choices=self._image_layers,
