@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from napari_srcnn.widgets._common import AUTO_MODEL
+
 pytestmark = pytest.mark.gui
 
 DOCS_IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
@@ -109,7 +111,7 @@ def test_screenshot_of_a_microscopy_layer_upscaled(
     lr = viewer.open_sample("napari-srcnn", "ihc_lr")[0]
     viewer.layers.selection.active = lr  # the chooser follows the selection
     assert upscale._image.value is lr and lr.data.dtype == np.uint16
-    upscale._model.value = _model_for_x3(tiny_model)
+    assert upscale._model.value == AUTO_MODEL  # the installed model for microscopy at ×3
     upscale._scale.value = 3.0
     run_widget(upscale)
     sr = viewer.layers[f"{lr.name} ×3 SRCNN"]
@@ -117,6 +119,7 @@ def test_screenshot_of_a_microscopy_layer_upscaled(
     np.testing.assert_allclose(sr.contrast_limits, lr.contrast_limits)
     assert sr.colormap.name == lr.colormap.name
     assert "(percentile)" in upscale._status.value  # the map used is shown
+    assert sr.metadata["srcnn"]["model"] in upscale._status.value  # and the model that ran
 
     viewer.layers.selection.active = sr
     _grid(viewer, qtbot, (lr, sr, hr))

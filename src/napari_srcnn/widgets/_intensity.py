@@ -37,8 +37,9 @@ def normalization_maps(plan: Any) -> list[Any]:
 
 
 def _number(value: float) -> str:
-    """``98``, ``65535``, ``0.1``, ``0.0123``: whole numbers whole, others to 4 digits."""
-    if abs(value) < 1e9 and float(value).is_integer():
+    """``98``, ``65535``, ``60020`` (for 60020.3), ``98.06``, ``0.0123``: no exponent
+    between 0.001 and 10⁹, at most 4 significant digits below 1000."""
+    if abs(value) < 1e9 and (abs(value) >= 1000 or float(value).is_integer()):
         return f"{value:.0f}"
     return f"{value:.4g}"
 
