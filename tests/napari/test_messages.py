@@ -34,24 +34,42 @@ ERRORS = {
 #: Engine modules no widget calls: files on disk (the CLI's and the reader's), the
 #: literature evaluation (``napari-srcnn eval``), resuming a checkpoint (``--resume``).
 NOT_FROM_WIDGETS = {"io.py", "evaluation.py", "checkpoints.py"}
-#: Python parameter names a widget user never sees.
+#: Python parameter names a widget user never sees (environment variables, NAME=value, are
+#: set outside napari and read alike by every entry point: they may appear).
 KEYWORDS = re.compile(
     r"\b(channel_axis|val_fraction|patch_size|batch_size|val_every|checkpoint_every|"
-    r"init_from|color_mode|extra_layers)\b|\b\w+=\S"
+    r"init_from|color_mode|extra_layers)\b|\b(?![A-Z][A-Z0-9_]*=)\w+=\S"
 )
 
 
-def _text(node: ast.expr, source: str) -> str:
-    """A message expression as text, every placeholder shown as ``X``."""
+def _text(node: ast.expr, constants: dict[str, str]) -> str:
+    """A message expression as text: module-level string constants filled in (the name of
+    an environment variable), every other placeholder shown as ``X``."""
     if isinstance(node, ast.Constant) and isinstance(node.value, str):
         return node.value
     if isinstance(node, ast.JoinedStr):
-        return "".join(v.value if isinstance(v, ast.Constant) else "X" for v in node.values)
+        return "".join(_text(v, constants) for v in node.values)
+    if isinstance(node, ast.FormattedValue):
+        value = node.value
+        return constants.get(value.id, "X") if isinstance(value, ast.Name) else "X"
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
-        return _text(node.left, source) + _text(node.right, source)
+        return _text(node.left, constants) + _text(node.right, constants)
     if isinstance(node, ast.IfExp):
-        return _text(node.body, source) + _text(node.orelse, source)
+        return _text(node.body, constants) + _text(node.orelse, constants)
     return "X"
+
+
+def _constants(tree: ast.Module) -> dict[str, str]:
+    """``NAME = "text"`` assignments at the top of a module."""
+    return {
+        target.id: node.value.value
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        and isinstance(node.value, ast.Constant)
+        and isinstance(node.value.value, str)
+        for target in node.targets
+        if isinstance(target, ast.Name)
+    }
 
 
 def engine_messages() -> list[tuple[str, str]]:
@@ -60,14 +78,15 @@ def engine_messages() -> list[tuple[str, str]]:
     for path in sorted(ENGINE.glob("*.py")):
         if path.name in NOT_FROM_WIDGETS:
             continue
-        source = path.read_text(encoding="utf-8")
-        for node in ast.walk(ast.parse(source)):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        constants = _constants(tree)
+        for node in ast.walk(tree):
             if not (isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call)):
                 continue
             func = node.exc.func
             name = getattr(func, "id", getattr(func, "attr", ""))
             if name in ERRORS and node.exc.args:
-                text = " ".join(_text(node.exc.args[0], source).split())
+                text = " ".join(_text(node.exc.args[0], constants).split())
                 found.append((f"{path.name}:{node.lineno}", text))
     return found
 
