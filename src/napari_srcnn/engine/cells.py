@@ -37,6 +37,8 @@ def _luma(rgb: torch.Tensor) -> torch.Tensor:
     return y.add_(rgb[..., 1:2], alpha=g).add_(rgb[..., 2:3], alpha=b).add_(_LUMA_OFFSET)
 
 
+# Beyond this, ``value * span + low`` may leave float32's range.
+_FLOAT32_SAFE = 2.0**100
 # Output dtypes whose round trip float32 holds exactly; others take color.denormalize.
 _FAST_STORE = {
     np.dtype(t) for t in (np.uint8, np.int8, np.uint16, np.int16, np.float32, np.float16)
@@ -48,11 +50,13 @@ def store(target: np.ndarray, result: torch.Tensor, norm: Normalization) -> None
     """``target[...] = denormalize(result, norm, target.dtype)``, computed in torch.
 
     Same arithmetic as [`denormalize()`][napari_srcnn.engine.color.denormalize] (float32, round half
-    to even, clip, NaN -> 0), but in place and on PyTorch's threads: the single-threaded NumPy
+    to even, clip at the dtype's limits, NaN -> 0 for integers), but in place and on PyTorch's threads: the single-threaded NumPy
     version cost ~10 % of a 9-1-5 upscale on two cores.
     """
     dtype = target.dtype
-    if dtype not in _FAST_STORE or result.dtype != torch.float32:
+    # A range near float32's limits (±3.4e38 data) would overflow in float32: float64 then.
+    huge = max(abs(norm.low), abs(norm.high)) > _FLOAT32_SAFE
+    if dtype not in _FAST_STORE or result.dtype != torch.float32 or huge:
         target[...] = denormalize(result.numpy(), norm, dtype)
         return
     y = result
@@ -63,6 +67,8 @@ def store(target: np.ndarray, result: torch.Tensor, norm: Normalization) -> None
     if dtype.kind in "ui":
         info = np.iinfo(dtype)
         y.round_().clamp_(float(info.min), float(info.max)).nan_to_num_(0.0)
+    elif dtype == np.float16:  # clip at the dtype's limits only (NaN, missing data, stays)
+        y.clamp_(float(np.finfo(np.float16).min), float(np.finfo(np.float16).max))
     target[...] = y.numpy()  # the cast to the target dtype happens in this one copy
 
 
@@ -223,7 +229,7 @@ def _mark_missing(
 ) -> None:
     """Set NaN in ``result`` (``(h, w, C)``, output pixels ``box``) wherever the nearest
     low-resolution pixel of the crop from ``lr_origin`` is missing (any colour sample of it)."""
-    mask = missing if missing.ndim == 2 else missing.any(axis=-1)
+    mask: np.ndarray = missing if missing.ndim == 2 else np.any(missing, axis=-1)
     y0, y1, x0, x1 = box
     index = []
     for start, stop, origin, n_lr, n in (

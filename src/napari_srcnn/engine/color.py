@@ -392,8 +392,8 @@ def denormalize(x: Any, norm: Normalization, dtype: Any) -> np.ndarray:
         The normalisation the input was made with.
     dtype : numpy dtype-like
         Output dtype. Integers are rounded to nearest and clipped to the dtype's range
-        (NaN becomes 0, as MATLAB converts NaN to integers); floats keep the range
-        unclipped.
+        (NaN becomes 0, as MATLAB converts NaN to integers); floats are clipped only at the
+        dtype's finite limits (nothing becomes ±inf; NaN stays NaN).
 
     Returns
     -------
@@ -408,8 +408,10 @@ def denormalize(x: Any, norm: Normalization, dtype: Any) -> np.ndarray:
     out_dtype = np.dtype(dtype)
     _check_numeric(out_dtype)
     arr = np.asarray(x)
-    # float32 is exact enough for 8/16-bit targets; wider integers and float64 need more.
+    # float32 is exact enough for 8/16-bit targets; wider integers and float64 need more, and
+    # so does a range near float32's limits (``value * span`` would overflow).
     wide = (out_dtype.kind in "ui" and out_dtype.itemsize >= 4) or out_dtype == np.float64
+    wide = wide or max(abs(norm.low), abs(norm.high)) > 2.0**100
     work = np.dtype(np.float64) if wide or arr.dtype == np.float64 else np.dtype(np.float32)
     y: np.ndarray = arr.astype(work)  # fresh copy
     if norm.high - norm.low != 1.0:
@@ -424,6 +426,10 @@ def denormalize(x: Any, norm: Normalization, dtype: Any) -> np.ndarray:
         np.rint(y, out=y)
         np.clip(y, float(info.min), top, out=y)
         np.nan_to_num(y, copy=False, nan=0.0)
+    elif out_dtype.itemsize < y.dtype.itemsize:
+        # Clip at the dtype's limits only, so that nothing becomes ±inf (NaN stays NaN).
+        limits = np.finfo(out_dtype)
+        np.clip(y, float(limits.min), float(limits.max), out=y)
     return y.astype(out_dtype, copy=False)
 
 
