@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import decimal
 import math
+import numbers
 from dataclasses import dataclass
 
 from ..errors import InputError
@@ -84,32 +86,79 @@ class UpscaleOptions:
     ensemble: bool = False
 
     def __post_init__(self) -> None:
+        # NumPy scalars, Fractions and Decimals are numbers too: stored as plain float / int.
         if self.scale is not None:
-            if isinstance(self.scale, bool) or not isinstance(self.scale, (int, float)):
+            scale = _real(self.scale)
+            if scale is None:
                 raise InputError(f"scale {self.scale!r} must be a number")
-            if not math.isfinite(self.scale) or self.scale <= 1.0 or self.scale > MAX_SCALE:
+            if not math.isfinite(scale) or scale <= 1.0 or scale > MAX_SCALE:
                 raise InputError(
                     f"scale {self.scale!r} must be a number above 1 and at most {MAX_SCALE:g}"
                 )
-        if self.channels not in CHANNEL_MODES:
+            object.__setattr__(self, "scale", scale)
+        if not isinstance(self.channels, str) or self.channels not in CHANNEL_MODES:
             raise InputError(f"channels {self.channels!r} is not one of {', '.join(CHANNEL_MODES)}")
-        if isinstance(self.tile, bool) or not isinstance(self.tile, int) or self.tile < 16:
+        tile = _integer(self.tile)
+        if tile is None or tile < 16:
             raise InputError(f"tile {self.tile!r} must be an integer of at least 16 pixels")
-        if self.normalization not in NORMALIZATIONS:
+        object.__setattr__(self, "tile", tile)
+        if self.channel_axis is not None:
+            axis = _integer(self.channel_axis)
+            if axis is None:
+                raise InputError(f"channel_axis {self.channel_axis!r} must be an integer or None")
+            object.__setattr__(self, "channel_axis", axis)
+        if not isinstance(self.normalization, str) or self.normalization not in NORMALIZATIONS:
             raise InputError(
                 f"normalization {self.normalization!r} is not one of {', '.join(NORMALIZATIONS)}"
             )
-        lo, hi = self.percentiles
-        if not (0 <= lo < hi <= 100):
+        pair = _pair(self.percentiles)
+        if pair is None or not (0 <= pair[0] < pair[1] <= 100):
             raise InputError(
-                f"percentiles {self.percentiles!r} must satisfy 0 <= low < high <= 100"
+                f"percentiles {self.percentiles!r} must be two numbers (low, high) with "
+                "0 <= low < high <= 100"
             )
-        if self.precision not in PRECISIONS:
+        object.__setattr__(self, "percentiles", pair)
+        if not isinstance(self.device, str):
+            raise InputError(f"device {self.device!r} must be a string such as 'auto' or 'cpu'")
+        if not isinstance(self.precision, str) or self.precision not in PRECISIONS:
             raise InputError(f"precision {self.precision!r} is not one of {', '.join(PRECISIONS)}")
         if not isinstance(self.ensemble, bool):
             raise InputError(f"ensemble {self.ensemble!r} must be True or False")
         if self.rgb is not None and not isinstance(self.rgb, bool):
             raise InputError(f"rgb {self.rgb!r} must be True, False or None (guess)")
+
+
+def _real(value: object) -> float | None:
+    """``value`` as a float if it is a real number (not a bool), else None."""
+    if isinstance(value, bool) or not isinstance(value, (numbers.Real, decimal.Decimal)):
+        return None
+    try:
+        return float(value)
+    except (OverflowError, ValueError):  # a Fraction or Decimal beyond float's range
+        return None
+
+
+def _integer(value: object) -> int | None:
+    """``value`` as an int if it is an integer (NumPy's included, not a bool), else None."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        return None
+    return int(value)
+
+
+def _pair(value: object) -> tuple[float, float] | None:
+    """``value`` as two finite floats, else None."""
+    if isinstance(value, (str, bytes)):
+        return None
+    try:
+        items = list(value)  # type: ignore[call-overload]
+    except TypeError:  # None, a number
+        return None
+    if len(items) != 2:
+        return None
+    low, high = (_real(v) for v in items)
+    if low is None or high is None or not (math.isfinite(low) and math.isfinite(high)):
+        return None
+    return low, high
 
 
 def output_shape(

@@ -195,6 +195,10 @@ def load_model(
         model.net.to(device)
         _check_scale(model.info, scale)
         return model
+    if not isinstance(model, (str, os.PathLike)):
+        raise WeightsError(
+            f"model {model!r} must be a model name, a weights file path or a LoadedModel"
+        )
     named = _named()
     key = str(model)
     if key in named:
