@@ -43,6 +43,8 @@ from ..errors import CancelledError, InputError
 from .cells import Plan, cell_split, compute_cell, lr_range, store
 from .color import Normalization
 from .device import resolve_device
+from .files import one_line
+from .memory import Estimate, upscale_estimate
 from .model import SRCNN
 from .options import (
     CHANNEL_MODES,
@@ -52,7 +54,7 @@ from .options import (
     UpscaleOptions,
     output_shape,
 )
-from .planning import color_mode, has_color_axis, normalization, plan_array
+from .planning import channel_axis, color_mode, has_color_axis, make_plan, normalization, plan_array
 from .runner import NetworkRunner, _blocks, run_groups
 from .weights import LoadedModel, default_model_name, load_model
 
@@ -75,6 +77,12 @@ _FAMILY = {"auto": "y", "y": "y", "rgb": "rgb", "per-channel": "gray"}
 # Largest tile on CUDA: progress and cancel stay responsive (~0.1 s per tile on an H100).
 GPU_MAX_TILE = 2048
 
+# How an in-memory upscale that does not fit can need less (the CLI names its own ways).
+_ADVICE = (
+    "use a smaller scale, crop the image, or open it lazily (a zarr or dask array), "
+    "which is upscaled chunk by chunk"
+)
+
 ProgressFn = Callable[[int, int], Any]
 CancelFn = Callable[[], bool]
 
@@ -93,7 +101,12 @@ def _check_meta(shape: tuple[int, ...], dtype: np.dtype) -> None:
 
 def _check_array(image: Any) -> np.ndarray:
     # zarr / memmap / other array-likes are materialised here; dask arrays never get here.
-    arr = np.asarray(image)
+    try:
+        arr = np.asarray(image)
+    except (ValueError, TypeError) as exc:  # a ragged list, an object that is not an array
+        raise InputError(
+            f"cannot make an image array of this {type(image).__name__}: {one_line(exc, 120)}"
+        ) from None
     _check_meta(arr.shape, arr.dtype)
     return arr
 
@@ -207,6 +220,59 @@ class Upscaler:
             self._family[name] = other
         return self._family[name]
 
+    def check(
+        self,
+        shape: tuple[int, ...],
+        dtype: Any,
+        *,
+        input_bytes: int = 0,
+        extra_bytes: int = 0,
+        advice: str = "",
+    ) -> Estimate:
+        """Check, from its shape and dtype alone, that an image can be upscaled (dimensions,
+        dtype, colour mode, plane size) and that the run fits in memory; nothing is allocated.
+
+        ``input_bytes`` is memory the image will take that is not allocated yet (a file still to
+        be read), ``extra_bytes`` anything else the caller will hold. Raises an
+        [`InputError`][napari_srcnn.errors.InputError] that says how much memory is needed and
+        how to need less (``advice`` replaces the default hint); returns the estimate.
+        """
+        shape = tuple(int(s) for s in shape)
+        dtype = np.dtype(dtype)
+        _check_meta(shape, dtype)
+        target = self.for_image(shape)
+        moved, plan = target.shape_plan(shape, dtype)
+        lead = len(plan.planes_shape)
+        arch = target.model.info.arch
+        cpu = target.device.type == "cpu"
+        return upscale_estimate(
+            moved,
+            dtype,
+            target.scale,
+            spatial=(lead, lead + 1),
+            tile=target.tile_edge(),
+            halo=arch.halo,
+            widths=(arch.n1, arch.n2),
+            channels=arch.channels,
+            workers=torch.get_num_threads() if cpu else 1,
+            block=target.runner.block or target.tile_edge(),
+            ensemble=target.options.ensemble,
+            input_bytes=input_bytes,
+            extra_bytes=extra_bytes,
+            advice=advice or _ADVICE,
+        ).check()
+
+    def shape_plan(self, shape: tuple[int, ...], dtype: Any) -> tuple[tuple[int, ...], Plan]:
+        """The shape with its channel axis (if any) first, and the plan of an image of ``shape``
+        and ``dtype`` but for its intensity map (a placeholder): from the shape alone, so that
+        every bad combination of image and options is found before any data is read."""
+        axis = channel_axis(self.options, shape)
+        moved = shape  # the channel axis first, as plan() moves it
+        if axis is not None:
+            moved = (shape[axis], *(s for i, s in enumerate(shape) if i != axis % len(shape)))
+        none = Normalization("none", 0.0, 1.0)
+        return moved, make_plan(self.options, self.model, moved, np.dtype(dtype), none, axis)
+
     def plan(self, image: Any) -> tuple[Any, Plan]:
         """``image`` with its channel axis (if any) moved first, and how it will be upscaled.
 
@@ -262,6 +328,7 @@ class Upscaler:
         """
         if not _is_dask(image):
             image = _check_array(image)
+            self.check(image.shape, image.dtype)  # before anything is allocated
         target = self.for_image(tuple(image.shape))
         if target is not self:
             return target(image, progress=progress, cancel=cancel)
@@ -372,19 +439,28 @@ class Upscaler:
         for k in range(8):
             turned = np.rot90(np.flip(arr, axes[1]) if k >= 4 else arr, k % 4, axes=axes)
             h, w = turned.shape[axes[0]], turned.shape[axes[1]]
-            out_shape = list(plan.out_shape)
+            turned_shape = list(plan.out_shape)
             if k % 2:
-                out_shape[axes[0]], out_shape[axes[1]] = out_shape[axes[1]], out_shape[axes[0]]
-            runs.append((k, np.ascontiguousarray(turned), (h, w), tuple(out_shape)))
+                a, b = axes
+                turned_shape[a], turned_shape[b] = turned_shape[b], turned_shape[a]
+            runs.append((k, np.ascontiguousarray(turned), (h, w), tuple(turned_shape)))
         per_run = [
             n_planes * len(self._tiles(0, shape[axes[0]], 0, shape[axes[1]]))
             for _, _, _, shape in runs
         ]
         total = sum(per_run)
         done_before = 0
+        # Each run in float, rounded once at the end: float32, or float64 where float32 would
+        # lose the data (float64 beyond its range, integers wider than its 24-bit mantissa).
+        dtype = plan.out_dtype
+        work = (
+            np.dtype("f8")
+            if dtype.itemsize > 4 or dtype.kind in "ui" and dtype.itemsize >= 4
+            else np.dtype("f4")
+        )
         for (k, turned, lr_shape, out_shape), count in zip(runs, per_run, strict=True):
-            sub = replace(plan, lr_shape=lr_shape, out_shape=out_shape, out_dtype=np.dtype("f4"))
-            out = np.empty(out_shape, dtype=np.float32)
+            sub = replace(plan, lr_shape=lr_shape, out_shape=out_shape, out_dtype=work)
+            out = np.empty(out_shape, dtype=work)
             H, W = out_shape[axes[0]], out_shape[axes[1]]
 
             def report(done: int, _total: int, offset: int = done_before) -> None:
@@ -396,12 +472,13 @@ class Upscaler:
             acc += np.flip(back, axes[1]) if k >= 4 else back
             done_before += count
         acc /= 8
-        dtype = plan.out_dtype
         if dtype.kind in "ui":
             info = np.iinfo(dtype)
             np.rint(acc, out=acc)
             np.clip(acc, info.min, info.max, out=acc)
             np.nan_to_num(acc, copy=False, nan=0.0)
+        else:  # clipped at the dtype's limits only (NaN, missing data, stays)
+            np.clip(acc, float(np.finfo(dtype).min), float(np.finfo(dtype).max), out=acc)
         return acc.astype(dtype)
 
     def _cell(

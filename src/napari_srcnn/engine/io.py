@@ -1,6 +1,7 @@
 """Reading and writing images: TIFF (axes and pixel size kept), PNG and JPEG.
 
-TIFFs are read with tifffile: the first series, its axes string (``"ZCYX"``, ``"YXS"``, …)
+TIFFs are read with tifffile: the file's one series (a file of several images is refused, as are
+CMYK, palette and L*a*b* colours: never half-read or misread), its axes string (``"ZCYX"``, ``"YXS"``, …)
 and the physical pixel size from OME (``PhysicalSizeX/Y/Z``), ImageJ (``spacing``, ``unit``)
 or the resolution tags. Written TIFFs are ImageJ hyperstacks when the axes and dtype allow
 it (Fiji and napari read them), plain TIFFs with shaped metadata otherwise; the pixel size
@@ -30,8 +31,11 @@ from .files import atomic_path, check_readable_file, one_line
 __all__ = [
     "IMAGE_SUFFIXES",
     "TIFF_SUFFIXES",
+    "ImageHeader",
     "ImageMeta",
+    "check_writable",
     "max_image_bytes",
+    "read_header",
     "read_image",
     "write_image",
 ]
@@ -114,30 +118,108 @@ def _suffix(path: Path) -> str:
 
 def max_image_bytes() -> int:
     """Largest image, in bytes, that [`read_image()`][napari_srcnn.engine.io.read_image] loads: the
-    machine's physical memory.
+    memory available now ([`memory_limit()`][napari_srcnn.engine.memory.memory_limit]).
 
     A corrupt or hostile header can claim terabytes; such a file is refused before any
     allocation instead of exhausting the memory of a shared machine.
     """
-    try:
-        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
-    except (AttributeError, ValueError, OSError):  # not POSIX
-        return 1 << 40
+    from .memory import memory_limit
+
+    return memory_limit()
 
 
 def _check_size(path: Path, shape: tuple[int, ...], dtype: np.dtype) -> None:
-    nbytes = int(np.prod(shape, dtype=np.float64)) * np.dtype(dtype).itemsize
+    from .memory import MEMORY_LIMIT_ENV, format_bytes
+
+    nbytes = math.prod(int(s) for s in shape) * np.dtype(dtype).itemsize
     limit = max_image_bytes()
     if nbytes > limit:
+        words = (
+            "allowed by " + MEMORY_LIMIT_ENV if os.environ.get(MEMORY_LIMIT_ENV) else "available"
+        )
         raise InputError(
-            f"{str(path)!r} declares an image of shape {tuple(shape)} ({nbytes / 2**30:.1f} GiB), "
-            f"more than this machine's memory ({limit / 2**30:.1f} GiB); the file is corrupt "
+            f"{str(path)!r} declares an image of shape {tuple(shape)} ({format_bytes(nbytes)}), "
+            f"more than the {format_bytes(limit)} of memory {words}; the file is corrupt "
             "or must be cropped first"
         )
 
 
 def _check_readable(path: Path) -> None:
     check_readable_file(path, "input", InputError)
+
+
+def _as_path(path: Any) -> Path:
+    if not isinstance(path, (str, os.PathLike)):
+        raise InputError(f"{path!r} is not a file path (give a str or a pathlib.Path)")
+    return Path(path)
+
+
+@dataclass(frozen=True)
+class ImageHeader:
+    """What [`read_header()`][napari_srcnn.engine.io.read_header] learns from an image file
+    without reading its pixels: the shape, dtype and metadata
+    [`read_image()`][napari_srcnn.engine.io.read_image] would return."""
+
+    path: Path
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    meta: ImageMeta
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the pixels take in memory once read."""
+        return math.prod(self.shape) * self.dtype.itemsize
+
+
+def read_header(path: str | os.PathLike) -> ImageHeader:
+    """The shape, dtype and axes of an image file, read from its header only (no pixels, so it
+    is cheap for a file of any size): everything that can be checked before any work.
+
+    Raises
+    ------
+    InputError
+        As [`read_image()`][napari_srcnn.engine.io.read_image] does for a file that cannot be
+        read (missing, empty, corrupt header, unsupported type, several series, CMYK, …), and
+        for an image larger than the memory available.
+    """
+    path = _as_path(path)
+    _check_readable(path)
+    suffix = _suffix(path)
+    if suffix in TIFF_SUFFIXES:
+        import tifffile
+
+        try:
+            with tifffile.TiffFile(path) as tif:
+                series = _tiff_series(tif, path)
+                shape, dtype, axes = tuple(series.shape), np.dtype(series.dtype), series.axes
+                spacing, unit = _tiff_spacing(tif, series, axes)
+        except InputError:
+            raise
+        except Exception as exc:
+            raise InputError(f"cannot read {str(path)!r}: {one_line(exc, 160)}") from None
+        order, axes, spacing = _layout(path, shape, axes, spacing)
+        _check_size(path, shape, dtype)
+        shape = tuple(shape[i] for i in order)
+        return ImageHeader(path, shape, dtype, ImageMeta(axes=axes, spacing=spacing, unit=unit))
+    if suffix in PLAIN_SUFFIXES:
+        import imageio.v3 as iio
+
+        try:
+            props = iio.improps(path)
+            shape, dtype = tuple(int(s) for s in props.shape), np.dtype(props.dtype)
+        except Exception as exc:
+            raise InputError(f"cannot read {str(path)!r}: {one_line(exc, 160)}") from None
+        _check_size(path, shape, dtype)
+        shape, meta = _plain_layout(path, shape)
+        return ImageHeader(path, shape, dtype, meta)
+    raise _unsupported(path, suffix)
+
+
+def _unsupported(path: Path, suffix: str) -> InputError:
+    return InputError(
+        f"{str(path)!r}: unsupported file type {suffix or '(none)'}; "
+        f"use one of {', '.join(IMAGE_SUFFIXES)}"
+    )
 
 
 def read_image(path: str | os.PathLike) -> tuple[np.ndarray, ImageMeta]:
@@ -160,20 +242,31 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, ImageMeta]:
     ------
     InputError
         For a missing, empty, truncated, corrupt or unreadable file, a folder, an unknown suffix, an
-        image with fewer than two axes or of size 0, or one that declares more bytes than the
-        machine's memory ([`max_image_bytes()`][napari_srcnn.engine.io.max_image_bytes]).
+        image with fewer than two axes or of size 0, a TIFF that holds several images (series) or
+        colours that are not gray or RGB(A) (CMYK, a palette, L*a*b*), or one that declares more
+        bytes than the memory available
+        ([`max_image_bytes()`][napari_srcnn.engine.io.max_image_bytes]).
     """
-    path = Path(path)
+    path = _as_path(path)
     _check_readable(path)
     suffix = _suffix(path)
     if suffix in TIFF_SUFFIXES:
         return _read_tiff(path)
     if suffix in PLAIN_SUFFIXES:
         return _read_plain(path)
-    raise InputError(
-        f"{str(path)!r}: unsupported file type {suffix or '(none)'}; "
-        f"use one of {', '.join(IMAGE_SUFFIXES)}"
-    )
+    raise _unsupported(path, suffix)
+
+
+def _plain_layout(path: Path, shape: tuple[int, ...]) -> tuple[tuple[int, ...], ImageMeta]:
+    """The shape and axes a PNG/JPEG/BMP of ``shape`` is returned with."""
+    if len(shape) == 3 and shape[-1] == 1:
+        shape = shape[:2]
+    if len(shape) not in (2, 3) or 0 in shape:
+        raise InputError(f"{str(path)!r}: unexpected image shape {shape}")
+    if len(shape) == 3 and shape[-1] == 2:
+        # Gray + alpha: two channels, not colour samples (each is upscaled on its own).
+        return shape, ImageMeta(axes="YXC")
+    return shape, ImageMeta.default(shape, rgb=len(shape) == 3)
 
 
 def _read_plain(path: Path) -> tuple[np.ndarray, ImageMeta]:
@@ -189,12 +282,63 @@ def _read_plain(path: Path) -> tuple[np.ndarray, ImageMeta]:
         raise InputError(f"cannot read {str(path)!r}: {one_line(exc, 160)}") from None
     if data.ndim == 3 and data.shape[-1] == 1:
         data = data[..., 0]
-    if data.ndim not in (2, 3) or 0 in data.shape:
-        raise InputError(f"{str(path)!r}: unexpected image shape {data.shape}")
-    if data.ndim == 3 and data.shape[-1] == 2:
-        # Gray + alpha: two channels, not colour samples (each is upscaled on its own).
-        return data, ImageMeta(axes="YXC")
-    return data, ImageMeta.default(data.shape, rgb=data.ndim == 3)
+    shape, meta = _plain_layout(path, tuple(data.shape))
+    return data.reshape(shape), meta
+
+
+# Photometric interpretations whose samples are not intensities or RGB(A): upscaling them as
+# such would be silently wrong (CMYK read as RGBA, palette indices interpolated).
+_PHOTOMETRIC_REFUSED = {
+    "SEPARATED": "a CMYK (separated ink) image; convert it to RGB first",
+    "PALETTE": "a palette (indexed-colour) image; convert it to RGB or grayscale first",
+    "CIELAB": "a CIE L*a*b* image; convert it to RGB first",
+    "ICCLAB": "an ICC L*a*b* image; convert it to RGB first",
+    "ITULAB": "an ITU L*a*b* image; convert it to RGB first",
+}
+
+
+def _tiff_series(tif: Any, path: Path) -> Any:
+    """The one image series of a TIFF, checked: several series (several images in one file) and
+    colour spaces other than gray and RGB(A) are refused, never half-read."""
+    if not tif.series:
+        raise InputError(f"cannot read {str(path)!r}: no image data in the file")
+    if len(tif.series) > 1:
+        shapes = ", ".join(str(tuple(s.shape)) for s in tif.series[:4])
+        more = ", …" if len(tif.series) > 4 else ""
+        raise InputError(
+            f"{str(path)!r} holds {len(tif.series)} images (TIFF series {shapes}{more}); "
+            "napari-srcnn reads one image per file: save each one to its own file"
+        )
+    series = tif.series[0]
+    page = series.pages[0] if series.pages else tif.pages[0]
+    photometric = getattr(getattr(page, "photometric", None), "name", None)
+    if photometric in _PHOTOMETRIC_REFUSED:
+        raise InputError(f"{str(path)!r} is {_PHOTOMETRIC_REFUSED[photometric]}")
+    return series
+
+
+def _layout(
+    path: Path, shape: tuple[int, ...], axes: str, spacing: tuple[float | None, ...]
+) -> tuple[list[int], str, tuple[float | None, ...]]:
+    """How a TIFF array of ``shape`` and tifffile ``axes`` is returned: the axis order that brings
+    Y, X (and samples) last, the new axes and spacing."""
+    if len(shape) < 2:
+        raise InputError(f"{str(path)!r} holds a {len(shape)}-D array {shape}, not an image")
+    if len(shape) != len(axes):
+        axes = ImageMeta.default(shape).axes
+        spacing = (None,) * len(shape)
+    if 0 in shape:
+        raise InputError(f"{str(path)!r} holds an empty image of shape {shape}")
+    if "Y" not in axes or "X" not in axes or any(axes.count(a) > 1 for a in "YXS"):
+        axes = ImageMeta.default(shape).axes
+        spacing = (None,) * len(shape)
+    if "S" in axes and shape[axes.index("S")] not in (3, 4):
+        # Extra samples that are not RGB(A) (e.g. gray + alpha): channels, never up-sampled.
+        axes = axes.replace("S", "C" if "C" not in axes else "Q")
+    # Bring the spatial axes (and samples) last: (..., Y, X[, S]).
+    order = [i for i, a in enumerate(axes) if a not in "YXS"]
+    order += [axes.index("Y"), axes.index("X")] + ([axes.index("S")] if "S" in axes else [])
+    return order, "".join(axes[i] for i in order), tuple(spacing[i] for i in order)
 
 
 def _read_tiff(path: Path) -> tuple[np.ndarray, ImageMeta]:
@@ -202,9 +346,7 @@ def _read_tiff(path: Path) -> tuple[np.ndarray, ImageMeta]:
 
     try:
         with tifffile.TiffFile(path) as tif:
-            if not tif.series:
-                raise InputError(f"cannot read {str(path)!r}: no image data in the file")
-            series = tif.series[0]
+            series = _tiff_series(tif, path)
             _check_size(path, tuple(series.shape), series.dtype)
             data = series.asarray()
             axes = series.axes
@@ -215,27 +357,10 @@ def _read_tiff(path: Path) -> tuple[np.ndarray, ImageMeta]:
         # (MemoryError included: a header may claim more than can be allocated.)
         raise InputError(f"cannot read {str(path)!r}: {one_line(exc, 160)}") from None
     data = np.asarray(data)
-    if data.ndim < 2:
-        raise InputError(f"{str(path)!r} holds a {data.ndim}-D array {data.shape}, not an image")
-    if data.ndim != len(axes):
-        axes = ImageMeta.default(data.shape).axes
-        spacing = (None,) * data.ndim
-    if 0 in data.shape:
-        raise InputError(f"{str(path)!r} holds an empty image of shape {data.shape}")
-    if "Y" not in axes or "X" not in axes or any(axes.count(a) > 1 for a in "YXS"):
-        axes = ImageMeta.default(data.shape).axes
-        spacing = (None,) * data.ndim
-    if "S" in axes and data.shape[axes.index("S")] not in (3, 4):
-        # Extra samples that are not RGB(A) (e.g. gray + alpha): channels, never up-sampled.
-        axes = axes.replace("S", "C" if "C" not in axes else "Q")
-    # Bring the spatial axes (and samples) last: (..., Y, X[, S]).
-    order = [i for i, a in enumerate(axes) if a not in "YXS"]
-    order += [axes.index("Y"), axes.index("X")] + ([axes.index("S")] if "S" in axes else [])
+    order, axes, spacing = _layout(path, tuple(data.shape), axes, spacing)
     if order != list(range(len(axes))):
         data = np.transpose(data, order)
-        axes = "".join(axes[i] for i in order)
-        spacing = tuple(spacing[i] for i in order)
-    return data, ImageMeta(axes=axes, spacing=tuple(spacing), unit=unit)
+    return data, ImageMeta(axes=axes, spacing=spacing, unit=unit)
 
 
 def _canonical_unit(unit: str | None) -> str | None:
@@ -305,35 +430,52 @@ def write_image(path: str | os.PathLike, data: np.ndarray, meta: ImageMeta | Non
         previous content of ``path``, if any, is intact: the data goes to a temporary file
         in the same folder that is renamed over ``path`` only once complete.
     """
-    path = Path(path)
+    path = _as_path(path)
     data = np.asarray(data)
     meta = meta or ImageMeta.default(data.shape)
     if len(meta.axes) != data.ndim:
         raise InputError(f"axes {meta.axes!r} do not match an array of shape {data.shape}")
-    suffix = _suffix(path)
+    suffix = check_writable(path, data.shape, data.dtype)
     if suffix in TIFF_SUFFIXES:
-        if data.dtype.kind not in "buifc":
-            raise InputError(f"TIFF cannot store {data.dtype} data")
         ome = suffix in (".ome.tif", ".ome.tiff")
         _write_checked(path, lambda tmp: _write_tiff(tmp, data, meta, path_is_ome=ome))
         return path
+    import imageio.v3 as iio
+
+    _write_checked(path, lambda tmp: iio.imwrite(tmp, data, extension=suffix))
+    return path
+
+
+def check_writable(path: str | os.PathLike, shape: tuple[int, ...], dtype: Any) -> str:
+    """Check that ``path``'s format can hold an image of ``shape`` and ``dtype`` (before the
+    work that makes it); returns the format's suffix.
+
+    Raises
+    ------
+    InputError
+        For an unknown suffix, or data the format would lose (float in PNG, 3-D in JPEG, …).
+    """
+    path, shape, dtype = _as_path(path), tuple(shape), np.dtype(dtype)
+    suffix = _suffix(path)
+    if suffix in TIFF_SUFFIXES:
+        if dtype.kind not in "buifc":
+            raise InputError(f"TIFF cannot store {dtype} data")
+        return suffix
     if suffix in PLAIN_SUFFIXES:
-        if data.ndim not in (2, 3) or (data.ndim == 3 and data.shape[-1] not in (2, 3, 4)):
+        ndim = len(shape)
+        if ndim not in (2, 3) or (ndim == 3 and shape[-1] not in (2, 3, 4)):
             raise InputError(
-                f"{suffix} holds 2-D grayscale or RGB(A) images; write shape {data.shape} "
+                f"{suffix} holds 2-D grayscale or RGB(A) images; write shape {shape} "
                 "to .tif instead"
             )
         allowed = (np.uint8, np.uint16) if suffix == ".png" else (np.uint8,)
-        if data.dtype not in allowed:
-            raise InputError(f"{suffix} cannot store {data.dtype} data; write a .tif instead")
-        if suffix != ".png" and data.ndim == 3 and data.shape[-1] != 3:
-            raise InputError(f"{suffix} cannot store {data.shape[-1]} channels; use .png or .tif")
-        if data.dtype == np.uint16 and data.ndim == 3:
+        if dtype not in allowed:
+            raise InputError(f"{suffix} cannot store {dtype} data; write a .tif instead")
+        if suffix != ".png" and ndim == 3 and shape[-1] != 3:
+            raise InputError(f"{suffix} cannot store {shape[-1]} channels; use .png or .tif")
+        if dtype == np.uint16 and ndim == 3:
             raise InputError("16-bit PNG holds grayscale only; write a .tif instead")
-        import imageio.v3 as iio
-
-        _write_checked(path, lambda tmp: iio.imwrite(tmp, data, extension=suffix))
-        return path
+        return suffix
     raise InputError(
         f"{str(path)!r}: unsupported output type {suffix or '(none)'}; use .tif or .png"
     )

@@ -36,8 +36,16 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from .cells import Plan
     from .inference import Upscaler
+    from .memory import Estimate
 
-__all__ = ["DEFAULT_CHUNK", "open_zarr_array", "upscale_dask", "upscale_zarr"]
+__all__ = [
+    "DEFAULT_CHUNK",
+    "check_zarr_run",
+    "lazy_estimate",
+    "open_zarr_array",
+    "upscale_dask",
+    "upscale_zarr",
+]
 
 # Edge of an output chunk, in pixels: 1024² uint16 is 2 MiB, small enough for napari to
 # fetch one view quickly and large enough that the halo re-read per chunk stays < 3 %.
@@ -115,6 +123,8 @@ def upscale_dask(array: da.Array, upscaler: Upscaler, chunk: int = DEFAULT_CHUNK
     if chunk < 16:
         raise InputError(f"chunk {chunk!r} must be at least 16 pixels")
     _check_meta(tuple(array.shape), np.dtype(array.dtype))
+    # Before the plan: its intensity sample alone would build a graph over every chunk.
+    lazy_estimate(array.shape, array.dtype, upscaler, [max(c) for c in array.chunks], chunk).check()
     arr, plan = upscaler.plan(array)
     ax = plan.channel_axis
     n_lead = len(plan.planes_shape)
@@ -244,6 +254,101 @@ def open_zarr_array(path: str | os.PathLike) -> zarr.Array:
     )
 
 
+def lazy_estimate(
+    shape: tuple[int, ...],
+    dtype: Any,
+    upscaler: Upscaler,
+    source_chunks: list[int],
+    chunk: int = DEFAULT_CHUNK,
+) -> Estimate:
+    """What upscaling a lazy array of ``shape`` in ``chunk``-sized output chunks needs in memory
+    (one chunk at a time, plus the task graph) and, as ``output_bytes``, on disk (uncompressed),
+    from the shape alone: see [`zarr_estimate()`][napari_srcnn.engine.memory.zarr_estimate]."""
+    import torch
+
+    from .memory import zarr_estimate
+
+    moved, plan = upscaler.shape_plan(tuple(int(s) for s in shape), dtype)
+    lead = len(plan.planes_shape)
+    arch = upscaler.model.info.arch
+    cpu = upscaler.device.type == "cpu"
+    return zarr_estimate(
+        moved,
+        dtype,
+        upscaler.scale,
+        source_chunks=source_chunks,
+        chunk=chunk,
+        spatial=(lead, lead + 1),
+        halo=arch.halo,
+        widths=(arch.n1, arch.n2),
+        channels=arch.channels,
+        color=plan.color or 1,
+        workers=torch.get_num_threads() if cpu else 1,
+        tile=upscaler.tile_edge(),
+    )
+
+
+def check_zarr_run(
+    source: zarr.Array,
+    destination: str | os.PathLike,
+    upscaler: Upscaler,
+    chunk: int = DEFAULT_CHUNK,
+) -> None:
+    """Check, before any work, that ``source`` can be streamed into the new zarr array
+    ``destination``: the folder exists and the array does not, the run fits in memory, and the
+    result (uncompressed) fits on the disk.
+
+    Raises
+    ------
+    InputError
+        For the first problem, with what is needed and how to need less.
+    """
+    from .files import check_output_path
+    from .inference import _check_meta
+    from .memory import check_disk
+
+    dst = Path(destination)
+    if dst.exists():
+        raise InputError(f"output {str(dst)!r} already exists; remove it or choose another name")
+    check_output_path(dst)
+    _check_meta(tuple(source.shape), np.dtype(source.dtype))
+    estimate = lazy_estimate(
+        tuple(source.shape), source.dtype, upscaler, list(source.chunks), chunk
+    ).check()
+    check_disk(
+        dst.parent if str(dst.parent) else Path("."),
+        estimate.output_bytes,
+        estimate.task,
+        "free some space, write to another disk, or upscale a region or a few planes at a time",
+    )
+
+
+class _CheckedSource:
+    """A zarr array whose unreadable chunks (corrupt, truncated, deleted meanwhile) raise a
+    one-line InputError naming the array, instead of a codec's bare error during the run."""
+
+    def __init__(self, array: zarr.Array, path: str):
+        self._array = array
+        self._path = path
+        self.shape = tuple(array.shape)
+        self.dtype = np.dtype(array.dtype)
+        self.ndim = len(self.shape)
+
+    def __dask_tokenize__(self) -> tuple[Any, ...]:
+        return ("srcnn-zarr-source", self._path, self.shape, str(self.dtype))
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        try:
+            return np.asarray(self._array[key])
+        except Exception as exc:  # codecs and stores raise many unrelated types
+            from .files import one_line
+
+            raise InputError(
+                f"cannot read zarr array {self._path!r}: a chunk is corrupt or unreadable "
+                f"({type(exc).__name__}: {one_line(exc, 120)})"
+            ) from None
+
+
 def upscale_zarr(
     source: str | os.PathLike,
     destination: str | os.PathLike,
@@ -287,7 +392,13 @@ def upscale_zarr(
     if not dst.parent.is_dir():
         raise InputError(f"output folder {str(dst.parent)!r} does not exist")
     src = open_zarr_array(source)
-    lazy = upscale_dask(da.from_zarr(src), upscaler, chunk=chunk)
+    check_zarr_run(src, dst, upscaler, chunk)
+    checked = _CheckedSource(src, str(source))
+    lazy = upscale_dask(
+        da.from_array(checked, chunks=tuple(src.chunks), asarray=False, fancy=False),
+        upscaler,
+        chunk=chunk,
+    )
     # zarr chunks are regular: the first dask chunk of every axis sets them, and the dask
     # chunks are made to match so that no two tasks write the same zarr chunk.
     regular = tuple(c[0] for c in lazy.chunks)
