@@ -393,3 +393,31 @@ def test_atomic_dir_renames_a_complete_folder_and_removes_a_failed_one(tmp_path)
     assert (target / "chunk").read_bytes() == b"x" and list(tmp_path.iterdir()) == [target]
     with pytest.raises(InputError, match="already exists"), atomic_dir(target):
         pass
+
+
+def test_a_long_valid_name_gets_a_temporary_file_that_fits(tmp_path):
+    """Row 10 of issue 15: the hidden temporary name is shortened, the target is not."""
+    from napari_srcnn.engine.files import name_max
+
+    limit = name_max(tmp_path)
+    for name in ("a" * (limit - 4) + ".tif", "µ" * ((limit - 4) // 2) + ".tif"):
+        target = tmp_path / name
+        assert len(os.fsencode(target.name)) <= limit
+        with atomic_path(target) as tmp:
+            assert len(os.fsencode(tmp.name)) <= limit and tmp.name.endswith(".tmp.tif")
+            tmp.write_bytes(b"data")
+        assert target.read_bytes() == b"data"
+    with pytest.raises(InputError, match="more than the .* the file system allows"):
+        check_output_path(tmp_path / ("a" * limit + ".tif"))
+
+
+def test_a_symlink_at_the_target_is_replaced_not_followed(tmp_path):
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious")
+    os.chmod(victim, 0o600)
+    link = tmp_path / "out.tif"
+    link.symlink_to(victim)
+    with atomic_path(link) as tmp:
+        tmp.write_bytes(b"new")
+    assert victim.read_bytes() == b"precious" and not link.is_symlink()
+    assert link.read_bytes() == b"new" and os.stat(link).st_mode & 0o777 != 0o600

@@ -62,15 +62,37 @@ def sample_path(name: str) -> Path:
 
 
 def copy_samples(folder: str | Path, names: list[str] | None = None) -> list[Path]:
-    """Copy sample pairs (all by default) into ``folder``; returns the written paths."""
+    """Copy sample pairs (all by default) into ``folder``; returns the written paths.
+
+    ``names`` are sample keys (``"photo"``, ``"cell"``, ``"ihc"``), all checked before anything
+    is copied. Every file is written atomically (a temporary file renamed into place): a full
+    disk leaves no truncated file, and a symbolic link planted at a target's name is replaced,
+    never followed.
+
+    Raises
+    ------
+    InputError
+        An unknown name, or a folder that does not exist.
+    WriteError
+        A file that cannot be written (the previous one, if any, is intact).
+    """
+    from .engine.files import atomic_path, check_output_path
+
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(f"folder {str(folder)!r} does not exist")
-    written = []
-    for key in names or list(SAMPLES):
+    keys = list(names or SAMPLES)
+    unknown = [k for k in keys if k not in SAMPLES]
+    if unknown:
+        raise InputError(f"no sample named {unknown[0]!r}; choose one of {', '.join(SAMPLES)}")
+    pairs = []
+    for key in keys:
         for kind in ("lr", "hr"):
             src = sample_path(f"{key}-{kind}")
-            dst = folder / src.name
-            shutil.copyfile(src, dst)
-            written.append(dst)
+            pairs.append((src, check_output_path(folder / src.name)))
+    written = []
+    for src, dst in pairs:
+        with atomic_path(dst) as tmp:
+            shutil.copyfile(src, tmp)
+        written.append(dst)
     return written

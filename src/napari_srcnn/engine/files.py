@@ -21,7 +21,14 @@ from pathlib import Path
 
 from ..errors import InputError, SRCNNError, WriteError
 
-__all__ = ["atomic_dir", "atomic_path", "check_output_path", "check_readable_file", "one_line"]
+__all__ = [
+    "atomic_dir",
+    "atomic_path",
+    "check_output_path",
+    "check_readable_file",
+    "name_max",
+    "one_line",
+]
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # terminal colour codes in library messages
 
@@ -70,6 +77,12 @@ def check_output_path(path: str | os.PathLike, inputs: tuple[str | os.PathLike, 
     if "\0" in str(out):
         raise InputError(f"invalid output path {str(out)!r}: it contains a NUL character")
     try:
+        limit = name_max(parent if parent.is_dir() else ".")
+        if len(os.fsencode(out.name)) > limit:
+            raise InputError(
+                f"output file name {one_line(out.name, 60)!r} is {len(os.fsencode(out.name))} "
+                f"bytes long, more than the {limit} the file system allows; choose a shorter name"
+            )
         if out.is_dir():
             raise InputError(f"output {str(out)!r} is a folder; give a file name")
         if not parent.is_dir():
@@ -88,6 +101,26 @@ def check_output_path(path: str | os.PathLike, inputs: tuple[str | os.PathLike, 
             raise
         raise InputError(f"invalid output path {str(out)!r}: {one_line(exc)}") from None
     return out
+
+
+def name_max(folder: str | os.PathLike) -> int:
+    """The longest file name, in bytes, that ``folder``'s file system takes (255 if unknown)."""
+    try:
+        return int(os.pathconf(folder, "PC_NAME_MAX"))
+    except (AttributeError, ValueError, OSError):  # not POSIX, or a folder that is not there
+        return 255
+
+
+def _temp_affixes(target: Path, folder: Path) -> tuple[str, str]:
+    """Prefix and suffix of the hidden temporary file ``.NAME.XXXXXXXX.tmp.SUFFIX`` for
+    ``target``, with NAME shortened so that the whole name fits the file system (a valid
+    254-character target must not fail at the very end, when its temporary file is made)."""
+    suffix = f".tmp{target.suffix}"
+    room = name_max(folder) - len(os.fsencode(suffix)) - 2 - 8  # two dots, mkstemp's 8 letters
+    stem = target.stem
+    while stem and len(os.fsencode(stem)) > max(0, room):
+        stem = stem[:-1]
+    return f".{stem}.", suffix
 
 
 def _fsync_folder(folder: Path) -> None:
@@ -136,10 +169,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """
     target = Path(path)
     folder = target.parent if str(target.parent) else Path(".")
+    prefix, suffix = _temp_affixes(target, folder)
     try:
-        fd, tmp_name = tempfile.mkstemp(
-            prefix=f".{target.stem}.", suffix=f".tmp{target.suffix}", dir=folder
-        )
+        fd, tmp_name = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=folder)
     except OSError as exc:
         raise WriteError(f"cannot write {str(target)!r}: {one_line(exc)}") from exc
     except ValueError as exc:  # a NUL character in the name
@@ -151,6 +183,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         try:
+            if target.is_symlink():  # replaced, never followed: not the link target's mode
+                raise FileNotFoundError(target)
             mode = os.stat(target).st_mode & 0o7777
         except OSError:
             # mkstemp creates 0600: give a new file the permissions a plain open() would.
@@ -193,10 +227,9 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     if target.exists():
         raise InputError(f"output {str(target)!r} already exists; remove it or choose another name")
     folder = target.parent if str(target.parent) else Path(".")
+    prefix, suffix = _temp_affixes(target, folder)
     try:
-        tmp = Path(
-            tempfile.mkdtemp(prefix=f".{target.stem}.", suffix=f".tmp{target.suffix}", dir=folder)
-        )
+        tmp = Path(tempfile.mkdtemp(prefix=prefix, suffix=suffix, dir=folder))
     except OSError as exc:
         raise WriteError(f"cannot write {str(target)!r}: {one_line(exc)}") from exc
     try:
