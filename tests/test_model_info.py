@@ -44,6 +44,8 @@ def test_metadata_is_plain_json_strings(tmp_path):
         ({"scale": "nan"}, "positive finite"),
         ({"color_mode": "cmyk"}, "colour mode"),
         ({"format_version": "two"}, "corrupt napari-srcnn metadata"),
+        ({"format_version": "-5"}, "weights format -5 is not a valid version"),
+        ({"format_version": "0"}, "weights format 0 is not a valid version"),
     ],
 )
 def test_hostile_metadata_is_a_one_line_weights_error(tmp_path, meta, message):
@@ -60,3 +62,21 @@ def test_hostile_metadata_is_a_one_line_weights_error(tmp_path, meta, message):
     assert "\n" not in str(info.value)
     with pytest.raises(WeightsError):
         load_model(path)
+
+
+def test_names_from_a_header_are_printable(tmp_path):
+    """Row 13 of issue 15: a name or description with terminal escapes, a newline or a
+    bidirectional override is shown with ``?`` in their place, on one line."""
+    net = _net()
+    base = ModelInfo(name="m", arch=net.spec, scale=3.0).to_metadata()
+    path = tmp_path / "m.safetensors"
+    hostile = {"name": "a\x1b[2Jb\nc\u202ed", "description": "x\ry" + "z" * 500}
+    save_file(
+        {k: v.contiguous() for k, v in net.state_dict().items()},
+        str(path),
+        metadata={**base, **hostile},
+    )
+    info = W.read_info(path)
+    assert info.name == "a?[2Jb?c?d"
+    assert info.description.startswith("x?yzz") and len(info.description) == 200
+    assert W.load_model(path).name == "a?[2Jb?c?d"

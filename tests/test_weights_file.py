@@ -192,3 +192,48 @@ def test_extra_or_missing_tensors_and_non_float_dtypes(tmp_path):
         else:
             with pytest.raises(WeightsError, match=message):
                 load_model(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        (  # torch 2.13
+            "Weights only load failed. In PyTorch 2.6, we changed the default value of the "
+            "`weights_only` argument in `torch.load` from `False` to `True`. Re-running "
+            "`torch.load` with `weights_only` set to `False` will likely succeed, but it can "
+            "result in arbitrary code execution.\n\n\nTrying to load unsupported GLOBAL "
+            "posix.system whose module posix is blocked.\n\nCheck the documentation",
+            "it asks for posix.system, which a weights file never needs",
+        ),
+        (  # torch 2.6 to 2.12
+            "Weights only load failed. ... \x1b[1mdo those steps only if you trust\x1b[0m\n\t"
+            "WeightsUnpickler error: Unsupported global: GLOBAL builtins.eval was not an "
+            "allowed global by default.",
+            "it asks for builtins.eval, which a weights file never needs",
+        ),
+        (
+            "Weights only load failed. In PyTorch 2.6, we changed the default ... Re-running "
+            "`torch.load` with `weights_only` set to `False` will likely succeed",
+            "RuntimeError",
+        ),
+    ],
+)
+def test_the_refusal_names_what_the_pickle_asked_for(text, reason):
+    """Row 8 of issue 15: the reason survives PyTorch's changing wording, without its advice."""
+    from napari_srcnn.engine.weights_file import _legacy_reason
+
+    got = _legacy_reason(RuntimeError(text))
+    assert got == reason and "weights_only" not in got and "\n" not in got
+
+
+def test_weights_far_beyond_any_srcnn_are_refused(tmp_path):
+    from napari_srcnn.engine.weights_file import MAX_ABS_WEIGHT
+
+    net = SRCNN(ArchSpec.parse("3-1-3:8,4"))
+    path = save_weights(tmp_path / "ok.safetensors", net, ModelInfo("ok", net.spec, 2.0))
+    assert load_model(path).net is not None
+    with torch.no_grad():
+        net.body[0].bias.fill_(MAX_ABS_WEIGHT * 10)
+    path = save_weights(tmp_path / "big.safetensors", net, ModelInfo("big", net.spec, 2.0))
+    with pytest.raises(WeightsError, match="implausibly large"):
+        load_model(path)

@@ -120,7 +120,12 @@ class ModelInfo:
         if meta.get("format") != FORMAT:
             raise WeightsError(f"not a napari-srcnn weights file (no 'format' header){where}")
         try:
-            version = int(meta.get("format_version", "0"))
+            version = int(meta.get("format_version", str(FORMAT_VERSION)))
+            if version < 1:
+                raise WeightsError(
+                    f"weights format {version} is not a valid version (this napari-srcnn "
+                    f"reads 1 to {FORMAT_VERSION}){where}"
+                )
             if version > FORMAT_VERSION:
                 raise WeightsError(
                     f"weights format {version} is newer than this napari-srcnn supports "
@@ -136,12 +141,12 @@ class ModelInfo:
             spec = ArchSpec.from_dict(arch)
             _check_plausible(spec, path or "weights metadata")
             return cls(
-                name=meta.get("name") or (path.stem if path else "model"),
+                name=printable(meta.get("name") or (path.stem if path else "model")),
                 arch=spec,
                 scale=float(meta["scale"]),
                 color_mode=meta.get("color_mode", "y"),
-                normalization=meta.get("normalization", "dtype"),
-                description=meta.get("description", ""),
+                normalization=printable(meta.get("normalization", "dtype")),
+                description=printable(meta.get("description", "")),
                 training=training,
                 metrics=metrics,
                 path=path,
@@ -154,6 +159,16 @@ class ModelInfo:
             raise WeightsError(
                 f"corrupt napari-srcnn metadata{where}: {one_line(exc, 160)}"
             ) from None
+
+
+def printable(text: str, limit: int = 200) -> str:
+    """``text`` from an untrusted header, safe to print: control and format characters
+    (terminal escapes, newlines, bidirectional overrides) become ``?``, at most ``limit``
+    characters."""
+    import unicodedata
+
+    clean = "".join("?" if unicodedata.category(c)[0] == "C" else c for c in str(text))
+    return clean if len(clean) <= limit else clean[: limit - 1] + "…"
 
 
 def _check_plausible(arch: ArchSpec, path: Path | str | None) -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,10 +35,13 @@ from .files import atomic_path, check_readable_file, one_line
 from .model import SRCNN, ArchSpec
 from .model_info import ModelInfo, _check_plausible
 
-__all__ = ["FLOAT_DTYPES", "SUFFIX", "LoadedModel", "read_info", "save_weights"]
+__all__ = ["FLOAT_DTYPES", "MAX_ABS_WEIGHT", "SUFFIX", "LoadedModel", "read_info", "save_weights"]
 
 SUFFIX = ".safetensors"
 FLOAT_DTYPES = ("F16", "BF16", "F32", "F64")
+#: Largest weight or bias accepted. Trained SRCNNs stay near 1 (the shipped ones: at most
+#: 1.16); weights scaled far beyond overflow the network (0/255 output) or make it inf/NaN.
+MAX_ABS_WEIGHT = 1e4
 
 
 @dataclass
@@ -191,19 +195,31 @@ def _build(state: dict[str, torch.Tensor], arch: ArchSpec, path: Path) -> SRCNN:
     for name, tensor in net.state_dict().items():
         if not torch.isfinite(tensor).all():
             raise WeightsError(f"weights in {str(path)!r} contain NaN or Inf ({name})")
+        biggest = float(tensor.abs().max()) if tensor.numel() else 0.0
+        if biggest > MAX_ABS_WEIGHT:
+            raise WeightsError(
+                f"weights in {str(path)!r} are implausibly large ({name} reaches {biggest:.3g}; "
+                f"SRCNN weights are near 1, at most {MAX_ABS_WEIGHT:g} is accepted): the file "
+                "is corrupt or not an SRCNN"
+            )
     return net.eval()
 
 
 def _legacy_reason(exc: BaseException) -> str:
     """The useful part of ``torch.load``'s refusal, without its advice to unpickle anyway."""
     text = str(exc)
-    found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+    # "Unsupported global: GLOBAL builtins.eval" (torch < 2.13), "Trying to load unsupported
+    # GLOBAL posix.system whose module posix is blocked" (2.13): the name is what matters.
+    found = re.search(r"\bGLOBAL\s+([\w.]+)", text, flags=re.IGNORECASE)
     if found:
         return f"it asks for {found.group(1)}, which a weights file never needs"
     found = re.search(r"WeightsUnpickler error: ([^\n]+)", text)
     if found:
         return one_line(found.group(1), 160)
-    return one_line(text, 160) or type(exc).__name__
+    # Anything else: the first line, without PyTorch's advice to unpickle anyway.
+    first = re.split(r"\bRe-running `torch\.load`|\bIn PyTorch 2\.6", text)[0]
+    first = first.replace("Weights only load failed.", "").strip(" .")
+    return one_line(first, 160) or type(exc).__name__
 
 
 def _load_legacy(path: Path, scale: float | None) -> LoadedModel:
@@ -211,7 +227,9 @@ def _load_legacy(path: Path, scale: float | None) -> LoadedModel:
     try:
         # weights_only=True: the restricted unpickler builds tensors and plain containers
         # only; any other global (os.system, eval, a custom class) is refused, not called.
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # PyTorch's own warnings are not the user's business
+            warnings.simplefilter("ignore")
+            obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # UnpicklingError, RuntimeError, zip errors, MemoryError, ...
         raise WeightsError(
             f"refused to load {str(path)!r}: not a plain tensor file ({_legacy_reason(exc)}); "
