@@ -12,6 +12,7 @@ checkpoint intact. Nothing is ever unpickled.
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,7 +22,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from ..errors import InputError, WeightsError
-from .files import atomic_path
+from .files import atomic_path, one_line
 
 if TYPE_CHECKING:  # pragma: no cover
     from .data import TrainingData
@@ -177,37 +178,166 @@ def load_checkpoint(
     """
     meta, tensors = _read_checkpoint(path)
     saved = json.loads(meta.get("config", "{}"))
+    if not isinstance(saved, dict):
+        raise _corrupt(path, "its settings record is not a JSON object")
     for key in ("arch", *_RESUME_KEYS):
         if key in saved and saved[key] != fingerprint[key]:
-            if key == "data":
+            if key == "data" and isinstance(saved[key], dict) and "planes" in saved[key]:
                 raise InputError(
                     f"checkpoint {str(path)!r} was made on other training data "
                     f"({saved[key]['planes']} plane(s), this run has {fingerprint[key]['planes']}); "
                     "resume with the same data, --val-fraction and --seed"
                 )
             raise InputError(
-                f"checkpoint {str(path)!r} was written with {key.replace('_', '-')} {saved[key]!r}, "
-                f"this run has {fingerprint[key]!r}; resume with the same settings"
+                f"checkpoint {str(path)!r} was written with {key.replace('_', '-')} "
+                f"{one_line(repr(saved[key]), 80)}, this run has {fingerprint[key]!r}; "
+                "resume with the same settings"
             )
+    state = _checked_state(json.loads(meta["state"]), path)
+    groups = json.loads(meta["groups"])
+    _check_groups(groups, opt, path)
     model_state = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
+    for name, tensor in model_state.items():
+        if not torch.is_floating_point(tensor) or not torch.isfinite(tensor).all():
+            raise _corrupt(path, f"network tensor {name} is not finite floating point")
     try:
         net.load_state_dict(model_state)
     except RuntimeError:
         raise WeightsError(f"checkpoint {str(path)!r} is for another architecture") from None
-    opt_state = opt.state_dict()
-    for key, value in tensors.items():
-        if key.startswith("optim."):
-            _, pid, name = key.split(".", 2)
-            opt_state["state"].setdefault(int(pid), {})[name] = value
-    for group, saved_group in zip(
-        opt_state["param_groups"], json.loads(meta["groups"]), strict=True
-    ):
-        group.update(saved_group)
-    opt.load_state_dict(opt_state)
-    state = json.loads(meta["state"])
+    optim = _checked_optim_state(tensors, net, opt, int(state["step"]), path)
     key = "rng" if rank == 0 else f"rng.{rank}"
-    if key in tensors:
-        gen.set_state(tensors[key])
-    else:  # more processes than the run that wrote it: a fresh, still seeded stream
-        gen.manual_seed(fingerprint["seed"] + 1000 * rank + 7919 * int(state["step"]))
+    rng = tensors.get(key)
+    if rng is not None:
+        expected = gen.get_state()
+        if rng.dtype != expected.dtype or tuple(rng.shape) != tuple(expected.shape):
+            raise _corrupt(path, f"random-generator state {key} is {tuple(rng.shape)} {rng.dtype}")
+    opt_state = opt.state_dict()
+    for pid, pstate in optim.items():
+        opt_state["state"].setdefault(pid, {}).update(pstate)
+    for group, saved_group in zip(opt_state["param_groups"], groups, strict=True):
+        group.update(saved_group)
+    try:
+        opt.load_state_dict(opt_state)
+        if rng is not None:
+            gen.set_state(rng)
+        else:  # more processes than the run that wrote it: a fresh, still seeded stream
+            gen.manual_seed(fingerprint["seed"] + 1000 * rank + 7919 * int(state["step"]))
+    except (RuntimeError, ValueError, KeyError, TypeError) as exc:
+        raise _corrupt(path, one_line(exc, 120)) from None
     return state
+
+
+def _corrupt(path: Path, why: str) -> WeightsError:
+    return WeightsError(
+        f"checkpoint {str(path)!r} is corrupt ({why}); start without --resume or from an "
+        "intact checkpoint"
+    )
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _checked_state(state: Any, path: Path) -> dict[str, Any]:
+    """The progress record, checked: a step count, scores, a history, a flag."""
+    if not isinstance(state, dict):
+        raise _corrupt(path, "its progress record is not a JSON object")
+    step = state.get("step")
+    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+        raise _corrupt(path, f"step {one_line(repr(step), 40)} is not a non-negative integer")
+    for name in ("best_psnr", "start_psnr", "bicubic_psnr"):
+        if name in state and not _is_number(state[name]):
+            raise _corrupt(path, f"{name} {one_line(repr(state[name]), 40)} is not a number")
+    seconds = state.get("seconds", 0.0)
+    if not _is_number(seconds) or not (math.isfinite(seconds) and seconds >= 0):
+        raise _corrupt(path, f"seconds {one_line(repr(seconds), 40)} is not a duration")
+    if not isinstance(state.get("history", []), list) or not all(
+        isinstance(h, dict) for h in state.get("history", [])
+    ):
+        raise _corrupt(path, "its history is not a list of records")
+    if not isinstance(state.get("written", False), bool):
+        raise _corrupt(path, "'written' is not true or false")
+    if "output" in state and not isinstance(state["output"], str):
+        raise _corrupt(path, "'output' is not a file name")
+    return state
+
+
+def _same_kind(saved: Any, current: Any) -> bool:
+    """Whether an optimiser setting read from a file can stand in for ``current``'s."""
+    if isinstance(current, bool) or current is None or isinstance(current, str):
+        return type(saved) is type(current)
+    if _is_number(current):
+        return _is_number(saved) and math.isfinite(saved) and saved >= 0
+    if isinstance(current, (tuple, list)):
+        return (
+            isinstance(saved, (tuple, list))
+            and len(saved) == len(current)
+            and all(_same_kind(a, b) for a, b in zip(saved, current, strict=True))
+        )
+    return False
+
+
+def _check_groups(groups: Any, opt: torch.optim.Optimizer, path: Path) -> None:
+    """The optimiser's parameter groups: as many as this run's, with its settings' kinds."""
+    current = opt.param_groups
+    if not isinstance(groups, list) or len(groups) != len(current):
+        raise _corrupt(path, "its optimiser groups do not match this run's optimiser")
+    for saved, group in zip(groups, current, strict=True):
+        if not isinstance(saved, dict):
+            raise _corrupt(path, "an optimiser group is not a JSON object")
+        for key, value in saved.items():
+            if key == "params" or key not in group or not _same_kind(value, group[key]):
+                raise _corrupt(path, f"optimiser setting {one_line(repr(key), 40)} is invalid")
+        betas = saved.get("betas")
+        if betas is not None and not all(0 <= b < 1 for b in betas):
+            raise _corrupt(path, "optimiser betas are not in [0, 1)")
+
+
+def _checked_optim_state(
+    tensors: dict[str, torch.Tensor],
+    net: SRCNN,
+    opt: torch.optim.Optimizer,
+    step: int,
+    path: Path,
+) -> dict[int, dict[str, torch.Tensor]]:
+    """The optimiser's per-parameter tensors, checked against this run's optimiser and network:
+    every parameter has the same complete set, of its shape, finite."""
+    params = list(net.parameters())
+    names = _OPTIM_STATE.get(type(opt).__name__, set())
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in tensors.items():
+        if not key.startswith("optim."):
+            continue
+        _, pid_text, name = (key.split(".", 2) + ["", ""])[:3]
+        if not pid_text.isdigit() or int(pid_text) >= len(params) or name not in names:
+            raise _corrupt(path, f"unexpected optimiser tensor {one_line(key, 60)}")
+        pid = int(pid_text)
+        shape = () if name == "step" else tuple(params[pid].shape)
+        if tuple(value.shape) != shape and not (name == "step" and value.numel() == 1):
+            raise _corrupt(
+                path, f"optimiser tensor {key} is {tuple(value.shape)}, expected {shape}"
+            )
+        if not torch.is_floating_point(value) or not torch.isfinite(value).all():
+            raise _corrupt(path, f"optimiser tensor {key} is not finite floating point")
+        if name == "step" and float(value.reshape(-1)[0]) < 0:
+            raise _corrupt(path, f"optimiser tensor {key} is negative")
+        state.setdefault(pid, {})[name] = value.reshape(shape)
+    kinds = {frozenset(s) for s in state.values()}
+    required = _OPTIM_REQUIRED.get(type(opt).__name__, frozenset())
+    complete = len(state) == len(params) and len(kinds) == 1 and required <= next(iter(kinds))
+    if state and not complete:
+        raise _corrupt(path, "its optimiser state is incomplete")
+    if step > 0 and not state and required:
+        raise _corrupt(path, f"it is at step {step} but holds no optimiser state")
+    return state
+
+
+# What the optimisers of the recipes keep per parameter (Adam with amsgrad adds max_exp_avg_sq).
+_OPTIM_STATE = {
+    "Adam": {"step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"},
+    "SGD": {"momentum_buffer"},
+}
+_OPTIM_REQUIRED = {
+    "Adam": frozenset({"step", "exp_avg", "exp_avg_sq"}),
+    "SGD": frozenset({"momentum_buffer"}),
+}

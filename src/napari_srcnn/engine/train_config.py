@@ -25,13 +25,38 @@ if TYPE_CHECKING:  # pragma: no cover
     from .data import TrainingData
 
 __all__ = [
+    "MAX_LR",
+    "MAX_SEED",
     "EventFn",
     "StepEvent",
     "TrainConfig",
     "TrainResult",
     "ValidationEvent",
+    "check_seed",
+    "checkpoint_path_for",
     "steps_for_epochs",
 ]
+
+
+#: Largest seed: every rank and resumed step derives its generator's seed from it, and
+#: PyTorch's generators take 64-bit seeds.
+MAX_SEED = 2**63 - 1
+#: Largest learning rate: far above any that trains an SRCNN (1e-3 from scratch, 1e-4 to
+#: fine-tune); anything bigger diverges at once.
+MAX_LR = 1.0
+
+
+def checkpoint_path_for(output: str | os.PathLike) -> Path:
+    """The default checkpoint of a run writing ``output``: ``OUT.ckpt.safetensors`` beside it."""
+    output = Path(output)
+    return output.with_name(output.name.removesuffix(".safetensors") + ".ckpt.safetensors")
+
+
+def check_seed(seed: object) -> int:
+    """``seed`` if it is an integer from 0 to `MAX_SEED`, else an InputError."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise InputError(f"seed {seed!r} must be an integer from 0 to 2**63 - 1")
+    return seed
 
 
 @dataclass(frozen=True)
@@ -159,16 +184,20 @@ class TrainConfig:
             isinstance(self.fp32_tail, (int, float)) and 0 <= self.fp32_tail <= 1
         ):
             raise InputError(f"fp32 tail {self.fp32_tail!r} must be a share from 0 to 1")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise InputError(f"seed must be a non-negative integer, got {self.seed!r}")
+        check_seed(self.seed)
         if not (
             isinstance(self.scale, (int, float))
             and math.isfinite(self.scale)
             and 1 < self.scale <= 16
         ):
             raise InputError(f"scale {self.scale!r} must be a number above 1 and at most 16")
-        if self.lr is not None and not (math.isfinite(self.lr) and self.lr > 0):
-            raise InputError(f"learning rate {self.lr!r} must be positive")
+        if self.lr is not None and not (
+            isinstance(self.lr, (int, float))
+            and not isinstance(self.lr, bool)
+            and math.isfinite(self.lr)
+            and 0 < self.lr <= MAX_LR
+        ):
+            raise InputError(f"learning rate {self.lr!r} must be above 0 and at most {MAX_LR:g}")
         if self.init_from is None and self.patch_size <= 2 * self.arch.halo:
             raise InputError(
                 f"patch size {self.patch_size} leaves no output for {self.arch.name} "
@@ -185,9 +214,7 @@ class TrainConfig:
     @property
     def checkpoint_path(self) -> Path:
         """The checkpoint file (``OUT.ckpt.safetensors`` unless ``checkpoint`` is set)."""
-        return self.checkpoint or self.output.with_name(
-            self.output.name.removesuffix(".safetensors") + ".ckpt.safetensors"
-        )
+        return self.checkpoint or checkpoint_path_for(self.output)
 
 
 @dataclass(frozen=True)

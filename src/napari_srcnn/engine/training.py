@@ -18,6 +18,7 @@ in `distributed`.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -46,6 +47,8 @@ from .distributed import (
     reduce_scalar,
     wrap_model,
 )
+from .files import check_output_path
+from .memory import training_step_estimate
 from .model import SRCNN
 from .recipes import INITS, RECIPES, batch_loss, lr_factor, optimizer, start_model
 from .sampling import PatchSampler
@@ -170,6 +173,10 @@ def train(
         )
     if not data.train:
         raise InputError("no training planes")
+    # Both files are checked before any work: a folder in the checkpoint's place must not
+    # end a run of hours (the weights are written first, the checkpoint after them).
+    check_output_path(config.output)
+    check_output_path(config.checkpoint_path)
     device = resolve_device(config.device)
     rank, world, created_group = init_distributed(device)
     try:
@@ -198,6 +205,13 @@ def _train(
         raise InputError(
             f"patch size {config.patch_size} leaves no output for {arch.name} (needs > {2 * arch.halo})"
         )
+    training_step_estimate(
+        config.batch_size,
+        config.patch_size,
+        halo=arch.halo,
+        widths=(arch.n1, arch.n2 * (1 + arch.extra_layers)),
+        channels=arch.channels,
+    ).check()
     net.to(device)
     net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     lr = config.lr or (1e-4 if config.recipe == "paper" or start_info is not None else 1e-3)
@@ -227,7 +241,19 @@ def _train(
     }
     if resume is not None:
         state = {**state, **load_checkpoint(Path(resume), net, opt, gen, fingerprint, rank)}
+        if state["step"] >= config.steps:
+            raise InputError(
+                f"checkpoint {str(resume)!r} is at step {state['step']} already; give more "
+                f"steps than that to continue (this run has {config.steps})"
+            )
         sampler.position = state["step"] * config.batch_size
+        recorded = state.get("output")
+        if not config.output.exists() or (
+            recorded is not None and recorded != str(config.output.resolve())
+        ):
+            # Resumed into another (or a deleted) output: its best weights are elsewhere, so
+            # this file gets the best of the resumed steps.
+            state["written"], state["best_psnr"] = False, -math.inf
     halo = arch.halo
     use_amp = config.amp and (
         device.type == "cuda" or (device.type == "cpu" and cpu_has_native_bf16())
@@ -235,6 +261,18 @@ def _train(
     tail_start = math.ceil(config.steps * (1.0 - config.fp32_tail))  # first fp32 step
     t0 = time.perf_counter() - state["seconds"]
     cancelled = False
+    # The starting model is written only once a step has gone well (the next validation or
+    # checkpoint): a run that fails at once (diverges, is out of memory) leaves no file.
+    pending: dict[str, Any] = {}
+
+    def write_best(model_net: SRCNN, record: dict, seconds: float, step: int) -> None:
+        _write_model(config, model_net, data, start_info, record, seconds, step, world)
+        state["written"], state["output"] = True, str(config.output.resolve())
+
+    def flush_pending() -> None:
+        if pending:
+            write_best(pending["net"], pending["state"], pending["seconds"], 0)
+            pending.clear()
 
     def report_validation(step: int, final: bool) -> None:
         psnr, bic = validate(net, data, config.val_crop, device)
@@ -250,11 +288,13 @@ def _train(
             improved = eligible and psnr > state["best_psnr"]
             if improved:
                 state["best_psnr"] = psnr
-        if improved:
-            _write_model(
-                config, net, data, start_info, state, time.perf_counter() - t0, step, world
-            )
-            state["written"] = True
+        if improved and step == 0 and not final:
+            pending.update(net=copy.deepcopy(net), state=dict(state), seconds=0.0)
+        elif improved:
+            pending.clear()
+            write_best(net, state, time.perf_counter() - t0, step)
+        else:
+            flush_pending()  # the starting model stays the best
         state["history"].append({"step": step, "psnr": psnr, "bicubic_psnr": bic})
         if on_event is not None:
             best = state["best_psnr"] if math.isfinite(state["best_psnr"]) else math.nan
@@ -263,6 +303,7 @@ def _train(
     def write_checkpoint() -> None:
         rngs = gather_rng(gen, world, device)  # collective: every rank takes part
         if rank == 0:
+            flush_pending()  # a checkpoint never points at weights that are not written
             state["seconds"] = time.perf_counter() - t0
             save_checkpoint(config.checkpoint_path, net, opt, rngs, state, fingerprint)
 
@@ -316,6 +357,10 @@ def _train(
                 report_validation(state["step"], final=done)
         if state["step"] % config.checkpoint_every == 0 or done:
             write_checkpoint()
+    if rank == 0:
+        flush_pending()
+        if not config.output.exists():  # never report a file that is not there
+            report_validation(state["step"], final=True)
     barrier(world)
     best = state["best_psnr"] if math.isfinite(state["best_psnr"]) else math.nan
     return TrainResult(
