@@ -33,6 +33,7 @@ import tempfile
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -103,18 +104,20 @@ class Ctx:
     camera: np.ndarray
     astronaut: np.ndarray
     monkeypatch: pytest.MonkeyPatch
+    printed: str = ""  # what the CLI printed (stdout and stderr), for ``after`` checks
 
 
 @dataclass
 class Request:
     """One run: the image (a file or an array), the model, options and the output file."""
 
-    image: Path | np.ndarray
-    model: str = "tiny"  # key of ``models``, or a path/name given as is
-    scale: float | None = 2.0
+    image: Path | np.ndarray | Any
+    model: Any = "tiny"  # key of ``models``, or a path/name given as is (API: any object)
+    scale: Any = 2.0
     options: dict[str, Any] = field(default_factory=dict)
     output: Path | None = None  # default: <tmp>/out/result.tif (pre-filled: must survive)
     cli_extra: list[str] = field(default_factory=list)
+    more_inputs: list[Path] = field(default_factory=list)  # CLI: further inputs after ``image``
     # Simulated failures, applied for the run only: (object, attribute, replacement).
     patches: list[tuple[Any, str, Any]] = field(default_factory=list)
     after: Callable[[Ctx], None] | None = None  # extra assertion after the run
@@ -183,19 +186,87 @@ def _big_camera(ctx: Ctx) -> np.ndarray:
     return np.tile(ctx.camera, (6, 6))
 
 
-def _tiff_bomb(ctx: Ctx) -> Path:
-    """A valid TIFF whose ImageWidth/ImageLength claim 4 294 967 295 pixels each."""
-    path = _tif(ctx, "bomb.tif", ctx.camera)
+def _tiff_bomb(ctx: Ctx, side: int = 0xFFFFFFFF, name: str = "bomb.tif") -> Path:
+    """A valid TIFF whose ImageWidth/ImageLength claim ``side`` pixels each (default
+    4 294 967 295; the pixel data is the small image's)."""
+    path = _tif(ctx, name, ctx.camera)
     data = bytearray(path.read_bytes())
     with tifffile.TiffFile(path) as tif:
         tags = {t.code: t for t in tif.pages[0].tags.values()}
     for code in (256, 257):
         tag = tags[code]
         fmt = "<I" if tag.dtype == tifffile.DATATYPE.LONG else "<H"
-        value = 0xFFFFFFFF if fmt == "<I" else 0xFFFF
+        value = side if fmt == "<I" else min(side, 0xFFFF)
         data[tag.valueoffset : tag.valueoffset + struct.calcsize(fmt)] = struct.pack(fmt, value)
     path.write_bytes(bytes(data))
     return path
+
+
+def _zarr(ctx: Ctx, name: str, array: np.ndarray | None = None, **kwargs) -> Path:
+    import zarr
+
+    path = ctx.tmp / name
+    z = zarr.open_array(str(path), mode="w", **kwargs)
+    if array is not None:
+        z[:] = array
+    return path
+
+
+def _zarr_with_a_garbage_chunk(ctx: Ctx) -> Path:
+    """A zarr array of the photo, one of its chunk files overwritten by random bytes."""
+    path = _zarr(ctx, "g.zarr", ctx.camera, shape=ctx.camera.shape, dtype="u1", chunks=(16, 18))
+    chunks = sorted(p for p in path.rglob("*") if p.is_file() and p.name != "zarr.json")
+    chunks[len(chunks) // 2].write_bytes(np.random.default_rng(0).bytes(200))
+    return path
+
+
+def _three_series(ctx: Ctx) -> Path:
+    path = ctx.tmp / "series.tif"
+    with tifffile.TiffWriter(path) as tw:
+        for k in range(3):
+            tw.write(ctx.camera + k)
+    return path
+
+
+def _system_pickle(ctx: Ctx) -> Path:
+    """A ``torch.save`` file whose pickle calls ``os.system`` (as an attacker writes it)."""
+
+    class System:
+        def __reduce__(self):
+            return (os.system, (f"touch {ctx.tmp / 'PWNED'}",))
+
+    path = ctx.tmp / "system.pt"
+    torch.save({"conv1.weight": torch.zeros(1), "payload": System()}, path)
+    return path
+
+
+def _scaled_weights(ctx: Ctx, top: float) -> Path:
+    """The tiny model with every tensor scaled so that the largest reaches ``top``."""
+    tensors, _ = _tiny_parts(ctx)
+    biggest = max(float(v.abs().max()) for v in tensors.values())
+    scaled = {k: (v.double() * (top / biggest)).float() for k, v in tensors.items()}
+    return _weights_with(ctx, "huge.safetensors", scaled)
+
+
+def _no_raw_name(ctx: Ctx) -> None:
+    """The hostile name reached the terminal as one line without its escapes."""
+    assert not any(line.startswith("FAKE") for line in ctx.printed.splitlines()), ctx.printed
+
+
+def _huge(shape: tuple[int, ...]) -> np.ndarray:
+    """A read-only array of ``shape`` that takes no memory (a broadcast zero)."""
+    return np.broadcast_to(np.uint8(0), shape)
+
+
+def _low_memory(limit: int) -> list:
+    from napari_srcnn.engine import memory
+
+    return [(memory, "available_memory", lambda: limit)]
+
+
+def _finite_float32(out: np.ndarray, ctx: Ctx) -> None:
+    assert out.dtype == np.float32 and np.isfinite(out).all()
+    assert out.min() < -3e38 and out.max() > 3e38  # the range kept, clipped at float32's limits
 
 
 def _corrupt_png(ctx: Ctx) -> Path:
@@ -220,9 +291,9 @@ def _tiny_parts(ctx: Ctx) -> tuple[dict, dict]:
         return {k: fh.get_tensor(k) for k in fh.keys()}, dict(fh.metadata())  # noqa: SIM118
 
 
-def _weights_with(ctx: Ctx, name: str, tensors=None, **meta) -> Path:
+def _weights_with(ctx: Ctx, file_name: str, tensors=None, **meta) -> Path:
     base_t, base_m = _tiny_parts(ctx)
-    return _weights_from(ctx, name, tensors or base_t, {**base_m, **meta})
+    return _weights_from(ctx, file_name, tensors or base_t, {**base_m, **meta})
 
 
 class _Evil:
@@ -442,7 +513,7 @@ ROWS: list[Row] = [
         "tiff-header-claims-terabytes",
         lambda c: Request(_tiff_bomb(c)),
         "api cli",
-        Err(InputError, "more than this machine's memory"),
+        Err(InputError, "of memory available"),
     ),
     Row(
         "text-file-named-tif",
@@ -926,6 +997,243 @@ ROWS: list[Row] = [
         "api cli",
         Err(InputError, "cannot store float32"),
     ),
+    # --- second round (issue 15): what a hostile-input campaign found ---------------------
+    Row(  # 4
+        "zarr-with-a-garbage-chunk",
+        lambda c: Request(_zarr_with_a_garbage_chunk(c), output=c.tmp / "out" / "r.zarr"),
+        "api cli",
+        Err(InputError, "a chunk is corrupt or unreadable"),
+    ),
+    Row(  # 5
+        "zarr-declaring-10^12-pixels",
+        lambda c: Request(
+            _zarr(c, "big.zarr", shape=(10**6, 10**6), dtype="u1", chunks=(1024, 1024)),
+            output=c.tmp / "out" / "r.zarr",
+        ),
+        "api cli",
+        Err(InputError, "of memory"),
+    ),
+    Row(  # 6
+        "float32-at-its-limits",
+        lambda c: Request(np.array([[-3.4e38, 3.4e38]] * 8, np.float32)),
+        "api cli",
+        Ok(_finite_float32),
+    ),
+    Row(
+        "float32-at-its-limits-self-ensemble",
+        lambda c: Request(
+            np.array([[-3.4e38, 3.4e38]] * 8, np.float32), options={"ensemble": True}
+        ),
+        "api",
+        Ok(_finite_float32),
+    ),
+    Row(  # 8
+        "legacy-torch-save-calling-os-system",
+        lambda c: Request(c.camera, model=str(_system_pickle(c)), after=_never_executed),
+        "api cli",
+        Err(WeightsError, "system, which a weights file never needs"),
+    ),
+    Row(  # 10
+        "output-name-of-254-characters",
+        lambda c: Request(c.camera, output=c.tmp / "out" / ("a" * 250 + ".tif")),
+        "api cli",
+        Ok(_shape(64, 72)),
+    ),
+    Row(
+        "output-name-longer-than-the-file-system-allows",
+        lambda c: Request(c.camera, output=c.tmp / "out" / ("a" * 252 + ".tif")),
+        "api cli",
+        Err(InputError, "more than the 255 the file system allows"),
+    ),
+    Row(  # 11
+        "reference-missing",
+        lambda c: Request(c.camera, cli_extra=["--reference", str(c.tmp / "gone.tif")]),
+        "cli",
+        Err(InputError, "does not exist"),
+    ),
+    Row(
+        "reference-of-the-wrong-size",
+        lambda c: Request(c.camera, cli_extra=["--reference", str(_tif(c, "hr.tif", c.camera))]),
+        "cli",
+        Err(InputError, "is not ×2 the input"),
+    ),
+    Row(
+        "a-later-input-is-bad",
+        lambda c: Request(
+            _tif(c, "a.tif", c.camera),
+            more_inputs=[_tif(c, "b.tif", c.camera), _bytes(c, "c.tif", b"II*\x00" + b"\x01" * 40)],
+            output=c.tmp / "out",
+        ),
+        "cli",
+        Err(InputError, "cannot read"),
+    ),
+    Row(
+        "a-later-input-does-not-fit-in-memory",
+        lambda c: Request(
+            _tif(c, "a.tif", c.camera),
+            more_inputs=[_tiff_bomb(c, 30000, "b.tif")],
+            scale=16.0,
+            output=c.tmp / "out",
+        ),
+        "cli",
+        Err(InputError, "of memory"),
+    ),
+    Row(
+        "a-later-input-does-not-fit-the-model",
+        lambda c: Request(
+            _png(c, "a.png", c.astronaut),
+            more_inputs=[_png(c, "b.png", c.camera)],
+            model="rgb",
+            output=c.tmp / "out",
+        ),
+        "cli",
+        Err(InputError, "RGB model"),
+    ),
+    Row(  # 12
+        "tiff-with-three-series",
+        lambda c: Request(_three_series(c)),
+        "api cli",
+        Err(InputError, "holds 3 images"),
+    ),
+    Row(
+        "cmyk-tiff",
+        lambda c: Request(
+            _tif(
+                c,
+                "cmyk.tif",
+                np.dstack([c.astronaut, c.astronaut[..., :1]]),
+                photometric="separated",
+            )
+        ),
+        "api cli",
+        Err(InputError, "CMYK"),
+    ),
+    Row(
+        "palette-tiff",
+        lambda c: Request(
+            _tif(
+                c,
+                "palette.tif",
+                c.camera // 32,
+                photometric="palette",
+                colormap=np.tile(np.arange(256, dtype=np.uint16) * 257, (3, 1)),
+            )
+        ),
+        "api cli",
+        Err(InputError, "palette"),
+    ),
+    Row(  # 13
+        "weights-name-with-terminal-escapes-and-a-newline",
+        lambda c: Request(
+            c.camera,
+            model=str(
+                _weights_with(c, "ansi.safetensors", name="evil\x1b[2J\x1b[31m\nFAKE: all good")
+            ),
+            after=_no_raw_name,
+        ),
+        "api cli",
+        Ok(_shape(64, 72)),
+    ),
+    Row(
+        "weights-scaled-to-1e38",
+        lambda c: Request(c.camera, model=str(_scaled_weights(c, 1e38))),
+        "api cli",
+        Err(WeightsError, "implausibly large"),
+    ),
+    Row(
+        "weights-format-version-negative",
+        lambda c: Request(
+            c.camera, model=str(_weights_with(c, "v.safetensors", format_version="-5"))
+        ),
+        "api cli",
+        Err(WeightsError, "not a valid version"),
+    ),
+    Row(  # 15
+        "percentiles-three-numbers",
+        lambda c: Request(c.camera, options={"percentiles": (1, 2, 3)}),
+        "api",
+        Err(InputError, "must be two numbers"),
+    ),
+    Row(
+        "percentiles-none",
+        lambda c: Request(c.camera, options={"percentiles": None}),
+        "api",
+        Err(InputError, "must be two numbers"),
+    ),
+    Row(
+        "channel-axis-not-an-integer",
+        lambda c: Request(c.camera, options={"channel_axis": 0.5}),
+        "api",
+        Err(InputError, "must be an integer"),
+    ),
+    Row(
+        "model-of-the-wrong-type",
+        lambda c: Request(c.camera, model=5),
+        "api",
+        Err(WeightsError, "must be a model name"),
+    ),
+    Row(
+        "ragged-list",
+        lambda c: Request([[1, 2], [3]]),
+        "api",
+        Err(InputError, "cannot make an image array"),
+    ),
+    Row(
+        "numpy-float32-scale",
+        lambda c: Request(c.camera, scale=np.float32(2.0)),
+        "api",
+        Ok(_shape(64, 72)),
+    ),
+    Row(
+        "fraction-scale",
+        lambda c: Request(c.camera, scale=Fraction(3, 2)),
+        "api",
+        Warn(ScaleMismatchWarning, "used at ×1.5", _shape(48, 54)),
+    ),
+    Row(
+        "numpy-int64-tile",
+        lambda c: Request(c.camera, options={"tile": np.int64(32)}),
+        "api",
+        Ok(_shape(64, 72)),
+    ),
+    Row(  # 16
+        "array-30000-squared-x16",
+        lambda c: Request(_huge((30000, 30000)), scale=16.0),
+        "api",
+        Err(InputError, "needs about 215 GiB of memory"),
+    ),
+    Row(
+        "tiff-declaring-30000-squared-x16",
+        lambda c: Request(_tiff_bomb(c, 30000), scale=16.0),
+        "cli",
+        Err(InputError, "needs about 215 GiB of memory"),
+    ),
+    Row(
+        "tiff-declaring-30000-squared-with-512-mib-free",
+        lambda c: Request(_tiff_bomb(c, 30000), patches=_low_memory(512 << 20)),
+        "api cli",
+        Err(InputError, "of memory available"),
+    ),
+    Row(
+        "upscale-that-needs-more-than-is-free",
+        lambda c: Request(_tif(c, "cam.tif", c.camera), patches=_low_memory(1 << 20)),
+        "api cli",
+        Err(InputError, "of memory, more than the 1 MiB available"),
+    ),
+    Row(
+        "self-ensemble-that-needs-more-than-is-free",
+        lambda c: Request(
+            _huge((4000, 4000)), options={"ensemble": True}, patches=_low_memory(512 << 20)
+        ),
+        "api",
+        Err(InputError, "of memory"),
+    ),
+    Row(  # 17
+        "output-of-an-unknown-type",
+        lambda c: Request(c.camera, output=c.tmp / "out" / "x.gif"),
+        "cli",
+        Err(InputError, "neither an image file name"),
+    ),
 ]
 
 CASES = [
@@ -957,13 +1265,21 @@ def _snapshot(folder: Path) -> dict[str, str]:
     }
 
 
-def _model_arg(req: Request, ctx: Ctx) -> str:
+def _model_arg(req: Request, ctx: Ctx) -> Any:
+    if not isinstance(req.model, str):
+        return req.model  # a wrong type, given as is to the API
     return str(ctx.models.get(req.model, req.model))
 
 
 def _run_api(req: Request, ctx: Ctx) -> np.ndarray:
-    """What a Python user does: check the output, read, upscale, write."""
+    """What a Python user does: check the output, read, upscale, write (zarr: stream)."""
     path = req.image if isinstance(req.image, Path) else None
+    if path is not None and path.name.endswith(".zarr"):
+        from napari_srcnn.engine.inference import UpscaleOptions, Upscaler
+        from napari_srcnn.engine.lazy import upscale_zarr
+
+        upscaler = Upscaler(_model_arg(req, ctx), UpscaleOptions(scale=req.scale, **req.options))
+        return np.asarray(upscale_zarr(path, req.output, upscaler))
     check_output_path(req.output, inputs=(path,) if path else ())
     image, meta = read_image(path) if path else (req.image, None)
     result = upscale(image, _model_arg(req, ctx), req.scale, **req.options)
@@ -978,7 +1294,7 @@ def _cli_args(req: Request, ctx: Ctx) -> list[str]:
     else:
         image = ctx.tmp / "array.tif"
         tifffile.imwrite(image, req.image)
-    args = ["upscale", str(image), "-o", str(req.output)]
+    args = ["upscale", str(image), *map(str, req.more_inputs), "-o", str(req.output)]
     model = _model_arg(req, ctx)
     args += ["--weights", model] if os.sep in model else ["--model", model]
     if req.scale is not None:
@@ -997,7 +1313,11 @@ def test_bad_input(row: Row, surface: str, tmp_path, models, cam, astro, monkeyp
     req = row.build(ctx)
     if req.output is None:
         req.output = tmp_path / "out" / "result.tif"
-    if not req.output.exists() and req.output.parent.is_dir():
+    try:
+        fresh = not req.output.exists() and req.output.parent.is_dir()
+    except OSError:  # a name longer than the file system allows
+        fresh = False
+    if fresh and req.output.suffix in (".tif", ".png"):
         write_image(req.output, np.full((3, 3), 42, np.uint8))  # an earlier result
     cli_args = _cli_args(req, ctx) if surface == "cli" else []
     before = _snapshot(tmp_path)
@@ -1054,6 +1374,9 @@ def test_bad_input(row: Row, surface: str, tmp_path, models, cam, astro, monkeyp
         changed = {k for k in before if before[k] != after.get(k)}
         assert changed <= {str(req.output.relative_to(tmp_path))}, changed
     assert not [p for p in tmp_path.rglob(".*.tmp*")], "a temporary file was left behind"
+    if surface == "cli":
+        ctx.printed = captured.out + captured.err
+        assert "\x1b" not in ctx.printed, "a terminal escape was printed"
     if req.after is not None:
         req.after(ctx)
 
@@ -1213,3 +1536,15 @@ def test_the_reader_returns_none_for_garbage(tmp_path, tiny_model_path, monkeypa
     tifffile.imwrite(good, np.ones((8, 9), np.uint16), ome=True)
     layers = _reader.napari_get_reader(str(good))(str(good))
     assert layers and layers[0][0].shape == (8, 9)
+
+
+def test_the_reliability_page_lists_every_row():
+    """docs/reliability.md is made from this table: every row's message (or warning) is on it."""
+    page = (Path(__file__).resolve().parents[1] / "docs" / "reliability.md").read_text("utf-8")
+    missing = [
+        (row.id, row.expect.fragment)
+        for row in ROWS
+        if isinstance(row.expect, (Err, Warn)) and row.expect.fragment not in page
+    ]
+    assert not missing, missing
+    assert "FUZZ_COUNTS" not in page

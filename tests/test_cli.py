@@ -1,6 +1,7 @@
 """The ``napari-srcnn`` command, run through its real entry point in a subprocess."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -388,3 +389,45 @@ def test_upscale_says_which_precision_ran(tmp_path, tiny_model_path, camera, mon
     if not mps_available():
         r = cli(*common, "-o", tmp_path / "c.png", "--device", "mps")
         assert r.returncode == 2 and "MPS (the Apple GPU) is not available" in r.stderr
+
+
+def test_an_ascii_terminal_gets_escapes_not_a_crash(tmp_path, tiny_model_path, camera):
+    """Row 9 of issue 15: the banner's "×" (and "µm", "–") on a stream that cannot encode them."""
+    write_image(tmp_path / "in.png", camera[:20, :20])
+    env = {**os.environ, "PYTHONIOENCODING": "ascii"}
+    r = subprocess.run(
+        [sys.executable, "-m", "napari_srcnn", "upscale", "in.png", "-o", "o.png"]
+        + ["--weights", str(tiny_model_path), "--scale", "3"],
+        capture_output=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stderr
+    assert b"\\xd72" in r.stdout and b"\\xd73" in r.stderr  # the banner and the warning
+    assert (tmp_path / "o.png").is_file()
+
+
+def test_eval_warns_once_about_another_factor(tmp_path, camera, capsys):
+    """Row 17: the protocol's model is loaded twice (to pick its colour mode, then to run):
+    one warning line, not two."""
+    from napari_srcnn.cli import main
+
+    write_image(tmp_path / "c.png", camera)
+    assert main(["eval", str(tmp_path), "--scale", "16", "--json"]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("napari-srcnn: warning: ") and "×16" in err[0]
+
+
+def test_a_run_that_fails_prints_only_its_error(tmp_path, tiny_model_path, camera, capsys):
+    """A warning raised while the inputs are checked (a model at another factor) is held back:
+    the failing run prints its one error line."""
+    from napari_srcnn.cli import main
+
+    write_image(tmp_path / "in.png", camera[:20, :20])
+    rc = main(
+        ["upscale", str(tmp_path / "in.png"), str(tmp_path / "gone.png"), "-o", str(tmp_path)]
+        + ["--weights", str(tiny_model_path), "--scale", "3"]
+    )
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "gone.png' does not exist" in err

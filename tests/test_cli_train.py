@@ -517,3 +517,126 @@ def test_init_flag_is_recorded_and_a_resume_must_keep_it(tmp_path, camera_stack)
     r = cli(*args, "--steps", 8, "--val-every", 2, "--resume", ckpt)  # default init: identity
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "init 'pytorch'" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+# ------------------------------------------------------------------ second round (issue 15)
+
+
+def _files(folder):
+    """Every file under ``folder`` with its bytes (what a refused run must leave alone)."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def _low_memory(monkeypatch, limit):
+    from napari_srcnn.engine import memory
+
+    monkeypatch.setattr(memory, "available_memory", lambda: limit)
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, camera_stack):
+    """A finished 4-step run: its weights and its checkpoint (at step 4)."""
+    folder = tmp_path_factory.mktemp("done")
+    out = folder / "a.safetensors"
+    rc = main(
+        ["train", str(camera_stack), "--scale", "2", *TINY, "--val-fraction", "0.25"]
+        + ["--steps", "4", "--val-every", "2", "-o", str(out)]
+    )
+    assert rc == 0 and out.is_file()
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("args", "setup", "message"),
+    [
+        (["--seed", "-1"], None, "--seed -1 must be an integer from 0 to 2**63 - 1"),
+        (["--seed", str(2**70)], None, "must be an integer from 0 to 2**63 - 1"),
+        (["--blur", "1e9"], None, "--blur 1e+09 must be from 0 to 32"),
+        (["--blur", "-1"], None, "--blur -1 must be from 0 to 32"),
+        (["--lr", "1e30"], None, "--lr 1e+30 must be above 0 and at most 1"),
+        (["--lr", "0"], None, "must be above 0"),
+        (["--intensity-augment", "2"], None, "must be a share from 0 to 1"),
+        (["--batch", "100000000"], None, "a training step of 100000000 sub-images"),
+        (["-o", "c.safetensors"], "ckpt-folder", "'c.ckpt.safetensors' is a folder"),
+        (["-o", "x" * 240 + ".safetensors"], None, "more than the 255 the file system allows"),
+        ([], "low-memory", "building the training data needs about"),
+        (["--resume", "RUN/a.ckpt.safetensors", "--steps", "4"], None, "is at step 4 already"),
+        (["--resume", "RUN/a.ckpt.safetensors", "--steps", "3"], None, "is at step 4 already"),
+        (["--resume", "RUN/a.safetensors"], None, "not a napari-srcnn training checkpoint"),
+    ],
+)
+def test_bad_options_are_refused_before_any_work(
+    args, setup, message, tmp_path, camera_stack, finished_run, capsys, monkeypatch
+):
+    """Rows 1, 3, 14, 16 of issue 15: one line, exit code 2, and no file made or changed
+    (the checkpoint a refused resume names included)."""
+    monkeypatch.chdir(tmp_path)
+    if setup == "ckpt-folder":
+        (tmp_path / "c.ckpt.safetensors").mkdir()
+    if setup == "low-memory":
+        _low_memory(monkeypatch, 16 << 20)
+    args = [a.replace("RUN", str(finished_run)) for a in args]
+    before, run_before = _files(tmp_path), _files(finished_run)
+    length = [] if "--steps" in args else ["--steps", "3"]
+    rc = main(["train", str(camera_stack), "--scale", "2", *TINY, *length, *args])
+    captured = capsys.readouterr()
+    assert rc == 2, captured.err
+    assert captured.err.startswith("napari-srcnn: error: ") and captured.err.count("\n") == 1
+    assert message in captured.err, captured.err
+    assert captured.out == ""  # nothing started: not even the banner
+    assert _files(tmp_path) == before and _files(finished_run) == run_before
+
+
+def test_resume_into_a_new_output_writes_it(tmp_path, camera_stack, finished_run, capsys):
+    """Row 1: 'wrote b.safetensors' is true: the new output holds the best of the resumed
+    steps (the old one keeps the earlier best) and loads."""
+    out = tmp_path / "b.safetensors"
+    rc = main(
+        ["train", str(camera_stack), "--scale", "2", *TINY, "--val-fraction", "0.25"]
+        + ["--steps", "6", "--val-every", "2", "-o", str(out)]
+        + ["--resume", str(finished_run / "a.ckpt.safetensors")]
+    )
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    assert f"wrote {out}" in captured.out and out.is_file()
+    assert load_model(out).info.training["steps"] >= 4
+    assert read_checkpoint_state(tmp_path / "b.ckpt.safetensors")["step"] == 6
+
+
+def test_a_run_that_diverges_at_once_leaves_no_file(tmp_path, camera, monkeypatch):
+    """Row 14: the starting model is written only once a step has gone well; a run that
+    diverges at its first step leaves nothing behind (nor does a refused batch)."""
+    from napari_srcnn.engine import training
+    from napari_srcnn.engine.data import training_data_from_arrays
+    from napari_srcnn.engine.model import ArchSpec
+    from napari_srcnn.engine.training import TrainConfig, train
+    from napari_srcnn.errors import InputError
+
+    planes = [camera[y : y + 64, x : x + 64] for y in (0, 64) for x in (0, 64)]
+    data = training_data_from_arrays(planes, 2.0, "gray", patch_size=21, val_fraction=0.25)
+    real = training.batch_loss
+
+    def diverging(pred, target, recipe):
+        loss, mse = real(pred, target, recipe)
+        return loss * float("inf"), mse * float("inf")
+
+    monkeypatch.setattr(training, "batch_loss", diverging)
+    config = TrainConfig(
+        output=tmp_path / "d.safetensors",
+        scale=2.0,
+        arch=ArchSpec.parse("3-1-3:8,4"),
+        steps=5,
+        batch_size=4,
+        patch_size=21,
+        val_every=1,
+        checkpoint_every=1,
+        device="cpu",
+    )
+    events = []
+    with pytest.raises(InputError, match="training diverged at step 1"):
+        train(data, config, on_event=events.append)
+    assert events and events[0].step == 0  # the start was scored, not written
+    assert not list(tmp_path.iterdir())
+    monkeypatch.setattr(training, "batch_loss", real)
+    result = train(data, config)  # and a healthy run writes
+    assert result.output.is_file() and config.checkpoint_path.is_file()

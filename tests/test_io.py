@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_srcnn.engine.io import ImageMeta, read_image, write_image
+from napari_srcnn.engine.io import ImageMeta, check_writable, read_header, read_image, write_image
 from napari_srcnn.errors import InputError
 
 
@@ -147,8 +147,70 @@ def test_one_dimensional_tiff_and_memory_ceiling(tmp_path, monkeypatch):
     write_image(tmp_path / "big.png", np.zeros((64, 64), np.uint8))
     monkeypatch.setattr(image_io, "max_image_bytes", lambda: 1000)
     for name in ("big.tif", "big.png"):
-        with pytest.raises(InputError, match="more than this machine's memory"):
+        with pytest.raises(InputError, match="of memory available"):
             read_image(tmp_path / name)
+        with pytest.raises(InputError, match="of memory available"):
+            read_header(tmp_path / name)  # the header alone says it
+    monkeypatch.undo()
+    monkeypatch.setenv("NAPARI_SRCNN_MEMORY_LIMIT", "4KiB")
+    with pytest.raises(InputError, match=r"more than the 4 KiB of memory allowed by NAPARI_SRCNN"):
+        read_image(tmp_path / "big.tif")  # 8 KiB of uint16
+
+
+def test_read_header_says_what_read_image_returns_without_the_pixels(tmp_path, camera, astronaut):
+    cases = {
+        "gray.tif": (camera, {}),
+        "stack.tif": (
+            np.stack([camera] * 3).astype(np.uint16),
+            {"imagej": True, "metadata": {"axes": "ZYX"}},
+        ),
+        "cyx.tif": (np.zeros((2, 10, 12), np.float32), {"metadata": {"axes": "CYX"}}),
+        "yxc.tif": (np.zeros((10, 12, 2), np.uint8), {"metadata": {"axes": "YXC"}}),
+        "rgb.tif": (astronaut, {"photometric": "rgb"}),
+    }
+    for name, (array, kwargs) in cases.items():
+        tifffile.imwrite(tmp_path / name, array, **kwargs)
+    write_image(tmp_path / "rgb.png", astronaut)
+    write_image(tmp_path / "la.png", np.stack([camera, camera], -1))
+    for path in sorted(tmp_path.iterdir()):
+        data, meta = read_image(path)
+        header = read_header(path)
+        assert (header.shape, header.dtype, header.meta.axes) == (data.shape, data.dtype, meta.axes)
+        assert header.nbytes == data.nbytes
+
+
+def test_several_series_and_odd_colour_spaces_are_refused(tmp_path, camera, astronaut):
+    with tifffile.TiffWriter(tmp_path / "three.tif") as tw:
+        for k in range(3):
+            tw.write(camera + k)
+    tifffile.imwrite(
+        tmp_path / "cmyk.tif", np.dstack([astronaut, astronaut[..., :1]]), photometric="separated"
+    )
+    tifffile.imwrite(tmp_path / "lab.tif", astronaut, photometric="cielab")
+    for name, message in (
+        ("three.tif", "holds 3 images"),
+        ("cmyk.tif", "CMYK"),
+        ("lab.tif", "L\\*a\\*b"),
+    ):
+        for reader in (read_image, read_header):
+            with pytest.raises(InputError, match=message):
+                reader(tmp_path / name)
+
+
+def test_paths_of_the_wrong_type_are_input_errors(tmp_path):
+    for reader in (read_image, read_header):
+        with pytest.raises(InputError, match="is not a file path"):
+            reader(5)
+    with pytest.raises(InputError, match="is not a file path"):
+        write_image(None, np.zeros((4, 4), np.uint8))
+
+
+def test_check_writable_refuses_before_the_work(tmp_path):
+    assert check_writable(tmp_path / "a.png", (8, 8), np.uint8) == ".png"
+    with pytest.raises(InputError, match="cannot store float32"):
+        check_writable(tmp_path / "a.png", (8, 8), np.float32)
+    with pytest.raises(InputError, match="unsupported output type"):
+        check_writable(tmp_path / "a.gif", (8, 8), np.uint8)
 
 
 def test_unreadable_paths_are_input_errors(tmp_path):

@@ -60,16 +60,69 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    """``warnings.showwarning`` for the CLI: one line, no source location."""
-    stream = file or sys.stderr
-    # A closed or broken stderr: a warning is not worth a crash.
-    with contextlib.suppress(OSError, ValueError):
-        stream.write(f"{PROG}: warning: {_one_line(message)}\n")
+class _Warnings:
+    """The CLI's ``warnings.showwarning``: one line per warning, no source location, each message
+    once per run (a model loaded for a check and again for the work warns once).
+
+    Until the command has checked its inputs ([`start_work()`][napari_srcnn.cli.start_work]),
+    warnings are held back: a run that then fails prints its one error line only.
+    """
+
+    def __init__(self) -> None:
+        self.shown: set[str] = set()
+        self.held: list[str] | None = []
+
+    def __call__(self, message, category, filename, lineno, file=None, line=None) -> None:
+        text = _one_line(message)
+        if text in self.shown:
+            return
+        self.shown.add(text)
+        if self.held is not None:
+            self.held.append(text)
+        else:
+            self._write(text)
+
+    def flush(self) -> None:
+        held, self.held = self.held or [], None
+        for text in held:
+            self._write(text)
+
+    @staticmethod
+    def _write(text: str) -> None:
+        # A closed or broken stderr: a warning is not worth a crash.
+        with contextlib.suppress(OSError, ValueError):
+            sys.stderr.write(f"{PROG}: warning: {text}\n")
+
+
+_WARNINGS = _Warnings()
+
+
+def start_work() -> None:
+    """Called by a command once its inputs are checked, before it prints or writes anything:
+    the warnings held back so far are printed, later ones as they come."""
+    _WARNINGS.flush()
+
+
+def _tolerant_streams() -> None:
+    """Let stdout and stderr print what their encoding cannot hold (``×``, ``µm`` under
+    ``PYTHONIOENCODING=ascii`` or a C locale) as escapes instead of failing the run."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            with contextlib.suppress(Exception):  # a stream that cannot change: leave it
+                reconfigure(errors="backslashreplace")
 
 
 def _error(message: str) -> None:
     print(f"{PROG}: error: {_one_line(message)}", file=sys.stderr)
+
+
+# What each command can do about running out of memory (train has no --tile).
+_OOM_ADVICE = {
+    "upscale": "use a smaller --tile, fewer or smaller images, or --device cpu",
+    "eval": "score fewer or smaller images, or use --device cpu",
+    "train": "use a smaller --batch or --patch, fewer or smaller images, or --device cpu",
+}
 
 
 def _is_out_of_memory(exc: BaseException) -> bool:
@@ -94,6 +147,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         The exit code: 0 success, 1 internal error (a bug: please report it), 2 an error
         the user can fix (bad input, file, option, device), 130 interrupted.
     """
+    global _WARNINGS
+    _tolerant_streams()
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -104,11 +159,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     root, quiet = logging.getLogger(), logging.NullHandler()
     if not args.debug:
         root.addHandler(quiet)
+    _WARNINGS = _Warnings()
     try:
         with warnings.catch_warnings():
             if not args.debug:
-                warnings.showwarning = _show_warning
-            return _run(args)
+                warnings.showwarning = _WARNINGS
+            code = _run(args)
+            if code == 0:
+                _WARNINGS.flush()  # a command that never called start_work()
+            return code
     finally:
         root.removeHandler(quiet)
 
@@ -128,7 +187,7 @@ def _run(args: argparse.Namespace) -> int:
         if args.debug:
             raise
         if _is_out_of_memory(exc):
-            _error("out of memory; use a smaller --tile, fewer or smaller images, or --device cpu")
+            _error(f"out of memory; {_OOM_ADVICE.get(args.command, _OOM_ADVICE['upscale'])}")
             return EXIT_USAGE
         if isinstance(exc, OSError):  # a file the user named cannot be read or written
             _error(str(exc))

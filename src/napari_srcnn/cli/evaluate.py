@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from . import start_work
 from ._common import add_device_arg, add_model_args, model_arg, progress_bar
 
 SCORINGS = ("auto", "protocol", "data-range")
@@ -68,20 +69,22 @@ def run(args: argparse.Namespace) -> int:
             "the protocol shrinks by bicubic; --degradation needs --scoring data-range"
         )
     upscaler = None
+    if not args.bicubic:
+        if scoring == "protocol":
+            upscaler = protocol_upscaler(
+                model_arg(args), args.scale, args.device, ensemble=args.ensemble
+            )
+        else:
+            options = UpscaleOptions(
+                scale=float(args.scale), device=args.device, ensemble=args.ensemble
+            )
+            upscaler = Upscaler(model_arg(args), options)
+    start_work()
     update, close = progress_bar("eval", unit="image")
     try:
         if scoring == "protocol":
-            if not args.bicubic:
-                upscaler = protocol_upscaler(
-                    model_arg(args), args.scale, args.device, ensemble=args.ensemble
-                )
             rows = evaluate_files(args.inputs, args.scale, upscaler, progress=update)
         else:
-            if not args.bicubic:
-                options = UpscaleOptions(
-                    scale=float(args.scale), device=args.device, ensemble=args.ensemble
-                )
-                upscaler = Upscaler(model_arg(args), options)
             rows = score_files(args.inputs, args.scale, upscaler, args.degradation, update)
     finally:
         close()

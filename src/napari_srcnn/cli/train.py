@@ -6,12 +6,17 @@ import argparse
 import math
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from ..errors import InputError
+from . import start_work
 from ._common import add_device_arg
 
 CHANNELS = {"auto": "auto", "y": "y", "rgb": "rgb", "per-channel": "gray"}
+#: Largest --blur (HR pixels): a wider blur leaves nothing of the plane to learn from (and its
+#: kernel alone would not fit in memory).
+MAX_BLUR = 32.0
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -179,6 +184,87 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
+def _check_args(args: argparse.Namespace) -> Path:
+    """Every option, the output, the checkpoint and the resumed checkpoint, checked before any
+    data is read; returns the output path."""
+    from ..engine.checkpoints import read_checkpoint_state
+    from ..engine.files import check_output_path
+    from ..engine.train_config import MAX_LR, check_seed, checkpoint_path_for
+
+    for name in ("batch", "patch", "val_every", "checkpoint_every", "steps", "grid"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise InputError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
+    if not 1 < args.scale <= 16:
+        raise InputError(f"--scale {args.scale:g} must be above 1 and at most 16")
+    try:
+        check_seed(args.seed)
+    except InputError:
+        raise InputError(f"--seed {args.seed} must be an integer from 0 to 2**63 - 1") from None
+    if not 0 <= args.blur <= MAX_BLUR:
+        raise InputError(f"--blur {args.blur:g} must be from 0 to {MAX_BLUR:g} (HR pixels)")
+    if args.lr is not None and not 0 < args.lr <= MAX_LR:
+        raise InputError(f"--lr {args.lr:g} must be above 0 and at most {MAX_LR:g}")
+    if not 0 <= args.intensity_augment <= 1:
+        raise InputError(
+            f"--intensity-augment {args.intensity_augment:g} must be a share from 0 to 1"
+        )
+    if args.epochs is not None and not (math.isfinite(args.epochs) and args.epochs > 0):
+        raise InputError(f"--epochs {args.epochs:g} must be a positive number")
+    output = (
+        Path(args.output)
+        if args.output
+        else Path(f"{Path(args.data[0]).name.split('.')[0]}_x{args.scale:g}.safetensors")
+    )
+    if not output.name.endswith(".safetensors"):
+        raise InputError(f"output {str(output)!r} must end in .safetensors")
+    # Never write over the data or over the model being fine-tuned (nor the checkpoint resumed).
+    inputs = (*args.data, *(args.lr_data or []), *(args.val_data or []))
+    check_output_path(output, inputs=(*inputs, *([args.init_from] if args.init_from else [])))
+    check_output_path(checkpoint_path_for(output), inputs=inputs)
+    if args.resume is not None:
+        if not Path(args.resume).is_file():
+            raise InputError(f"checkpoint {args.resume!r} does not exist; start without --resume")
+        step = read_checkpoint_state(args.resume).get("step")
+        steps = args.steps or 2000  # with --epochs, train() checks once the data is made
+        if args.epochs is None and isinstance(step, int) and steps <= step:
+            raise InputError(
+                f"checkpoint {args.resume!r} is at step {step} already; give --steps above "
+                f"{step} to continue"
+            )
+    return output
+
+
+def _start_arch(model: str):
+    """The architecture of the model to fine-tune, from its header (None for a legacy file)."""
+    from ..engine.weights import WeightsError, list_models, read_info
+
+    for info in list_models():
+        if info.name == model:
+            return info.arch
+    try:
+        return read_info(model).arch
+    except WeightsError:  # a legacy .pt, or unreadable: train() will say
+        return None
+
+
+def _check_data_memory(args: argparse.Namespace) -> None:
+    """Refuse, from the files' headers, training data that would not fit in memory."""
+    from ..engine.data import find_images
+    from ..engine.degradation import degradation_kinds
+    from ..engine.io import read_header
+    from ..engine.memory import training_data_estimate
+
+    kinds = degradation_kinds(args.degradation, args.blur)
+    partners = 1 if args.lr_data else len(kinds) + sum(k == "oversampled" for k, _ in kinds)
+    images = []
+    for group in (args.data, args.lr_data, args.val_data):
+        for path in find_images(group) if group else []:
+            header = read_header(path)
+            images.append((header.shape, header.dtype))
+    training_data_estimate(images, args.scale, partners).check()
+
+
 def _fmt(value: float) -> str:
     return "n/a" if value is None or not math.isfinite(value) else f"{value:.2f} dB"
 
@@ -187,30 +273,15 @@ def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from ..engine.data import training_data_from_paths
-    from ..engine.files import check_output_path
+    from ..engine.memory import training_step_estimate
     from ..engine.model import ArchSpec
     from ..engine.training import StepEvent, TrainConfig, steps_for_epochs, train
     from ..engine.weights import WeightsError, default_model_name
 
     rank = int(os.environ.get("RANK", "0"))
-    for name in ("batch", "patch", "val_every", "checkpoint_every", "steps", "grid"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            raise InputError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
-    output = (
-        Path(args.output)
-        if args.output
-        else Path(f"{Path(args.data[0]).name.split('.')[0]}_x{args.scale:g}.safetensors")
-    )
-    if not output.name.endswith(".safetensors"):
-        raise InputError(f"output {str(output)!r} must end in .safetensors")
-    # Never write over the data or over the model being fine-tuned.
-    check_output_path(output, inputs=(*args.data, *([args.init_from] if args.init_from else [])))
-    if args.resume is not None and not Path(args.resume).is_file():
-        raise InputError(f"checkpoint {args.resume!r} does not exist; start without --resume")
-    if not 1 < args.scale <= 16:
-        raise InputError(f"--scale {args.scale:g} must be above 1 and at most 16")
+    output = _check_args(args)
     arch = ArchSpec.parse(args.arch or "9-5-5")
+    _check_data_memory(args)
     data = training_data_from_paths(
         args.data,
         args.scale,
@@ -254,6 +325,18 @@ def run(args: argparse.Namespace) -> int:
         amp=not args.fp32,
         seed=args.seed,
     )
+    # The step's memory, before anything is printed (train() checks it again).
+    spec = arch if init_from is None else _start_arch(init_from)
+    if spec is not None:
+        estimate = training_step_estimate(
+            args.batch,
+            args.patch,
+            halo=spec.halo,
+            widths=(spec.n1, spec.n2 * (1 + spec.extra_layers)),
+            channels=spec.channels,
+        )
+        replace(estimate, advice="use a smaller --batch or --patch").check()
+    start_work()
     if rank == 0:
         what = f"fine-tuning {init_from}" if init_from else f"training {arch.name} from scratch"
         mode = {"gray": "per-channel"}.get(data.color_mode, data.color_mode)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import math
 import time
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import InputError
+from . import start_work
 from ._common import add_device_arg, add_model_args, model_arg, progress_bar
 
 if TYPE_CHECKING:  # the engine (torch) is imported only when a command runs
@@ -86,14 +88,25 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _output_paths(inputs: list[Path], output: Path, scale: float) -> list[Path]:
+    from ..engine.files import check_output_path
     from ..engine.io import IMAGE_SUFFIXES
 
-    as_file = output.name.lower().endswith(IMAGE_SUFFIXES) and not output.is_dir()
+    try:
+        is_dir = output.is_dir()
+    except (OSError, ValueError):  # a name too long, a NUL: check_output_path says which
+        check_output_path(output)
+        raise
+    as_file = output.name.lower().endswith(IMAGE_SUFFIXES) and not is_dir
     if as_file:
         if len(inputs) > 1:
             raise InputError(f"{len(inputs)} inputs need an output folder, not a file name")
         return [output]
-    if not output.is_dir():
+    if not is_dir:
+        if output.suffix and not output.exists():
+            raise InputError(
+                f"output {str(output)!r} is neither an image file name "
+                f"({', '.join(IMAGE_SUFFIXES)}) nor an existing folder"
+            )
         raise InputError(f"output folder {str(output)!r} does not exist")
     paths: list[Path] = []
     for path in inputs:
@@ -143,8 +156,14 @@ def _zarr_output_paths(inputs: list[Path], output: Path, scale: float) -> list[P
     return [output / f"{p.name[: -len('.zarr')]}_x{scale:g}.zarr" for p in inputs]
 
 
+# How a CLI upscale that does not fit in memory can need less.
+_ADVICE = (
+    "use a smaller --scale, crop the image, or save it as zarr and upscale IN.zarr -o OUT.zarr "
+    "(computed chunk by chunk)"
+)
+
+
 def run(args: argparse.Namespace) -> int:
-    from ..engine.files import check_output_path
     from ..engine.inference import Upscaler
     from ..engine.io import read_image, write_image
 
@@ -154,16 +173,14 @@ def run(args: argparse.Namespace) -> int:
     upscaler = Upscaler(model_arg(args), _options(args))
     options = upscaler.options
     outputs = _output_paths(inputs, Path(args.output), upscaler.scale)
-    for dst in outputs:
-        check_output_path(dst, inputs=tuple(inputs))
+    # Everything that can be checked is checked before any work: a bad third input, a missing
+    # reference or a run that does not fit in memory must not leave two results behind.
+    runs = _check_runs(args, upscaler, inputs, outputs)
+    start_work()
     _print_banner(upscaler)
-    for src, dst in zip(inputs, outputs, strict=True):
+    for src, dst, run_options in runs:
         image, meta = read_image(src)
-        axis = args.channel_axis
-        if axis is None and not meta.rgb:
-            axis = meta.channel_axis  # a TIFF 'C' axis is never up-sampled
-        # The file's axes say whether the last one is colour (a stack 3 pixels wide is not).
-        upscaler.options = replace(options, channel_axis=axis, rgb=meta.rgb)
+        upscaler.options = run_options
         update, close = progress_bar(src.name)
         start = time.perf_counter()
         try:
@@ -180,13 +197,74 @@ def run(args: argparse.Namespace) -> int:
         )
         if args.reference:
             _report_reference(Path(args.reference), image, result, upscaler.scale)
+    upscaler.options = options
     return 0
+
+
+def _check_runs(
+    args: argparse.Namespace, upscaler: Upscaler, inputs: list[Path], outputs: list[Path]
+) -> list[tuple[Path, Path, UpscaleOptions]]:
+    """Check every input, output and the reference from their headers (nothing is read in
+    full): each run's options, and an InputError for the first problem."""
+    from ..engine.files import check_output_path
+    from ..engine.io import check_writable, read_header
+    from ..engine.options import output_shape
+
+    for dst in outputs:
+        check_output_path(dst, inputs=tuple(inputs))
+    reference = read_header(args.reference) if args.reference else None
+    options = upscaler.options
+    runs = []
+    for src, dst in zip(inputs, outputs, strict=True):
+        header = read_header(src)
+        axis = args.channel_axis
+        if axis is None and not header.meta.rgb:
+            axis = header.meta.channel_axis  # a TIFF 'C' axis is never up-sampled
+        # The file's axes say whether the last one is colour (a stack 3 pixels wide is not).
+        run_options = replace(options, channel_axis=axis, rgb=header.meta.rgb)
+        upscaler.options = run_options
+        try:
+            out = output_shape(header.shape, upscaler.scale, header.meta.spatial_axes)
+            extra = 0
+            if reference is not None:
+                _check_reference(reference, header.shape, out, upscaler.scale)
+                # The reference, and the float64 Y planes and SSIM maps of the comparison.
+                extra = reference.nbytes + 12 * 8 * out[0] * out[1]
+            upscaler.check(
+                header.shape,
+                header.dtype,
+                input_bytes=header.nbytes,
+                extra_bytes=extra,
+                advice=_ADVICE,
+            )
+            check_writable(dst, out, header.dtype)
+        finally:
+            upscaler.options = options
+        runs.append((src, dst, run_options))
+    return runs
+
+
+def _check_reference(reference, shape: tuple[int, ...], out: tuple[int, ...], scale: float) -> None:
+    """The reference must be the high-resolution original of an input of ``shape``: the same
+    kind of image (2-D, or RGB(A)), ``out`` pixels big to within the factor."""
+    where = f"reference {str(reference.path)!r} of shape {reference.shape}"
+    color = len(shape) == 3 and shape[-1] in (3, 4)
+    if not (len(shape) == 2 or color):
+        raise InputError(
+            f"--reference compares 2-D images and RGB photographs; the input has shape {shape}"
+        )
+    if len(reference.shape) != len(shape) or (color and reference.shape[-1] != shape[-1]):
+        raise InputError(f"{where} is not the same kind of image as the input {shape}")
+    if any(abs(reference.shape[i] - out[i]) > math.ceil(scale) for i in (0, 1)):
+        raise InputError(
+            f"{where} is not ×{scale:g} the input {shape} (expected about {out[0]}×{out[1]})"
+        )
 
 
 def _run_zarr(args: argparse.Namespace, inputs: list[Path]) -> int:
     """Stream zarr arrays into upscaled zarr arrays (bounded memory, see engine.lazy)."""
     from ..engine.inference import Upscaler
-    from ..engine.lazy import open_zarr_array, upscale_zarr
+    from ..engine.lazy import check_zarr_run, open_zarr_array, upscale_zarr
 
     if args.reference:
         raise InputError("--reference is not supported for zarr inputs")
@@ -197,9 +275,13 @@ def _run_zarr(args: argparse.Namespace, inputs: list[Path]) -> int:
             raise InputError(f"input {str(src)!r} does not exist")
     upscaler = Upscaler(model_arg(args), _options(args))
     outputs = _zarr_output_paths(inputs, Path(args.output), upscaler.scale)
+    # Every source opens, every output is new, and every run fits, before the first starts.
+    sources = [open_zarr_array(src) for src in inputs]
+    for source, dst in zip(sources, outputs, strict=True):
+        check_zarr_run(source, dst, upscaler)
+    start_work()
     _print_banner(upscaler)
-    for src, dst in zip(inputs, outputs, strict=True):
-        source = open_zarr_array(src)
+    for src, dst, source in zip(inputs, outputs, sources, strict=True):
         update, close = progress_bar(src.name, unit="task")
         start = time.perf_counter()
         try:
