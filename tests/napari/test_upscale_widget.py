@@ -342,3 +342,21 @@ def test_threaded_run_is_not_slower_than_a_direct_engine_call(
     assert min(in_worker) <= 2.0 * baseline + 0.2
     # Starting the worker and showing the layer (napari builds its controls) cost < 1 s.
     assert min(click_to_layer) <= min(in_worker) + 1.0
+
+
+def test_self_ensemble_checkbox_runs_srcnn_plus(
+    qtbot, run_widget, viewer, widget, tiny_model, camera
+):
+    """The SRCNN+ checkbox gives the engine's self-ensemble, recorded in the metadata."""
+    from napari_srcnn.engine.inference import upscale
+
+    data = camera[:24, :30]
+    source = viewer.add_image(data, name="plus")
+    _setup(widget, source, tiny_model, scale=2.0, ensemble=True)
+    run_widget(widget)
+    out = _result(viewer, source, 2.0)
+    np.testing.assert_array_equal(
+        np.asarray(out.data), upscale(data, tiny_model, 2.0, ensemble=True)
+    )
+    assert out.metadata["srcnn"]["ensemble"] is True
+    assert not np.array_equal(np.asarray(out.data), upscale(data, tiny_model, 2.0))

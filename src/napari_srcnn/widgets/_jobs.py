@@ -102,6 +102,7 @@ def run_upscale(
         "normalization_maps": maps_metadata(maps),
         "precision": ran.options.precision,
         "precision_used": getattr(ran.runner, "precision", ran.options.precision),
+        "ensemble": ran.options.ensemble,
         "device": str(ran.device),
         "seconds": round(seconds, 3),
         "lazy": lazy,

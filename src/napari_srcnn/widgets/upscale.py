@@ -132,6 +132,12 @@ class UpscaleWidget(JobWidget):
             value=False,
             tooltip="upscale only the slice on screen (a stack's or time series' plane)",
         )
+        self._ensemble = CheckBox(
+            text="self-ensemble (SRCNN+, 8× the time)",
+            value=False,
+            tooltip="average the results of the 8 flips and rotations of the layer "
+            "(a little sharper and cleaner; not for previews or lazy results)",
+        )
         self._channel_axis = ComboBox(
             label="channel axis",
             choices=self._axis_choices,
@@ -175,6 +181,7 @@ class UpscaleWidget(JobWidget):
                 self._normalization,
                 self._percentiles,
                 self._preview,
+                self._ensemble,
             ],
             more=[self._channel_axis, self._device, self._precision, self._tile, self._lazy],
             run=PushButton(text="Upscale", tooltip="upscale the chosen layer into a new layer"),
@@ -298,6 +305,8 @@ class UpscaleWidget(JobWidget):
             "normalization": self._normalization.value,
             "percentiles": (float(self._low.value), float(self._high.value)),
             "precision": self._precision.value,
+            # The self-ensemble needs the whole layer in memory: not for previews or lazy runs.
+            "ensemble": bool(self._ensemble.value) and not lazy and plane_index is None,
             # napari's flag, not a guess from the shape: a layer 3 or 4 pixels wide that
             # napari shows as grayscale has Y and X as its last two axes.
             "rgb": bool(layer.rgb),
@@ -403,8 +412,9 @@ class UpscaleWidget(JobWidget):
         where = "preview" if plane_index is not None else f"{data.shape}"
         if settings.get("lazy"):
             where += ", lazy: computed as displayed"
+        plus = "+ (self-ensemble)" if settings.get("ensemble") else ""
         self._status.value = (
-            f"×{factor:g} with {settings['model']} on {settings['device']} "
+            f"×{factor:g} with {settings['model']}{plus} on {settings['device']} "
             f"in {outcome.seconds:.2f} s → {where}; {describe_maps(outcome.maps)}{note}"
         )
 
