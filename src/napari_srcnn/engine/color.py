@@ -13,6 +13,7 @@ data there and back so that an upscaled image keeps the dtype and range of its i
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -372,7 +373,13 @@ def normalize(x: Any, norm: Normalization) -> np.ndarray:
     if arr.dtype.itemsize > 2 and arr.dtype != np.float32 or norm.kind == "percentile":
         # Subtract and scale in float64 *before* narrowing: float64 data beyond float32's
         # range (1e300) or wide integers would otherwise become inf or lose all contrast.
-        return ((arr.astype(np.float64) - norm.low) / (norm.high - norm.low)).astype(np.float32)
+        wide = arr.astype(np.float64)
+        span = norm.high - norm.low
+        if math.isfinite(span):
+            return ((wide - norm.low) / span).astype(np.float32)
+        # A range wider than float64 holds (-1.7e308 to 1.7e308): halve everything first.
+        with np.errstate(over="ignore", invalid="ignore"):
+            return ((wide / 2 - norm.low / 2) / (norm.high / 2 - norm.low / 2)).astype(np.float32)
     out = arr.astype(np.float32)  # always a fresh array, safe to modify in place
     if norm.low != 0.0:
         out -= np.float32(norm.low)
@@ -414,10 +421,21 @@ def denormalize(x: Any, norm: Normalization, dtype: Any) -> np.ndarray:
     wide = wide or max(abs(norm.low), abs(norm.high)) > 2.0**100
     work = np.dtype(np.float64) if wide or arr.dtype == np.float64 else np.dtype(np.float32)
     y: np.ndarray = arr.astype(work)  # fresh copy
-    if norm.high - norm.low != 1.0:
-        np.multiply(y, norm.high - norm.low, out=y)
-    if norm.low != 0.0:
-        np.add(y, norm.low, out=y)
+    span = norm.high - norm.low
+    if not math.isfinite(span):
+        # A range wider than float64 holds: in halves, clipped, then doubled (see normalize()).
+        half = float(np.finfo(np.float64).max) / 2
+        with np.errstate(over="ignore"):  # beyond the limits: clipped next
+            np.multiply(y, norm.high / 2 - norm.low / 2, out=y)
+            np.add(y, norm.low / 2, out=y)
+        np.clip(y, -half, half, out=y)
+        np.multiply(y, 2.0, out=y)
+    else:
+        with np.errstate(over="ignore"):  # beyond the dtype's limits: clipped below
+            if span != 1.0:
+                np.multiply(y, span, out=y)
+            if norm.low != 0.0:
+                np.add(y, norm.low, out=y)
     if out_dtype.kind in "ui":
         info = np.iinfo(out_dtype)
         top = float(info.max)
@@ -426,7 +444,7 @@ def denormalize(x: Any, norm: Normalization, dtype: Any) -> np.ndarray:
         np.rint(y, out=y)
         np.clip(y, float(info.min), top, out=y)
         np.nan_to_num(y, copy=False, nan=0.0)
-    elif out_dtype.itemsize < y.dtype.itemsize:
+    else:
         # Clip at the dtype's limits only, so that nothing becomes ±inf (NaN stays NaN).
         limits = np.finfo(out_dtype)
         np.clip(y, float(limits.min), float(limits.max), out=y)

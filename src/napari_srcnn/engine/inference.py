@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterator
-from dataclasses import replace
+from dataclasses import fields, replace
 from functools import partial
 from typing import Any
 
@@ -469,9 +469,11 @@ class Upscaler:
 
             self.render(turned, (0, 0), out, (0, H, 0, W), sub, report, cancel, count)
             back = np.rot90(out, -(k % 4), axes=axes)
-            acc += np.flip(back, axes[1]) if k >= 4 else back
+            back = np.flip(back, axes[1]) if k >= 4 else back
+            # Each run an eighth before the sum: eight values near float64's limit would
+            # overflow their sum.
+            acc += back * 0.125
             done_before += count
-        acc /= 8
         if dtype.kind in "ui":
             info = np.iinfo(dtype)
             np.rint(acc, out=acc)
@@ -526,5 +528,9 @@ def upscale(
         Same dtype as ``image``; the last two spatial axes are ``ceil(n * scale)`` long.
         A dask input gives a lazy dask array (chunk-wise, exact seams).
     """
+    unknown = sorted(set(options) - {f.name for f in fields(UpscaleOptions)} - {"scale"})
+    if unknown:
+        known = ", ".join(f.name for f in fields(UpscaleOptions) if f.name != "scale")
+        raise InputError(f"unknown option {unknown[0]!r}; the options are {known}")
     opts = UpscaleOptions(scale=scale, **options)
     return Upscaler(model, opts)(image, progress=progress, cancel=cancel)

@@ -52,9 +52,10 @@ class UpscaleOptions:
         ``"auto"`` (CUDA, else the Apple GPU, else the CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"``
         or ``"mps"``.
     normalization
-        ``"auto"``: integer data by its dtype range, float data as is when it lies in [0, 1],
-        else by its min/max. ``"dtype"``, ``"percentile"`` (robust, for scientific data) or
-        ``"none"``.
+        ``"auto"``: 8-bit RGB photographs by the dtype's range, every other image by its own
+        0.1/99.9 percentiles, per channel for a channel axis (see
+        [`normalization_auto()`][napari_srcnn.engine.color.normalization_auto]). ``"dtype"``,
+        ``"percentile"`` (robust, for scientific data) or ``"none"``.
     percentiles
         Low/high percentiles for ``normalization="percentile"``.
     precision
