@@ -203,6 +203,8 @@ def test_paths_of_the_wrong_type_are_input_errors(tmp_path):
             reader(5)
     with pytest.raises(InputError, match="is not a file path"):
         write_image(None, np.zeros((4, 4), np.uint8))
+    with pytest.raises(InputError, match="cannot make an image array to write"):
+        write_image(tmp_path / "r.tif", [[1, 2], [3]])  # a ragged list
 
 
 def test_check_writable_refuses_before_the_work(tmp_path):
@@ -218,3 +220,24 @@ def test_unreadable_paths_are_input_errors(tmp_path):
         read_image(tmp_path / ("x" * 300 + ".tif"))
     with pytest.raises(InputError):
         read_image(str(tmp_path / "nul\0.tif"))
+
+
+def test_a_white_is_zero_tiff_is_written_back_white_is_zero(tmp_path, camera):
+    """A MINISWHITE TIFF read and written back keeps its look (it used to come back inverted)."""
+    tifffile.imwrite(tmp_path / "mw.tif", camera, photometric="miniswhite")
+    data, meta = read_image(tmp_path / "mw.tif")
+    assert meta.white_is_zero and read_header(tmp_path / "mw.tif").meta.white_is_zero
+    for name in ("out.tif", "out.ome.tif"):
+        write_image(tmp_path / name, data, meta.upscaled(2))
+        with tifffile.TiffFile(tmp_path / name) as tif:
+            assert tif.pages[0].photometric == tifffile.PHOTOMETRIC.MINISWHITE
+        assert read_image(tmp_path / name)[1].white_is_zero
+
+
+def test_a_cmyk_jpeg_is_refused(tmp_path, astronaut):
+    from PIL import Image
+
+    Image.fromarray(astronaut).convert("CMYK").save(tmp_path / "c.jpg")
+    for reader in (read_image, read_header):
+        with pytest.raises(InputError, match="is a CMYK image"):
+            reader(tmp_path / "c.jpg")

@@ -59,11 +59,15 @@ class ImageMeta:
         Physical size of a pixel along each axis (``None`` where unknown).
     unit
         Unit of ``spacing`` (e.g. ``"µm"``), or ``None``.
+    white_is_zero
+        A TIFF whose photometric interpretation is ``MINISWHITE`` (0 is white): written back
+        the same way, so that the result looks like its input in every viewer.
     """
 
     axes: str
     spacing: tuple[float | None, ...] = field(default=())
     unit: str | None = None
+    white_is_zero: bool = False
 
     def __post_init__(self) -> None:
         if not self.spacing:
@@ -193,6 +197,7 @@ def read_header(path: str | os.PathLike) -> ImageHeader:
                 series = _tiff_series(tif, path)
                 shape, dtype, axes = tuple(series.shape), np.dtype(series.dtype), series.axes
                 spacing, unit = _tiff_spacing(tif, series, axes)
+                white = _photometric(tif, series) == "MINISWHITE"
         except InputError:
             raise
         except Exception as exc:
@@ -200,13 +205,17 @@ def read_header(path: str | os.PathLike) -> ImageHeader:
         order, axes, spacing = _layout(path, shape, axes, spacing)
         _check_size(path, shape, dtype)
         shape = tuple(shape[i] for i in order)
-        return ImageHeader(path, shape, dtype, ImageMeta(axes=axes, spacing=spacing, unit=unit))
+        meta = ImageMeta(axes=axes, spacing=spacing, unit=unit, white_is_zero=white)
+        return ImageHeader(path, shape, dtype, meta)
     if suffix in PLAIN_SUFFIXES:
         import imageio.v3 as iio
 
         try:
+            _check_plain_colours(path)
             props = iio.improps(path)
             shape, dtype = tuple(int(s) for s in props.shape), np.dtype(props.dtype)
+        except InputError:
+            raise
         except Exception as exc:
             raise InputError(f"cannot read {str(path)!r}: {one_line(exc, 160)}") from None
         _check_size(path, shape, dtype)
@@ -257,6 +266,23 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, ImageMeta]:
     raise _unsupported(path, suffix)
 
 
+# Pillow modes whose samples are not intensities or RGB(A) (a CMYK JPEG reads as 4 samples).
+_PLAIN_MODES_REFUSED = {
+    "CMYK": "a CMYK image; convert it to RGB first",
+    "LAB": "an L*a*b* image; convert it to RGB first",
+    "HSV": "an HSV image; convert it to RGB first",
+}
+
+
+def _check_plain_colours(path: Path) -> None:
+    from PIL import Image
+
+    with Image.open(path) as image:
+        mode = image.mode
+    if mode in _PLAIN_MODES_REFUSED:
+        raise InputError(f"{str(path)!r} is {_PLAIN_MODES_REFUSED[mode]}")
+
+
 def _plain_layout(path: Path, shape: tuple[int, ...]) -> tuple[tuple[int, ...], ImageMeta]:
     """The shape and axes a PNG/JPEG/BMP of ``shape`` is returned with."""
     if len(shape) == 3 and shape[-1] == 1:
@@ -273,6 +299,7 @@ def _read_plain(path: Path) -> tuple[np.ndarray, ImageMeta]:
     import imageio.v3 as iio
 
     try:
+        _check_plain_colours(path)
         props = iio.improps(path)
         _check_size(path, tuple(props.shape), props.dtype)
         data = np.asarray(iio.imread(path))
@@ -310,11 +337,15 @@ def _tiff_series(tif: Any, path: Path) -> Any:
             "napari-srcnn reads one image per file: save each one to its own file"
         )
     series = tif.series[0]
-    page = series.pages[0] if series.pages else tif.pages[0]
-    photometric = getattr(getattr(page, "photometric", None), "name", None)
+    photometric = _photometric(tif, series)
     if photometric in _PHOTOMETRIC_REFUSED:
         raise InputError(f"{str(path)!r} is {_PHOTOMETRIC_REFUSED[photometric]}")
     return series
+
+
+def _photometric(tif: Any, series: Any) -> str | None:
+    page = series.pages[0] if series.pages else tif.pages[0]
+    return getattr(getattr(page, "photometric", None), "name", None)
 
 
 def _layout(
@@ -351,6 +382,7 @@ def _read_tiff(path: Path) -> tuple[np.ndarray, ImageMeta]:
             data = series.asarray()
             axes = series.axes
             spacing, unit = _tiff_spacing(tif, series, axes)
+            white = _photometric(tif, series) == "MINISWHITE"
     except InputError:
         raise
     except Exception as exc:  # tifffile raises many types for corrupt/truncated files
@@ -360,7 +392,7 @@ def _read_tiff(path: Path) -> tuple[np.ndarray, ImageMeta]:
     order, axes, spacing = _layout(path, tuple(data.shape), axes, spacing)
     if order != list(range(len(axes))):
         data = np.transpose(data, order)
-    return data, ImageMeta(axes=axes, spacing=spacing, unit=unit)
+    return data, ImageMeta(axes=axes, spacing=spacing, unit=unit, white_is_zero=white)
 
 
 def _canonical_unit(unit: str | None) -> str | None:
@@ -431,7 +463,10 @@ def write_image(path: str | os.PathLike, data: np.ndarray, meta: ImageMeta | Non
         in the same folder that is renamed over ``path`` only once complete.
     """
     path = _as_path(path)
-    data = np.asarray(data)
+    try:
+        data = np.asarray(data)
+    except (ValueError, TypeError) as exc:  # a ragged list
+        raise InputError(f"cannot make an image array to write: {one_line(exc, 120)}") from None
     meta = meta or ImageMeta.default(data.shape)
     if len(meta.axes) != data.ndim:
         raise InputError(f"axes {meta.axes!r} do not match an array of shape {data.shape}")
@@ -509,7 +544,8 @@ def _write_tiff(path: Path, data: np.ndarray, meta: ImageMeta, path_is_ome: bool
         _write_ome_tiff(path, data, meta, **kwargs)
         return
     imagej_ok = (
-        data.dtype in (np.uint8, np.uint16, np.float32)
+        not meta.white_is_zero  # ImageJ hyperstacks are always black-is-zero
+        and data.dtype in (np.uint8, np.uint16, np.float32)
         and len(set(axes)) == len(axes)
         and all(a in IMAGEJ_AXES for a in axes)
         and [IMAGEJ_AXES.index(a) for a in axes] == sorted(IMAGEJ_AXES.index(a) for a in axes)
@@ -524,8 +560,15 @@ def _write_tiff(path: Path, data: np.ndarray, meta: ImageMeta, path_is_ome: bool
             md["spacing"] = meta.spacing[axes.index("Z")]
         tifffile.imwrite(path, data, imagej=True, metadata=md, **kwargs)
     else:
-        photometric = "rgb" if axes.endswith("S") else "minisblack"
-        tifffile.imwrite(path, data, metadata={"axes": axes}, photometric=photometric, **kwargs)
+        tifffile.imwrite(
+            path, data, metadata={"axes": axes}, photometric=_gray_or_rgb(meta), **kwargs
+        )
+
+
+def _gray_or_rgb(meta: ImageMeta) -> str:
+    if meta.axes.endswith("S"):
+        return "rgb"
+    return "miniswhite" if meta.white_is_zero else "minisblack"
 
 
 def _write_ome_tiff(path: Path, data: np.ndarray, meta: ImageMeta, **kwargs: Any) -> None:
@@ -539,5 +582,4 @@ def _write_ome_tiff(path: Path, data: np.ndarray, meta: ImageMeta, **kwargs: Any
         if size and math.isfinite(size):
             md[f"PhysicalSize{letter}"] = float(size)
             md[f"PhysicalSize{letter}Unit"] = unit
-    photometric = "rgb" if axes.endswith("S") else "minisblack"
-    tifffile.imwrite(path, data, ome=True, metadata=md, photometric=photometric, **kwargs)
+    tifffile.imwrite(path, data, ome=True, metadata=md, photometric=_gray_or_rgb(meta), **kwargs)
