@@ -102,7 +102,7 @@ def _output_paths(inputs: list[Path], output: Path, scale: float) -> list[Path]:
             raise InputError(f"{len(inputs)} inputs need an output folder, not a file name")
         return [output]
     if not is_dir:
-        if output.suffix and not output.exists():
+        if output.suffix or output.exists():  # x.gif, or a device or other non-folder
             raise InputError(
                 f"output {str(output)!r} is neither an image file name "
                 f"({', '.join(IMAGE_SUFFIXES)}) nor an existing folder"
@@ -153,7 +153,16 @@ def _zarr_output_paths(inputs: list[Path], output: Path, scale: float) -> list[P
         return [output]
     if not output.is_dir():
         raise InputError(f"output folder {str(output)!r} does not exist")
-    return [output / f"{p.name[: -len('.zarr')]}_x{scale:g}.zarr" for p in inputs]
+    paths: list[Path] = []
+    for path in inputs:
+        target = output / f"{path.name[: -len('.zarr')]}_x{scale:g}.zarr"
+        if target in paths:
+            raise InputError(
+                f"{path.name} and {inputs[paths.index(target)].name} would both be written "
+                f"to {target.name}; upscale them in separate runs or rename one"
+            )
+        paths.append(target)
+    return paths
 
 
 # How a CLI upscale that does not fit in memory can need less.
@@ -268,6 +277,10 @@ def _run_zarr(args: argparse.Namespace, inputs: list[Path]) -> int:
 
     if args.reference:
         raise InputError("--reference is not supported for zarr inputs")
+    if args.ensemble:
+        raise InputError(
+            "--ensemble needs the image in memory; it is not supported for zarr inputs"
+        )
     if not _is_zarr(Path(args.output)) and not all(_is_zarr(p) for p in inputs):
         raise InputError("a zarr output needs zarr inputs")
     for src in inputs:

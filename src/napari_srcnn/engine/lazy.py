@@ -122,6 +122,11 @@ def upscale_dask(array: da.Array, upscaler: Upscaler, chunk: int = DEFAULT_CHUNK
 
     if chunk < 16:
         raise InputError(f"chunk {chunk!r} must be at least 16 pixels")
+    if upscaler.options.ensemble:  # it needs every flip of the whole image
+        raise InputError(
+            "the self-ensemble needs the image in memory; compute the lazy (zarr or dask) "
+            "array first, or upscale it without the ensemble"
+        )
     _check_meta(tuple(array.shape), np.dtype(array.dtype))
     # Before the plan: its intensity sample alone would build a graph over every chunk.
     lazy_estimate(array.shape, array.dtype, upscaler, [max(c) for c in array.chunks], chunk).check()
@@ -308,6 +313,10 @@ def check_zarr_run(
     from .memory import check_disk
 
     dst = Path(destination)
+    if upscaler.options.ensemble:
+        raise InputError(
+            "the self-ensemble needs the image in memory; upscale a zarr array without it"
+        )
     if dst.exists():
         raise InputError(f"output {str(dst)!r} already exists; remove it or choose another name")
     check_output_path(dst)
