@@ -117,6 +117,8 @@ CORRUPTIONS = {
     "group-lr-a-string": (_groups(lr="fast"), "optimiser setting 'lr'"),
     "group-unknown-setting": (_groups(warp=9), "optimiser setting 'warp'"),
     "group-betas-above-one": (_groups(betas=[2.0, 0.9]), "betas"),
+    "group-eps-zero": (_groups(eps=0.0), "optimiser setting 'eps' is 0.0"),
+    "optimiser-tensor-float64": (_set("optim.1.exp_avg", lambda v: v.double()), "float64"),
     "config-a-list": (_meta("config", "[1]"), "settings record"),
     "optimiser-key-unknown": (_rename("optim.0.exp_avg", "optim.0.bogus"), "unexpected"),
     "optimiser-parameter-out-of-range": (
@@ -147,6 +149,7 @@ def test_a_damaged_checkpoint_is_one_weights_error_and_writes_nothing(
     change, message = CORRUPTIONS[case]
     tensors, meta = _parts(checkpoint / "a.ckpt.safetensors")
     change(tensors, meta)
+    meta.pop("sha256")  # as a checkpoint of before the checksum: each field is checked
     bad = tmp_path / "bad.ckpt.safetensors"
     save_file({k: v.contiguous() for k, v in tensors.items()}, str(bad), metadata=meta)
     out = tmp_path / "out"
@@ -157,8 +160,27 @@ def test_a_damaged_checkpoint_is_one_weights_error_and_writes_nothing(
     assert not list(out.iterdir()), "a refused resume wrote files"
 
 
+@pytest.mark.parametrize("where", ["network", "optimiser", "generator", "metadata"])
+def test_a_flipped_bit_is_caught_by_the_checksum(where, checkpoint, data, tmp_path):
+    """Valid floats, valid shapes, valid JSON: only the checksum can tell (byte flips in the
+    tensor data used to resume silently)."""
+    tensors, meta = _parts(checkpoint / "a.ckpt.safetensors")
+    if where == "metadata":
+        meta["world"] = "2"
+    else:
+        key = {"network": "model.body.0.weight", "optimiser": "optim.0.exp_avg", "generator": "rng"}
+        flat = tensors[key[where]].reshape(-1).view(torch.uint8)
+        flat[3] ^= 0x10
+    bad = tmp_path / "bad.ckpt.safetensors"
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(bad), metadata=meta)
+    with pytest.raises(WeightsError, match="do not match their checksum"):
+        train(data, _config(tmp_path / "b.safetensors", 10), resume=bad)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.ckpt.safetensors"]
+
+
 def test_the_paper_recipe_checkpoint_is_checked_too(checkpoint, data, tmp_path):
     tensors, meta = _parts(checkpoint / "p.ckpt.safetensors")
+    meta.pop("sha256")
     key = next(k for k in tensors if k.endswith("momentum_buffer"))
     tensors[key] = torch.zeros(2, 2)
     bad = tmp_path / "bad.ckpt.safetensors"

@@ -23,6 +23,7 @@ from safetensors.torch import save_file
 
 from ..errors import InputError, WeightsError
 from .files import atomic_path, one_line
+from .train_config import MAX_LR
 
 if TYPE_CHECKING:  # pragma: no cover
     from .data import TrainingData
@@ -121,8 +122,26 @@ def save_checkpoint(
         "config": json.dumps(fingerprint),
         "world": str(len(rngs)),
     }
+    meta["sha256"] = _checksum(tensors, meta)
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=meta)
+
+
+def _checksum(tensors: dict[str, torch.Tensor], meta: dict[str, str]) -> str:
+    """SHA-256 of the metadata (but this checksum) and of every tensor's name, dtype, shape and
+    bytes: a flipped bit, which safetensors itself cannot see, makes a checkpoint corrupt
+    instead of a silently different run."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    digest.update(
+        json.dumps({k: v for k, v in meta.items() if k != "sha256"}, sort_keys=True).encode()
+    )
+    for key in sorted(tensors):
+        value = tensors[key].detach().cpu().contiguous()
+        digest.update(f"{key}|{value.dtype}|{tuple(value.shape)}|".encode())
+        digest.update(value.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 def read_checkpoint_state(path: str | os.PathLike) -> dict[str, Any]:
@@ -153,6 +172,9 @@ def _read_checkpoint(
         raise WeightsError(
             f"checkpoint {str(path)!r} is corrupt: its progress record is missing or unreadable"
         ) from None
+    # Checkpoints written before the checksum existed have none: they are checked field by field.
+    if tensors and "sha256" in meta and meta["sha256"] != _checksum(loaded, meta):
+        raise _corrupt(path, "its contents do not match their checksum: the file is damaged")
     return meta, loaded
 
 
@@ -194,7 +216,7 @@ def load_checkpoint(
                 "resume with the same settings"
             )
     state = _checked_state(json.loads(meta["state"]), path)
-    groups = json.loads(meta["groups"])
+    groups = json.loads(meta.get("groups", "[]"))
     _check_groups(groups, opt, path)
     model_state = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
     for name, tensor in model_state.items():
@@ -262,23 +284,15 @@ def _checked_state(state: Any, path: Path) -> dict[str, Any]:
     return state
 
 
-def _same_kind(saved: Any, current: Any) -> bool:
-    """Whether an optimiser setting read from a file can stand in for ``current``'s."""
-    if isinstance(current, bool) or current is None or isinstance(current, str):
-        return type(saved) is type(current)
-    if _is_number(current):
-        return _is_number(saved) and math.isfinite(saved) and saved >= 0
-    if isinstance(current, (tuple, list)):
-        return (
-            isinstance(saved, (tuple, list))
-            and len(saved) == len(current)
-            and all(_same_kind(a, b) for a, b in zip(saved, current, strict=True))
-        )
-    return False
+def _plain(value: Any) -> Any:
+    """A setting as JSON gives it back (tuples are lists)."""
+    return [_plain(v) for v in value] if isinstance(value, (tuple, list)) else value
 
 
 def _check_groups(groups: Any, opt: torch.optim.Optimizer, path: Path) -> None:
-    """The optimiser's parameter groups: as many as this run's, with its settings' kinds."""
+    """The optimiser's parameter groups: as many as this run's, with its settings. The recipe
+    (which the fingerprint checks) fixes every setting but the learning rate, which the
+    schedule sets again at every step: anything else that differs is damage."""
     current = opt.param_groups
     if not isinstance(groups, list) or len(groups) != len(current):
         raise _corrupt(path, "its optimiser groups do not match this run's optimiser")
@@ -286,11 +300,15 @@ def _check_groups(groups: Any, opt: torch.optim.Optimizer, path: Path) -> None:
         if not isinstance(saved, dict):
             raise _corrupt(path, "an optimiser group is not a JSON object")
         for key, value in saved.items():
-            if key == "params" or key not in group or not _same_kind(value, group[key]):
-                raise _corrupt(path, f"optimiser setting {one_line(repr(key), 40)} is invalid")
-        betas = saved.get("betas")
-        if betas is not None and not all(0 <= b < 1 for b in betas):
-            raise _corrupt(path, "optimiser betas are not in [0, 1)")
+            if key in ("lr", "initial_lr"):  # what a run can have had: see TrainConfig
+                ok = _is_number(value) and 0 < value <= MAX_LR
+            else:
+                ok = key != "params" and key in group and value == _plain(group[key])
+            if not ok:
+                raise _corrupt(
+                    path,
+                    f"optimiser setting {one_line(repr(key), 40)} is {one_line(repr(value), 40)}",
+                )
 
 
 def _checked_optim_state(
@@ -319,6 +337,10 @@ def _checked_optim_state(
             )
         if not torch.is_floating_point(value) or not torch.isfinite(value).all():
             raise _corrupt(path, f"optimiser tensor {key} is not finite floating point")
+        if name != "step" and value.dtype != params[pid].dtype:
+            raise _corrupt(
+                path, f"optimiser tensor {key} is {value.dtype}, not {params[pid].dtype}"
+            )
         if name == "step" and float(value.reshape(-1)[0]) < 0:
             raise _corrupt(path, f"optimiser tensor {key} is negative")
         state.setdefault(pid, {})[name] = value.reshape(shape)

@@ -10,7 +10,9 @@ is [`napari_srcnn.engine.training.train()`][napari_srcnn.engine.training.train].
 
 from __future__ import annotations
 
+import contextlib
 import math
+import numbers
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -44,6 +46,15 @@ MAX_SEED = 2**63 - 1
 #: Largest learning rate: far above any that trains an SRCNN (1e-3 from scratch, 1e-4 to
 #: fine-tune); anything bigger diverges at once.
 MAX_LR = 1.0
+
+
+def _as_plain(config: object, name: str, kind: type, plain: type) -> None:
+    """Store ``config.name`` as a plain ``int``/``float`` when it is a number of ``kind`` (not a
+    bool); anything else is left for the field's own check."""
+    value = getattr(config, name)
+    if isinstance(value, kind) and not isinstance(value, (bool, plain)):
+        with contextlib.suppress(OverflowError, ValueError):  # the field's check will say
+            object.__setattr__(config, name, plain(value))
 
 
 def checkpoint_path_for(output: str | os.PathLike) -> Path:
@@ -148,6 +159,17 @@ class TrainConfig:
     checkpoint: Path | None = None
 
     def __post_init__(self) -> None:
+        # NumPy scalars and Fractions are numbers too: stored as plain int / float.
+        for name in ("steps", "batch_size", "val_every", "checkpoint_every", "val_crop"):
+            _as_plain(self, name, numbers.Integral, int)
+        for name in ("patch_size", "grid_stride", "seed"):
+            _as_plain(self, name, numbers.Integral, int)
+        for name in ("scale", "lr", "intensity_augment", "fp32_tail"):
+            _as_plain(self, name, numbers.Real, float)
+        for name in ("output", "checkpoint"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, (str, os.PathLike)):
+                raise InputError(f"{name} {value!r} is not a file path")
         object.__setattr__(self, "output", Path(self.output))
         if self.checkpoint is not None:
             object.__setattr__(self, "checkpoint", Path(self.checkpoint))
