@@ -94,3 +94,9 @@ def test_samples_command_errors_are_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err == "napari-srcnn: error: no sample named 'nope'; choose one of photo, cell, ihc\n"
     assert not list(tmp_path.iterdir())
+
+
+def test_copy_samples_takes_one_name_and_refuses_a_folder_that_is_not_a_path(tmp_path):
+    assert [p.name for p in copy_samples(tmp_path, "cell")] == ["cell_lr_x3.tif", "cell_hr.tif"]
+    with pytest.raises(InputError, match="folder None is not a path"):
+        copy_samples(None)

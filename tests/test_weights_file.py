@@ -211,6 +211,12 @@ def test_extra_or_missing_tensors_and_non_float_dtypes(tmp_path):
             "allowed global by default.",
             "it asks for builtins.eval, which a weights file never needs",
         ),
+        (  # a protocol-0 pickle of os.system: the unpickler stops at an instruction
+            "Weights only load failed. In PyTorch 2.6, we changed ... Please file an issue with "
+            "the following so that we can make `weights_only=True` compatible with your use "
+            "case: WeightsUnpickler error: \n\nUnsupported operand 100\n\nCheck the docs",
+            "Unsupported operand 100, which a weights file never needs",
+        ),
         (
             "Weights only load failed. In PyTorch 2.6, we changed the default ... Re-running "
             "`torch.load` with `weights_only` set to `False` will likely succeed",

@@ -8,6 +8,7 @@ bundled with scikit-image.
 
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import dataclass
 from importlib import resources
@@ -61,7 +62,7 @@ def sample_path(name: str) -> Path:
     return Path(str(ref))
 
 
-def copy_samples(folder: str | Path, names: list[str] | None = None) -> list[Path]:
+def copy_samples(folder: str | Path, names: list[str] | str | None = None) -> list[Path]:
     """Copy sample pairs (all by default) into ``folder``; returns the written paths.
 
     ``names`` are sample keys (``"photo"``, ``"cell"``, ``"ihc"``), all checked before anything
@@ -78,10 +79,12 @@ def copy_samples(folder: str | Path, names: list[str] | None = None) -> list[Pat
     """
     from .engine.files import atomic_path, check_output_path
 
+    if not isinstance(folder, (str, os.PathLike)):
+        raise InputError(f"folder {folder!r} is not a path (give a str or a pathlib.Path)")
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(f"folder {str(folder)!r} does not exist")
-    keys = list(names or SAMPLES)
+    keys = [names] if isinstance(names, str) else list(names or SAMPLES)  # one name, or several
     unknown = [k for k in keys if k not in SAMPLES]
     if unknown:
         raise InputError(f"no sample named {unknown[0]!r}; choose one of {', '.join(SAMPLES)}")

@@ -128,7 +128,7 @@ class ModelInfo:
                 )
             if version > FORMAT_VERSION:
                 raise WeightsError(
-                    f"weights format {version} is newer than this napari-srcnn supports "
+                    f"weights format {one_line(str(version), 20)} is newer than this napari-srcnn supports "
                     f"({FORMAT_VERSION}); upgrade napari-srcnn{where}"
                 )
             arch = json.loads(meta["arch"])

@@ -40,8 +40,8 @@ __all__ = ["FLOAT_DTYPES", "MAX_ABS_WEIGHT", "SUFFIX", "LoadedModel", "read_info
 SUFFIX = ".safetensors"
 FLOAT_DTYPES = ("F16", "BF16", "F32", "F64")
 #: Largest weight or bias accepted. Trained SRCNNs stay near 1 (the shipped ones: at most
-#: 1.16); weights scaled far beyond overflow the network (0/255 output) or make it inf/NaN.
-MAX_ABS_WEIGHT = 1e4
+#: 1.16); weights scaled far beyond saturate the network (0/255 output) or make it inf/NaN.
+MAX_ABS_WEIGHT = 1e3
 
 
 @dataclass
@@ -213,9 +213,9 @@ def _legacy_reason(exc: BaseException) -> str:
     found = re.search(r"\bGLOBAL\s+([\w.]+)", text, flags=re.IGNORECASE)
     if found:
         return f"it asks for {found.group(1)}, which a weights file never needs"
-    found = re.search(r"WeightsUnpickler error: ([^\n]+)", text)
-    if found:
-        return one_line(found.group(1), 160)
+    found = re.search(r"WeightsUnpickler error:\s*([^\n]+)", text)
+    if found:  # "Unsupported operand 100": a pickle instruction tensors never need
+        return one_line(found.group(1), 160) + ", which a weights file never needs"
     # Anything else: the first line, without PyTorch's advice to unpickle anyway.
     first = re.split(r"\bRe-running `torch\.load`|\bIn PyTorch 2\.6", text)[0]
     first = first.replace("Weights only load failed.", "").strip(" .")
