@@ -240,6 +240,33 @@ def _system_pickle(ctx: Ctx) -> Path:
     return path
 
 
+def _protocol0_pickle(ctx: Ctx) -> Path:
+    """A plain protocol-0 pickle calling ``os.system`` (torch's unpickler stops at an opcode)."""
+
+    class System:
+        def __reduce__(self):
+            return (os.system, (f"touch {ctx.tmp / 'PWNED'}",))
+
+    path = ctx.tmp / "proto0.pth"
+    with open(path, "wb") as fh:
+        pickle.dump({"conv1.weight": System()}, fh, protocol=0)
+    return path
+
+
+def _cmyk_jpeg(ctx: Ctx) -> Path:
+    from PIL import Image
+
+    path = ctx.tmp / "cmyk.jpg"
+    Image.fromarray(ctx.astronaut).convert("CMYK").save(path)
+    return path
+
+
+def _still_white_is_zero(ctx: Ctx) -> None:
+    """The result of a MINISWHITE TIFF is MINISWHITE too: it looks like its input."""
+    with tifffile.TiffFile(ctx.tmp / "out" / "result.tif") as tif:
+        assert tif.pages[0].photometric == tifffile.PHOTOMETRIC.MINISWHITE
+
+
 def _scaled_weights(ctx: Ctx, top: float) -> Path:
     """The tiny model with every tensor scaled so that the largest reaches ``top``."""
     tensors, _ = _tiny_parts(ctx)
@@ -262,6 +289,11 @@ def _low_memory(limit: int) -> list:
     from napari_srcnn.engine import memory
 
     return [(memory, "available_memory", lambda: limit)]
+
+
+def _finite_float64(out: np.ndarray, ctx: Ctx) -> None:
+    assert out.dtype == np.float64 and np.isfinite(out).all()
+    assert out.min() < -1.6e308 and out.max() > 1.6e308
 
 
 def _finite_float32(out: np.ndarray, ctx: Ctx) -> None:
@@ -1027,11 +1059,35 @@ ROWS: list[Row] = [
         "api",
         Ok(_finite_float32),
     ),
+    Row(  # found by the fuzzer after the fix above: a range wider than float64 holds
+        "float64-spanning-its-whole-range",
+        lambda c: Request(np.array([[-1.7e308, 1.7e308]] * 8)),
+        "api cli",
+        Ok(_finite_float64),
+    ),
+    Row(
+        "float64-spanning-its-whole-range-self-ensemble",
+        lambda c: Request(np.array([[-1.7e308, 1.7e308]] * 8), options={"ensemble": True}),
+        "api",
+        Ok(_finite_float64),
+    ),
+    Row(
+        "float64-constant-near-its-limit-self-ensemble",
+        lambda c: Request(np.full((8, 8), 1.7e308), options={"ensemble": True}),
+        "api",
+        Ok(lambda out, ctx: np.testing.assert_allclose(out, 1.7e308, rtol=1e-6)),
+    ),
     Row(  # 8
         "legacy-torch-save-calling-os-system",
         lambda c: Request(c.camera, model=str(_system_pickle(c)), after=_never_executed),
         "api cli",
         Err(WeightsError, "system, which a weights file never needs"),
+    ),
+    Row(  # found by the fresh campaign
+        "legacy-protocol-0-pickle-calling-os-system",
+        lambda c: Request(c.camera, model=str(_protocol0_pickle(c)), after=_never_executed),
+        "api cli",
+        Err(WeightsError, "Unsupported operand"),
     ),
     Row(  # 10
         "output-name-of-254-characters",
@@ -1121,6 +1177,20 @@ ROWS: list[Row] = [
         ),
         "api cli",
         Err(InputError, "palette"),
+    ),
+    Row(  # found by the fresh campaign: Pillow reads a CMYK JPEG as 4 samples
+        "cmyk-jpeg",
+        lambda c: Request(_cmyk_jpeg(c)),
+        "api cli",
+        Err(InputError, "is a CMYK image"),
+    ),
+    Row(
+        "tiff-white-is-zero",
+        lambda c: Request(
+            _tif(c, "mw.tif", c.camera, photometric="miniswhite"), after=_still_white_is_zero
+        ),
+        "api cli",
+        Ok(_shape(64, 72)),
     ),
     Row(  # 13
         "weights-name-with-terminal-escapes-and-a-newline",
@@ -1227,6 +1297,48 @@ ROWS: list[Row] = [
         ),
         "api",
         Err(InputError, "of memory"),
+    ),
+    Row(
+        "unknown-option",
+        lambda c: Request(c.camera, options={"tiles": 32}),
+        "api",
+        Err(InputError, "unknown option 'tiles'"),
+    ),
+    Row(
+        "zarr-self-ensemble",
+        lambda c: Request(
+            _zarr(c, "e.zarr", c.camera, shape=c.camera.shape, dtype="u1"),
+            options={"ensemble": True},
+            output=c.tmp / "out" / "r.zarr",
+        ),
+        "api",
+        Err(InputError, "the self-ensemble needs the image in memory"),
+    ),
+    Row(
+        "zarr-self-ensemble-cli",
+        lambda c: Request(
+            _zarr(c, "e.zarr", c.camera, shape=c.camera.shape, dtype="u1"),
+            cli_extra=["--ensemble"],
+            output=c.tmp / "out" / "r.zarr",
+        ),
+        "cli",
+        Err(InputError, "--ensemble needs the image in memory"),
+    ),
+    Row(
+        "zarr-the-same-input-twice",
+        lambda c: Request(
+            _zarr(c, "a.zarr", c.camera, shape=c.camera.shape, dtype="u1"),
+            more_inputs=[c.tmp / "a.zarr"],
+            output=c.tmp / "out",
+        ),
+        "cli",
+        Err(InputError, "would both be written"),
+    ),
+    Row(
+        "output-is-a-device",
+        lambda c: Request(c.camera, output=Path("/dev/full")),
+        "cli",
+        Err(InputError, "neither an image file name"),
     ),
     Row(  # 17
         "output-of-an-unknown-type",

@@ -640,3 +640,38 @@ def test_a_run_that_diverges_at_once_leaves_no_file(tmp_path, camera, monkeypatc
     monkeypatch.setattr(training, "batch_loss", real)
     result = train(data, config)  # and a healthy run writes
     assert result.output.is_file() and config.checkpoint_path.is_file()
+
+
+def test_train_config_takes_numpy_numbers_and_refuses_other_types():
+    """Row 15 of issue 15, for training: NumPy integers and floats are numbers."""
+    from fractions import Fraction
+
+    from napari_srcnn.engine.training import TrainConfig
+    from napari_srcnn.errors import InputError
+
+    config = TrainConfig(
+        output="x.safetensors",
+        seed=np.int64(3),
+        steps=np.int32(5),
+        scale=np.float32(2),
+        lr=Fraction(1, 1000),
+        grid_stride=np.int8(7),
+    )
+    assert (config.seed, config.steps, config.scale, config.lr, config.grid_stride) == (
+        3,
+        5,
+        2.0,
+        0.001,
+        7,
+    )
+    assert type(config.seed) is int and type(config.scale) is float
+    for kwargs, message in (
+        ({"output": 5}, "is not a file path"),
+        ({"output": "x.safetensors", "lr": "fast"}, "learning rate 'fast'"),
+        ({"output": "x.safetensors", "seed": -1}, "seed -1 must be an integer from 0"),
+        ({"output": "x.safetensors", "seed": 2**64}, "must be an integer from 0 to 2**63 - 1"),
+        ({"output": "x.safetensors", "lr": 10.0}, "at most 1"),
+        ({"output": "x.safetensors", "steps": 2.5}, "steps must be a positive integer"),
+    ):
+        with pytest.raises(InputError, match=re.escape(message)):
+            TrainConfig(**kwargs)
