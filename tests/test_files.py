@@ -421,3 +421,68 @@ def test_a_symlink_at_the_target_is_replaced_not_followed(tmp_path):
         tmp.write_bytes(b"new")
     assert victim.read_bytes() == b"precious" and not link.is_symlink()
     assert link.read_bytes() == b"new" and os.stat(link).st_mode & 0o777 != 0o600
+
+
+_STUCK_WRITER = textwrap.dedent(
+    """
+    import pathlib, sys, time
+    import tifffile
+    from napari_srcnn.cli import main
+
+    ready = pathlib.Path(sys.argv[1])
+    real = tifffile.imwrite
+
+    def stuck(path, *args, **kwargs):  # half a file in the temporary path, then a long wait
+        real(path, *args, **kwargs)
+        with open(path, "r+b") as fh:
+            fh.truncate(100)
+        ready.touch()
+        time.sleep(120)
+
+    tifffile.imwrite = stuck
+    sys.exit(main(sys.argv[2:]))
+    """
+)
+
+
+@pytest.mark.parametrize(
+    ("signum", "code", "line"),
+    [
+        (signal.SIGTERM, 143, "napari-srcnn: terminated"),
+        (signal.SIGINT, 130, "napari-srcnn: interrupted"),
+    ],
+)
+def test_a_signal_mid_write_keeps_the_old_file_and_removes_the_temporary(
+    tmp_path, tiny_model_path, camera, signum, code, line
+):
+    """SIGTERM (a scheduler's stop, ``timeout``) ends the CLI as Ctrl-C does: one line, exit
+    code 143 (130 for Ctrl-C), the previous result byte-identical and no temporary file left."""
+    src, dst, ready = tmp_path / "in.png", tmp_path / "out.tif", tmp_path / "ready"
+    write_image(src, camera[:40, :40])
+    write_image(dst, np.full((3, 3), 42, np.uint8))
+    before = dst.read_bytes()
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+        "OMP_NUM_THREADS": "1",
+    }
+    args = ["upscale", str(src), "-o", str(dst), "--weights", str(tiny_model_path), "--scale", "2"]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _STUCK_WRITER, str(ready), *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not ready.exists():
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+            time.sleep(0.01)
+        os.kill(proc.pid, signum)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == code and err.strip().splitlines() == [line], err
+    assert dst.read_bytes() == before
+    assert not list(tmp_path.glob(".*.tmp*"))

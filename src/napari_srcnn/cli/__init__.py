@@ -28,7 +28,35 @@ from ..errors import SRCNNError
 EXIT_INTERNAL = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143  # 128 + SIGTERM, as a shell reports it
 PROG = "napari-srcnn"
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM (a batch scheduler's stop, ``timeout``, ``kill``), raised like Ctrl-C so that
+    every writer removes its temporary file on the way out."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise _Terminated()
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM stops the run as Ctrl-C does (in the main thread, when nobody else handles it)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread() or (
+        signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+    ):
+        yield
+        return
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _one_line(text: object, limit: int = 400) -> str:
@@ -145,7 +173,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     -------
     int
         The exit code: 0 success, 1 internal error (a bug: please report it), 2 an error
-        the user can fix (bad input, file, option, device), 130 interrupted.
+        the user can fix (bad input, file, option, device), 130 interrupted (Ctrl-C), 143
+        terminated (SIGTERM; every temporary file removed, as for Ctrl-C).
     """
     global _WARNINGS
     _tolerant_streams()
@@ -161,7 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         root.addHandler(quiet)
     _WARNINGS = _Warnings()
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _sigterm_as_interrupt():
             if not args.debug:
                 warnings.showwarning = _WARNINGS
             code = _run(args)
@@ -175,6 +204,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     try:
         return int(args.run(args) or 0)
+    except _Terminated:
+        print(f"{PROG}: terminated", file=sys.stderr)
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
