@@ -369,27 +369,22 @@ def test_fewer_cells_than_threads_run_the_network_blocks_side_by_side(model955, 
 
 
 def test_without_a_model_photos_get_the_photo_model_and_the_rest_the_microscopy_one(
-    tmp_path, camera, astronaut
+    camera, astronaut
 ):
     """``channels="auto"`` and no model: RGB photographs run the Y photo model, grayscale and
-    multichannel data the installed microscopy model (colour mode gray), and ``model.name``
+    multichannel data the shipped microscopy model (colour mode gray), and ``model.name``
     of ``for_image()`` says which ran."""
-    from dataclasses import replace
-
-    from napari_srcnn.engine.weights import load_model, register_model, save_weights
-
-    photo = load_model("srcnn-955-y-x2")
-    gray_info = replace(photo.info, name="test-microscopy-x2", color_mode="gray")
-    register_model(save_weights(tmp_path / "m.safetensors", photo.net, gray_info))
     up = Upscaler(None, UpscaleOptions(scale=2))
     assert up.for_image(astronaut.shape).model.name == "srcnn-955-y-x2"
-    assert up.for_image(camera.shape).model.name == "test-microscopy-x2"
-    assert up.for_image((2, 40, 40)).model.name == "test-microscopy-x2"
-    # Same network, so the run through the microscopy model equals the named photo model's.
+    assert up.for_image(camera.shape).model.name == "srcnn-955-micro-x2"
+    assert up.for_image((2, 40, 40)).model.name == "srcnn-955-micro-x2"
     auto = up(camera[:32, :32])
-    np.testing.assert_array_equal(auto, upscale(camera[:32, :32], "srcnn-955-y-x2", 2))
+    np.testing.assert_array_equal(auto, upscale(camera[:32, :32], "srcnn-955-micro-x2", 2))
+    assert not np.array_equal(auto, upscale(camera[:32, :32], "srcnn-955-y-x2", 2))
     named = Upscaler("srcnn-955-y-x2", UpscaleOptions(scale=2))
     assert named.for_image(camera.shape) is named  # a named model is never swapped
+    per_channel = Upscaler(None, UpscaleOptions(scale=2, channels="per-channel"))
+    assert per_channel.model.name == "srcnn-955-micro-x2"
 
 
 @pytest.mark.parametrize("scale", [2, 3, 2.5])

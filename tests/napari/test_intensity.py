@@ -86,28 +86,59 @@ def test_normalisation_precision_and_percentiles_reach_the_engine(
     assert "intensities 0–65535 → 0–1 (dtype)" in widget._status.value
 
 
+@pytest.fixture
+def offset_model(tmp_path):
+    """A model whose answer lies 2 above its input (an identity network with a last bias of
+    2): a result outside any contrast limits that suit the source."""
+    import torch
+
+    from napari_srcnn.engine import weights
+    from napari_srcnn.engine.model import SRCNN, ArchSpec, init_identity
+    from napari_srcnn.engine.weights import ModelInfo, save_weights
+
+    net = init_identity(SRCNN(ArchSpec.parse("3-1-3:8,4")), scale=0.0)
+    with torch.no_grad():
+        net.convs()[-1].bias.fill_(2.0)
+    path = save_weights(
+        tmp_path / "offset.safetensors",
+        net,
+        ModelInfo(name="offset-x2", arch=net.spec, scale=2.0, color_mode="gray"),
+    )
+    name = weights.register_model(path).name
+    yield name
+    weights.unregister_model(name)
+
+
 def test_a_result_outside_the_contrast_limits_is_shown_with_its_own_range(
-    qtbot, run_widget, viewer, widget, tiny_model, camera
+    qtbot, run_widget, viewer, widget, offset_model, camera
 ):
-    """An intensity map that does not suit the data (here: negative floats taken as they
-    are) gives a result outside the source's contrast limits. Shown with those limits it
-    would be one flat colour: the widget shows it with its own range and says why."""
-    data = (-1 + 0.5 * camera[32:96, 32:96] / 255).astype(np.float32)
-    source = viewer.add_image(data, name="negative", contrast_limits=(-1.0, -0.5))
-    # a real model (the tiny one answers this input with one flat value)
-    _setup(widget, source, "srcnn-955-y-x2", normalization="dtype")
+    """An intensity map or model that does not suit the data gives a result outside the
+    source's contrast limits. Shown with those limits it would be one flat colour: the widget
+    shows it with its own range and says why."""
+    data = (0.2 + 0.4 * camera[32:96, 32:96] / 255).astype(np.float32)
+    source = viewer.add_image(data, name="offset", contrast_limits=(0.2, 0.6))
+    widget.reset_choices()
+    _setup(widget, source, offset_model, normalization="none")
     run_widget(widget)
-    out = viewer.layers["negative ×2 SRCNN"]
-    assert np.mean(out.data >= -0.5) > 0.98  # the map did not suit the data
+    out = viewer.layers["offset ×2 SRCNN"]
+    assert np.mean(out.data >= 0.6) > 0.98  # every value above the source's limits
     low, high = out.contrast_limits
-    assert low < high and (low, high) != (-1.0, -0.5)
+    assert low < high and (low, high) != (0.2, 0.6), widget._status.value
     assert np.mean((out.data >= low) & (out.data <= high)) > 0.9
     assert "above the layer's contrast limits" in widget._status.value
-    # a source that itself lies outside its limits keeps them: the user chose them
-    same = viewer.add_image(data, name="clipped", contrast_limits=(0.1, 0.9))
-    _setup(widget, same, "srcnn-955-y-x2", normalization="dtype")
+
+
+def test_a_source_outside_its_own_limits_keeps_them(
+    qtbot, run_widget, viewer, widget, offset_model, camera
+):
+    """A source that itself lies outside its limits keeps them for its result: the user
+    chose them."""
+    data = (0.2 + 0.4 * camera[32:96, 32:96] / 255).astype(np.float32)
+    same = viewer.add_image(data, name="clipped", contrast_limits=(-3.0, -2.0))
+    widget.reset_choices()
+    _setup(widget, same, offset_model, normalization="none")
     run_widget(widget)
-    np.testing.assert_allclose(viewer.layers["clipped ×2 SRCNN"].contrast_limits, (0.1, 0.9))
+    np.testing.assert_allclose(viewer.layers["clipped ×2 SRCNN"].contrast_limits, (-3.0, -2.0))
 
 
 def test_maps_are_read_from_either_plan_shape():
