@@ -12,7 +12,7 @@ from napari_srcnn.engine.data import (
 )
 from napari_srcnn.engine.io import write_image
 from napari_srcnn.engine.resize import imresize
-from napari_srcnn.errors import TrainingDataError
+from napari_srcnn.errors import InputError, TrainingDataError
 
 # ------------------------------------------------------------------ files and folders
 
@@ -210,3 +210,13 @@ def test_mixed_degradation_pairs_every_plane_four_ways(camera):
         training_data_from_arrays(planes, 2.5, degradation="area", val_fraction=0.5)
     with pytest.raises(TrainingDataError, match="not one of"):
         training_data_from_arrays(planes, 2, degradation="jpeg", val_fraction=0.5)
+
+
+def test_api_checks_blur_and_memory_before_any_work(camera, monkeypatch):
+    """The API refuses what the CLI refuses: an absurd blur, and data that would not fit in
+    memory (estimated from shapes, before anything is allocated)."""
+    with pytest.raises(TrainingDataError, match="from 0 to 32"):
+        training_data_from_arrays([camera], 2, blur_sigma=1e9)
+    monkeypatch.setenv("NAPARI_SRCNN_MEMORY_LIMIT", "10MB")
+    with pytest.raises(InputError, match="building the training data needs about"):
+        training_data_from_arrays([np.zeros((2000, 2000), np.uint16)], 2)

@@ -14,9 +14,6 @@ from . import start_work
 from ._common import add_device_arg
 
 CHANNELS = {"auto": "auto", "y": "y", "rgb": "rgb", "per-channel": "gray"}
-#: Largest --blur (HR pixels): a wider blur leaves nothing of the plane to learn from (and its
-#: kernel alone would not fit in memory).
-MAX_BLUR = 32.0
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -201,6 +198,8 @@ def _check_args(args: argparse.Namespace) -> Path:
         check_seed(args.seed)
     except InputError:
         raise InputError(f"--seed {args.seed} must be an integer from 0 to 2**63 - 1") from None
+    from ..engine.degradation import MAX_BLUR
+
     if not 0 <= args.blur <= MAX_BLUR:
         raise InputError(f"--blur {args.blur:g} must be from 0 to {MAX_BLUR:g} (HR pixels)")
     if args.lr is not None and not 0 < args.lr <= MAX_LR:

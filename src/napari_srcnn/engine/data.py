@@ -26,8 +26,17 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import CancelledError, TrainingDataError
-from .degradation import degradation_kinds, degrade, grid_step, modcrop_plane, oversample
+from .degradation import (
+    DEGRADATIONS,
+    MAX_BLUR,
+    degradation_kinds,
+    degrade,
+    grid_step,
+    modcrop_plane,
+    oversample,
+)
 from .io import IMAGE_SUFFIXES, ImageMeta, read_image
+from .memory import training_data_estimate
 from .planes import (
     COLOR_MODES,
     auto_normalization,
@@ -331,8 +340,19 @@ def training_data_from_arrays(
         raise TrainingDataError("no training images given")
     if not (isinstance(scale, (int, float)) and math.isfinite(scale) and scale > 1):
         raise TrainingDataError(f"scale {scale!r} must be a number above 1")
-    if blur_sigma < 0 or not math.isfinite(blur_sigma):
-        raise TrainingDataError(f"blur sigma {blur_sigma!r} must be >= 0")
+    if not (math.isfinite(blur_sigma) and 0 <= blur_sigma <= MAX_BLUR):
+        raise TrainingDataError(
+            f"blur sigma {blur_sigma!r} must be from 0 to {MAX_BLUR:g} (HR pixels)"
+        )
+    try:
+        shapes = [(np.shape(a), np.asarray(a).dtype) for a in arrays]
+    except ValueError:  # a ragged list
+        raise TrainingDataError("training images must be arrays (a ragged list is not)") from None
+    kinds_n = len(degradation_kinds(degradation, 0.0)) if degradation in DEGRADATIONS else 1
+    oversampled = degradation == "mixed"  # its partner brings a smoothed HR plane of its own
+    partners = 1 if lr_arrays is not None else kinds_n + int(oversampled)
+    # Before anything is allocated: one line saying how much is needed and how to reduce it.
+    training_data_estimate(shapes, scale, partners).check()
     try:
         kinds = degradation_kinds(degradation, float(blur_sigma))
         if any(k == "area" for k, _ in kinds) and abs(scale - round(scale)) > 1e-9:

@@ -24,6 +24,7 @@ from .resize import imresize
 
 __all__ = [
     "DEGRADATIONS",
+    "MAX_BLUR",
     "MIXED_BLUR",
     "area_downsample",
     "degradation_kinds",
@@ -37,6 +38,9 @@ __all__ = [
 #: and ``"mixed"`` (each plane four times: bicubic, area, bicubic after a mild blur, and
 #: bicubic of an oversampled plane).
 DEGRADATIONS = ("bicubic", "area", "mixed")
+#: Largest blur (HR pixels): a wider one leaves nothing of the plane to learn from (and its
+#: kernel alone would not fit in memory).
+MAX_BLUR = 32.0
 #: The mild blur of ``"mixed"`` (HR pixels), when no blur is asked for.
 MIXED_BLUR = 0.6
 #: The blur (in HR pixels, per unit of the factor) that makes a plane oversampled: detail
