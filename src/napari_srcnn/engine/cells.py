@@ -50,8 +50,8 @@ def store(target: np.ndarray, result: torch.Tensor, norm: Normalization) -> None
     """``target[...] = denormalize(result, norm, target.dtype)``, computed in torch.
 
     Same arithmetic as [`denormalize()`][napari_srcnn.engine.color.denormalize] (float32, round half
-    to even, clip at the dtype's limits, NaN -> 0 for integers), but in place and on PyTorch's threads: the single-threaded NumPy
-    version cost ~10 % of a 9-1-5 upscale on two cores.
+    to even, clip at the dtype's limits, NaN -> 0 for integers), but in place and on PyTorch's
+    threads: the single-threaded NumPy version cost ~10 % of a 9-1-5 upscale on two cores.
     """
     dtype = target.dtype
     # A range near float32's limits (±3.4e38 data) would overflow in float32: float64 then.
@@ -67,8 +67,9 @@ def store(target: np.ndarray, result: torch.Tensor, norm: Normalization) -> None
     if dtype.kind in "ui":
         info = np.iinfo(dtype)
         y.round_().clamp_(float(info.min), float(info.max)).nan_to_num_(0.0)
-    elif dtype == np.float16:  # clip at the dtype's limits only (NaN, missing data, stays)
-        y.clamp_(float(np.finfo(np.float16).min), float(np.finfo(np.float16).max))
+    else:  # floats: clip at the dtype's limits only (NaN, missing data, stays)
+        limits = np.finfo(dtype)
+        y.clamp_(float(limits.min), float(limits.max))
     target[...] = y.numpy()  # the cast to the target dtype happens in this one copy
 
 
