@@ -86,6 +86,10 @@ class TrainingPlot:
         ``{"background", "foreground", "text"}`` as matplotlib colours (napari's theme).
     """
 
+    #: The Qt widget: the plot view (a QLabel subclass made by `_view_class()`, with
+    #: ``resized`` and ``show_image``) or, without matplotlib, a plain QLabel.
+    native: Any
+
     def __init__(self, colors: dict[str, str] | None = None):
         self.steps: list[int] = []
         self.losses: list[float] = []
