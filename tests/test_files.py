@@ -445,6 +445,7 @@ _STUCK_WRITER = textwrap.dedent(
 )
 
 
+@pytest.mark.isolated
 @pytest.mark.parametrize(
     ("signum", "code", "line"),
     [

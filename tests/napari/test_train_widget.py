@@ -144,6 +144,7 @@ def test_cancel_while_making_the_pairs_writes_nothing(qtbot, viewer, stack, tmp_
     assert w._status.value.startswith("cancelled before training")
 
 
+@pytest.mark.isolated
 def test_training_never_stalls_the_viewer(
     make_napari_viewer, qtbot, run_widget, tiny_model, stack, tmp_path, stall_meter
 ):
