@@ -108,20 +108,25 @@ def _output_paths(inputs: list[Path], output: Path, scale: float) -> list[Path]:
                 f"({', '.join(IMAGE_SUFFIXES)}) nor an existing folder"
             )
         raise InputError(f"output folder {str(output)!r} does not exist")
-    paths: list[Path] = []
+    targets = []
     for path in inputs:
         tiff = path.name.lower().endswith((".tif", ".tiff"))
         stem = path.name.split(".")[0]
-        target = output / f"{stem}_x{scale:g}{'.tif' if tiff else '.png'}"
-        if target in paths:
-            # a.png and a.jpg (or a.png twice) would write one file twice: the first
-            # result would be silently lost.
+        targets.append(output / f"{stem}_x{scale:g}{'.tif' if tiff else '.png'}")
+    return _distinct(inputs, targets)
+
+
+def _distinct(inputs: list[Path], targets: list[Path]) -> list[Path]:
+    """``targets`` (one per input), refused when two inputs would be written to one file:
+    a.png and a.jpg (or a.png twice) would silently lose the first result."""
+    for i, target in enumerate(targets):
+        first = targets.index(target)
+        if first < i:
             raise InputError(
-                f"{path.name} and {inputs[paths.index(target)].name} would both be written "
+                f"{inputs[i].name} and {inputs[first].name} would both be written "
                 f"to {target.name}; upscale them in separate runs or rename one"
             )
-        paths.append(target)
-    return paths
+    return targets
 
 
 def _options(args: argparse.Namespace) -> UpscaleOptions:
@@ -153,16 +158,8 @@ def _zarr_output_paths(inputs: list[Path], output: Path, scale: float) -> list[P
         return [output]
     if not output.is_dir():
         raise InputError(f"output folder {str(output)!r} does not exist")
-    paths: list[Path] = []
-    for path in inputs:
-        target = output / f"{path.name[: -len('.zarr')]}_x{scale:g}.zarr"
-        if target in paths:
-            raise InputError(
-                f"{path.name} and {inputs[paths.index(target)].name} would both be written "
-                f"to {target.name}; upscale them in separate runs or rename one"
-            )
-        paths.append(target)
-    return paths
+    targets = [output / f"{p.name[: -len('.zarr')]}_x{scale:g}.zarr" for p in inputs]
+    return _distinct(inputs, targets)
 
 
 # How a CLI upscale that does not fit in memory can need less.
