@@ -556,6 +556,9 @@ def finished_run(tmp_path_factory, camera_stack):
         (["--lr", "1e30"], None, "--lr 1e+30 must be above 0 and at most 1"),
         (["--lr", "0"], None, "must be above 0"),
         (["--intensity-augment", "2"], None, "must be a share from 0 to 1"),
+        (["--ema", "1"], None, "--ema 1 must be from 0 (off) to below 1"),
+        (["--ema", "nan"], None, "--ema nan must be from 0 (off) to below 1"),
+        (["--loss", "l1", "--recipe", "paper"], None, "--loss l1 needs --recipe adam"),
         (["--batch", "100000000"], None, "a training step of 100000000 sub-images"),
         (["-o", "c.safetensors"], "ckpt-folder", "'c.ckpt.safetensors' is a folder"),
         (["-o", "x" * 240 + ".safetensors"], None, "more than the 255 the file system allows"),
@@ -616,8 +619,8 @@ def test_a_run_that_diverges_at_once_leaves_no_file(tmp_path, camera, monkeypatc
     data = training_data_from_arrays(planes, 2.0, "gray", patch_size=21, val_fraction=0.25)
     real = training.batch_loss
 
-    def diverging(pred, target, recipe):
-        loss, mse = real(pred, target, recipe)
+    def diverging(pred, target, recipe, loss="l2"):
+        loss, mse = real(pred, target, recipe, loss)
         return loss * float("inf"), mse * float("inf")
 
     monkeypatch.setattr(training, "batch_loss", diverging)

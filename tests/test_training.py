@@ -112,6 +112,10 @@ def test_paper_recipe_trains_with_sgd_momentum(tmp_path, tdata):
         ({"grid_stride": 0}, "grid"),
         ({"output": "x.pt"}, "must end in .safetensors"),
         ({"batch_size": 2.5}, "batch-size"),
+        ({"loss": "huber"}, "loss"),
+        ({"loss": "l1", "recipe": "paper"}, "paper recipe"),
+        ({"ema": 1.0}, "EMA decay"),
+        ({"ema": -0.1}, "EMA decay"),
     ],
 )
 def test_bad_config_is_an_input_error(tmp_path, kw, message):
@@ -205,8 +209,12 @@ def test_same_seed_same_result(tmp_path, tdata):
 
 @pytest.mark.parametrize(
     "kw",
-    [{}, {"recipe": "paper", "lr": 1e-3, "grid_stride": 14, "augment": False}],
-    ids=["adam-random", "paper-grid"],
+    [
+        {},
+        {"recipe": "paper", "lr": 1e-3, "grid_stride": 14, "augment": False},
+        {"loss": "l1", "ema": 0.9},
+    ],
+    ids=["adam-random", "paper-grid", "l1-ema"],
 )
 def test_cancel_then_resume_equals_uninterrupted(tmp_path, tdata, kw):
     full = train(tdata, config(tmp_path, "full", **kw))
@@ -228,6 +236,43 @@ def test_cancel_then_resume_equals_uninterrupted(tmp_path, tdata, kw):
     assert resumed.best_psnr == full.best_psnr and resumed.history == full.history
     wf, wr = weights(full.output), weights(resumed.output)
     assert all(torch.equal(wf[k], wr[k]) for k in wf)
+
+
+def test_weight_average_follows_its_formula():
+    """``WeightAverage``: avg ← d·avg + (1 − d)·w after each step, d = min(decay, (1+t)/(10+t))."""
+    from napari_srcnn.engine.recipes import WeightAverage
+
+    net = SRCNN(TINY)
+    average = WeightAverage(net, 0.5)
+    expected = net.body[0].bias.detach().clone()
+    for t, value in enumerate([1.0, -2.0, 3.0, 0.5, 4.0, 4.0, 4.0, 4.0, 4.0, 4.0, 4.0, 4.0]):
+        with torch.no_grad():
+            net.body[0].bias.fill_(value)
+        average.update(net)
+        d = min(0.5, (1 + t) / (10 + t))
+        expected = d * expected + (1 - d) * value
+        assert torch.allclose(average.net().body[0].bias, expected, atol=1e-6)
+    assert not average.net().body[0].bias.requires_grad
+    assert average.weight_of_before(2) == 0.5**10
+
+
+def test_ema_run_writes_its_average_and_l1_trains_otherwise(tmp_path, tiles):
+    """With ``ema`` the written weights are the average the checkpoint keeps beside the last
+    step's weights (and differ from them); ``loss="l1"`` changes what is learnt; both are
+    recorded in the weights' metadata."""
+    from safetensors.torch import load_file
+
+    data = training_data_from_arrays([tiles], 2, "gray", patch_size=21, val_fraction=0)
+    avg = train(data, config(tmp_path, "avg", steps=8, ema=0.9))
+    ckpt = load_file(str(avg.checkpoint))
+    written = weights(avg.output)
+    assert all(torch.equal(written[k], ckpt[f"ema.{k}"]) for k in written)
+    assert any(not torch.equal(written[k], ckpt[f"model.{k}"]) for k in written)
+    assert load_model(avg.output).info.training["ema"] == 0.9
+    plain = weights(train(data, config(tmp_path, "l2", steps=8)).output)
+    l1 = train(data, config(tmp_path, "l1", steps=8, loss="l1"))
+    assert load_model(l1.output).info.training["loss"] == "l1"
+    assert any(not torch.equal(weights(l1.output)[k], plain[k]) for k in plain)
 
 
 def test_cancel_without_validation_planes_keeps_the_last_weights(tmp_path, tiles):
@@ -281,6 +326,10 @@ def test_resume_errors(tmp_path, tdata, tiles, astronaut):
     first = train(tdata, config(tmp_path, steps=4))
     with pytest.raises(InputError, match="batch-size 8"):
         train(tdata, config(tmp_path, batch_size=4), resume=first.checkpoint)
+    with pytest.raises(InputError, match="ema 0.0, this run has 0.99"):
+        train(tdata, config(tmp_path, steps=8, ema=0.99), resume=first.checkpoint)
+    with pytest.raises(InputError, match="loss 'l2', this run has 'l1'"):
+        train(tdata, config(tmp_path, steps=8, loss="l1"), resume=first.checkpoint)
     other = training_data_from_arrays([tiles[:3]], 2, "gray", patch_size=21, val_fraction=0.34)
     with pytest.raises(
         InputError,

@@ -173,6 +173,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="continue a run from its checkpoint (same data and settings)",
     )
     p.add_argument(
+        "--loss",
+        choices=("l2", "l1"),  # engine.recipes.LOSSES
+        default="l2",
+        help="l2 (default, mean squared error, the paper's) or l1 (mean absolute error); adam only",
+    )
+    p.add_argument(
+        "--ema",
+        type=float,
+        default=0.0,
+        metavar="DECAY",
+        help="keep an exponential moving average of the weights with this decay (e.g. 0.999) "
+        "and validate and write it (default 0: none)",
+    )
+    p.add_argument(
         "--fp32",
         action="store_true",
         help="train in fp32 even where bf16 autocast is used (CUDA, CPUs with native bf16)",
@@ -208,6 +222,10 @@ def _check_args(args: argparse.Namespace) -> Path:
         raise InputError(
             f"--intensity-augment {args.intensity_augment:g} must be a share from 0 to 1"
         )
+    if not 0 <= args.ema < 1:  # NaN fails too
+        raise InputError(f"--ema {args.ema:g} must be from 0 (off) to below 1, e.g. 0.999")
+    if args.loss != "l2" and args.recipe == "paper":
+        raise InputError("--loss l1 needs --recipe adam (the paper's recipe is its l2 loss)")
     if args.epochs is not None and not (math.isfinite(args.epochs) and args.epochs > 0):
         raise InputError(f"--epochs {args.epochs:g} must be a positive number")
     output = (
@@ -322,6 +340,8 @@ def run(args: argparse.Namespace) -> int:
         checkpoint_every=args.checkpoint_every or args.val_every,
         device=args.device,
         amp=not args.fp32,
+        loss=args.loss,
+        ema=args.ema,
         seed=args.seed,
     )
     # The step's memory, before anything is printed (train() checks it again).

@@ -49,6 +49,8 @@ _RESUME_KEYS = (
     "patch_size",
     "grid_stride",
     "seed",
+    "loss",
+    "ema",
 )
 
 
@@ -69,6 +71,8 @@ def run_fingerprint(config: TrainConfig, arch: ArchSpec, data: TrainingData) -> 
         "patch_size": config.patch_size,
         "grid_stride": config.grid_stride,
         "seed": config.seed,
+        "loss": config.loss,
+        "ema": config.ema,
     }
 
 
@@ -85,6 +89,7 @@ def save_checkpoint(
     rngs: list[torch.Tensor],
     state: dict,
     fingerprint: dict,
+    averaged: SRCNN | None = None,
 ) -> None:
     """Write a checkpoint atomically.
 
@@ -101,8 +106,13 @@ def save_checkpoint(
     fingerprint
         The run's [`run_fingerprint()`][napari_srcnn.engine.checkpoints.run_fingerprint], checked on
         resume.
+    averaged
+        The network holding the run's weight average, if it keeps one (``ema.*`` tensors).
     """
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+    if averaged is not None:
+        for k, v in averaged.state_dict().items():
+            tensors[f"ema.{k}"] = v.detach().cpu().contiguous()
     opt_state = opt.state_dict()
     for pid, pstate in opt_state["state"].items():
         for key, value in pstate.items():
@@ -185,8 +195,10 @@ def load_checkpoint(
     gen: torch.Generator,
     fingerprint: dict,
     rank: int,
+    averaged: SRCNN | None = None,
 ) -> dict:
-    """Restore ``net``, ``opt`` and this rank's ``gen`` from a checkpoint.
+    """Restore ``net``, ``opt``, this rank's ``gen`` and the weight average ``averaged`` (when the
+    run keeps one) from a checkpoint.
 
     Returns the progress record. A rank the checkpoint has no generator state for (more
     processes than the run that wrote it) gets a fresh stream, still seeded.
@@ -222,8 +234,14 @@ def load_checkpoint(
     for name, tensor in model_state.items():
         if not torch.is_floating_point(tensor) or not torch.isfinite(tensor).all():
             raise _corrupt(path, f"network tensor {name} is not finite floating point")
+    ema_state = {k[4:]: v for k, v in tensors.items() if k.startswith("ema.")}
+    for name, tensor in ema_state.items():
+        if not torch.is_floating_point(tensor) or not torch.isfinite(tensor).all():
+            raise _corrupt(path, f"weight-average tensor {name} is not finite floating point")
     try:
         net.load_state_dict(model_state)
+        if averaged is not None:
+            averaged.load_state_dict(ema_state or model_state)
     except RuntimeError:
         raise WeightsError(f"checkpoint {str(path)!r} is for another architecture") from None
     optim = _checked_optim_state(tensors, net, opt, int(state["step"]), path)

@@ -13,6 +13,7 @@ weights file ([`start_model()`][napari_srcnn.engine.recipes.start_model]).
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -30,6 +31,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "INITS",
+    "LOSSES",
     "RECIPES",
     "batch_loss",
     "lr_factor",
@@ -43,6 +45,8 @@ RECIPES = ("adam", "paper")
 #: ``init_identity()``), ``pytorch`` (PyTorch's default) and
 #: ``paper`` (N(0, 0.001²)).
 INITS = ("identity", "pytorch", "paper")
+#: Losses of the adam recipe: per-pixel mean squared (``l2``) or absolute (``l1``) error.
+LOSSES = ("l2", "l1")
 
 
 def param_groups(net: SRCNN, recipe: str, lr: float) -> list[dict[str, Any]]:
@@ -79,18 +83,52 @@ def lr_factor(step: int, total: int, recipe: str) -> float:
 
 
 def batch_loss(
-    pred: torch.Tensor, target: torch.Tensor, recipe: str
+    pred: torch.Tensor, target: torch.Tensor, recipe: str, loss: str = "l2"
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(loss to minimise, per-pixel MSE to report).
 
     The paper's learning rates belong to Caffe's ``EuclideanLoss``: squared error summed
     over the pixels of a sub-image, halved, averaged over the batch. With a per-pixel mean
-    instead, SGD at 1e-4 would move several hundred times more slowly.
+    instead, SGD at 1e-4 would move several hundred times more slowly. ``loss="l1"`` (adam
+    only) minimises the mean absolute error; the MSE is reported either way.
     """
     mse = F.mse_loss(pred, target)
     if recipe == "paper":
         return 0.5 * (pred - target).pow(2).sum() / pred.shape[0], mse.detach()
+    if loss == "l1":
+        return F.l1_loss(pred, target), mse.detach()
     return mse, mse.detach()
+
+
+class WeightAverage:
+    """An exponential moving average of a network's parameters (fp32, on the net's device).
+
+    ``update()`` after each optimiser step; the decay ramps up as ``min(decay, (1 + t) /
+    (10 + t))`` with the update count ``t``, so the starting weights fade within a few dozen
+    steps. ``net()`` is a copy of the network holding the average, for validation and writing.
+    """
+
+    def __init__(self, net: SRCNN, decay: float, updates: int = 0) -> None:
+        self.decay = decay
+        self.updates = updates
+        self._net = copy.deepcopy(net)
+        for p in self._net.parameters():
+            p.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, net: SRCNN) -> None:
+        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        for avg, p in zip(self._net.parameters(), net.parameters(), strict=True):
+            avg.lerp_(p.detach(), 1.0 - d)
+        self.updates += 1
+
+    def weight_of_before(self, updates: int) -> float:
+        """How much the weights of the first ``updates`` updates still weigh in the average
+        (an upper bound: the constant decay after the ramp)."""
+        return self.decay ** max(0, self.updates - updates)
+
+    def net(self) -> SRCNN:
+        return self._net
 
 
 def start_model(config: TrainConfig, data: TrainingData) -> tuple[SRCNN, ModelInfo | None]:

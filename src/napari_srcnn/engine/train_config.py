@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError
 from .model import ArchSpec
-from .recipes import INITS, RECIPES
+from .recipes import INITS, LOSSES, RECIPES
 
 if TYPE_CHECKING:  # pragma: no cover
     from .data import TrainingData
@@ -125,6 +125,13 @@ class TrainConfig:
         bf16 autocast on CUDA, and on CPUs with native bf16 (AVX-512 BF16 or AMX, see
         [`cpu_has_native_bf16()`][napari_srcnn.engine.device.cpu_has_native_bf16]); fp32
         elsewhere.
+    loss
+        ``"l2"`` (default, the paper's: mean squared error) or ``"l1"`` (mean absolute error, as
+        EDSR trains); the adam recipe only (the paper's recipe is defined by Caffe's Euclidean loss).
+    ema
+        Decay of an exponential moving average of the weights (e.g. 0.999; 0, the default, keeps
+        none). When set, validation scores the average and the average is what gets written;
+        the decay ramps up as ``min(ema, (1 + t) / (10 + t))`` so the start does not linger.
     fp32_tail
         Share of the last steps run in fp32 even with ``amp``. A network fitted in bf16 is
         fitted to bf16's rounding of its weights: measured, its fp32 response to a flat image
@@ -154,6 +161,8 @@ class TrainConfig:
     val_crop: int = 256
     device: str = "auto"
     amp: bool = True
+    loss: str = "l2"
+    ema: float = 0.0
     fp32_tail: float = 0.15
     seed: int = 0
     checkpoint: Path | None = None
@@ -164,7 +173,7 @@ class TrainConfig:
             _as_plain(self, name, numbers.Integral, int)
         for name in ("patch_size", "grid_stride", "seed"):
             _as_plain(self, name, numbers.Integral, int)
-        for name in ("scale", "lr", "intensity_augment", "fp32_tail"):
+        for name in ("scale", "lr", "intensity_augment", "fp32_tail", "ema"):
             _as_plain(self, name, numbers.Real, float)
         for name in ("output", "checkpoint"):
             value = getattr(self, name)
@@ -206,6 +215,14 @@ class TrainConfig:
             isinstance(self.fp32_tail, (int, float)) and 0 <= self.fp32_tail <= 1
         ):
             raise InputError(f"fp32 tail {self.fp32_tail!r} must be a share from 0 to 1")
+        if self.loss not in LOSSES:
+            raise InputError(f"loss {self.loss!r} is not one of {', '.join(LOSSES)}")
+        if self.recipe == "paper" and self.loss != "l2":
+            raise InputError("the paper recipe trains on the Euclidean (l2) loss; use recipe adam")
+        if isinstance(self.ema, bool) or not (
+            isinstance(self.ema, (int, float)) and 0 <= self.ema < 1
+        ):
+            raise InputError(f"EMA decay {self.ema!r} must be from 0 (off) to below 1")
         check_seed(self.seed)
         if not (
             isinstance(self.scale, (int, float))

@@ -50,7 +50,7 @@ from .distributed import (
 from .files import check_output_path
 from .memory import training_step_estimate
 from .model import SRCNN
-from .recipes import INITS, RECIPES, batch_loss, lr_factor, optimizer, start_model
+from .recipes import INITS, RECIPES, WeightAverage, batch_loss, lr_factor, optimizer, start_model
 from .sampling import PatchSampler
 from .train_config import (
     EventFn,
@@ -218,6 +218,11 @@ def _train(
     opt = optimizer(net, config.recipe, lr)
     base_lrs = [g["lr"] for g in opt.param_groups]
     model = wrap_model(net, device, world)
+    average = WeightAverage(net, config.ema) if config.ema > 0 else None
+
+    def scored() -> SRCNN:
+        """The network that is validated and written: the weight average when there is one."""
+        return average.net() if average is not None else net
 
     sampler = PatchSampler(
         data.train,
@@ -240,7 +245,20 @@ def _train(
         "written": False,
     }
     if resume is not None:
-        state = {**state, **load_checkpoint(Path(resume), net, opt, gen, fingerprint, rank)}
+        state = {
+            **state,
+            **load_checkpoint(
+                Path(resume),
+                net,
+                opt,
+                gen,
+                fingerprint,
+                rank,
+                averaged=None if average is None else average.net(),
+            ),
+        }
+        if average is not None:
+            average.updates = state["step"]
         if state["step"] >= config.steps:
             raise InputError(
                 f"checkpoint {str(resume)!r} is at step {state['step']} already; give more "
@@ -275,13 +293,17 @@ def _train(
             pending.clear()
 
     def report_validation(step: int, final: bool) -> None:
-        psnr, bic = validate(net, data, config.val_crop, device)
+        psnr, bic = validate(scored(), data, config.val_crop, device)
         state["bicubic_psnr"] = bic
         if step == 0:
             state["start_psnr"] = psnr
         # Weights still fitted to bf16 arithmetic (before the fp32 tail) are never written:
         # in fp32 use they would be off by a fraction of a percent (see TrainConfig.fp32_tail).
-        eligible = step == 0 or final or not use_amp or step > tail_start
+        # An average still carries the bf16 steps until their weight has decayed below 5 %.
+        fp32_fitted = step > tail_start and (
+            average is None or average.weight_of_before(tail_start) <= 0.05
+        )
+        eligible = step == 0 or final or not use_amp or fp32_fitted
         if math.isnan(psnr):
             improved = final  # nothing to choose by: keep the last weights
         else:
@@ -289,10 +311,10 @@ def _train(
             if improved:
                 state["best_psnr"] = psnr
         if improved and step == 0 and not final:
-            pending.update(net=copy.deepcopy(net), state=dict(state), seconds=0.0)
+            pending.update(net=copy.deepcopy(scored()), state=dict(state), seconds=0.0)
         elif improved:
             pending.clear()
-            write_best(net, state, time.perf_counter() - t0, step)
+            write_best(scored(), state, time.perf_counter() - t0, step)
         else:
             flush_pending()  # the starting model stays the best
         state["history"].append({"step": step, "psnr": psnr, "bicubic_psnr": bic})
@@ -305,7 +327,15 @@ def _train(
         if rank == 0:
             flush_pending()  # a checkpoint never points at weights that are not written
             state["seconds"] = time.perf_counter() - t0
-            save_checkpoint(config.checkpoint_path, net, opt, rngs, state, fingerprint)
+            save_checkpoint(
+                config.checkpoint_path,
+                net,
+                opt,
+                rngs,
+                state,
+                fingerprint,
+                averaged=None if average is None else average.net(),
+            )
 
     if resume is None and rank == 0:
         report_validation(0, final=False)
@@ -337,7 +367,7 @@ def _train(
         amp = torch.autocast(device.type, dtype=torch.bfloat16) if amp_now else nullcontext()
         with amp:
             pred = model(lr_batch)
-        loss, mse = batch_loss(pred.float(), target, config.recipe)
+        loss, mse = batch_loss(pred.float(), target, config.recipe, config.loss)
         mse = reduce_scalar(mse, world)
         if not torch.isfinite(mse):
             raise InputError(
@@ -346,6 +376,8 @@ def _train(
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if average is not None:
+            average.update(net)
         state["step"] = step + 1
         done = state["step"] == config.steps
         if rank == 0:
@@ -436,6 +468,8 @@ def _write_model(
             "degradation": data.degradation,
             "intensity_augment": config.intensity_augment,
             "recipe": config.recipe,
+            "loss": config.loss,
+            "ema": config.ema,
             "steps": step,
             "batch_size": config.batch_size,
             "world_size": world,
