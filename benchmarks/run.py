@@ -103,7 +103,8 @@ def spread(values: list[float]) -> str:
 
 def random_net(arch: str, channels: int = 1, seed: int = 0):
     from napari_srcnn.engine.model import SRCNN, ArchSpec
-    from napari_srcnn.engine.weights import LoadedModel, ModelInfo
+    from napari_srcnn.engine.model_info import ModelInfo
+    from napari_srcnn.engine.weights_file import LoadedModel
 
     torch.manual_seed(seed)
     net = SRCNN(ArchSpec.parse(arch, channels=channels)).eval()
@@ -115,7 +116,7 @@ def checked_net(loaded):
     writes it): the model ``precision="auto"`` may run in bf16."""
     from dataclasses import replace
 
-    from napari_srcnn.engine.weights import LoadedModel
+    from napari_srcnn.engine.weights_file import LoadedModel
 
     metrics = {**loaded.info.metrics, "bf16": {"set5_psnr_delta": 0.0, "ok": True}}
     return LoadedModel(loaded.net, replace(loaded.info, metrics=metrics))
@@ -252,7 +253,8 @@ def peak_cases(
 
 def bench_inference(table: Table, repeats: int, scale: float = 2.0, device: str = "cpu") -> dict:
     from napari_srcnn.engine.device import cpu_has_native_bf16
-    from napari_srcnn.engine.inference import UpscaleOptions, Upscaler, upscale
+    from napari_srcnn.engine.inference import Upscaler, upscale
+    from napari_srcnn.engine.options import UpscaleOptions
 
     out_edge = 1024
     lr_edge = int(round(out_edge / scale))
@@ -501,7 +503,9 @@ def _training_data():
         from skimage import data
 
         images = [data.camera(), data.coins(), data.moon()]
-    return training_data_from_arrays(images, 3.0, "gray", patch_size=33, val_fraction=0.0, seed=0)
+    return training_data_from_arrays(
+        images, 3.0, "per-channel", patch_size=33, val_fraction=0.0, seed=0
+    )
 
 
 def bench_training(
@@ -558,7 +562,8 @@ def bench_training(
 
         def make_naive(spec=spec, inner=inner):
             torch.manual_seed(0)
-            from napari_srcnn.engine.weights import LoadedModel, ModelInfo
+            from napari_srcnn.engine.model_info import ModelInfo
+            from napari_srcnn.engine.weights_file import LoadedModel
 
             ref = SRCNN(spec, padding="valid")
             body = (
@@ -678,7 +683,8 @@ def bench_gpu(table: Table, repeats: int, memory_cap_mb: int = 512) -> dict:
         f"{torch.cuda.get_device_name(0)}, torch {torch.__version__}, CUDA {torch.version.cuda}"
     )
     res = bench_inference(table, repeats, device="cuda")
-    from napari_srcnn.engine.inference import UpscaleOptions, Upscaler
+    from napari_srcnn.engine.inference import Upscaler
+    from napari_srcnn.engine.options import UpscaleOptions
 
     image = (np.random.default_rng(0).random((4096, 4096)) * 65535).astype(np.uint16)
     loaded = random_net("9-5-5")

@@ -58,7 +58,7 @@ def _data(datasets: Path | None):
 
 def _config(output: Path, steps: int, device: str):
     from napari_srcnn.engine.model import ArchSpec
-    from napari_srcnn.engine.training import TrainConfig
+    from napari_srcnn.engine.train_config import TrainConfig
 
     return TrainConfig(
         output=output,
@@ -77,7 +77,8 @@ def _config(output: Path, steps: int, device: str):
 
 def _run(tdata, config, seconds_cap: float):
     """train() with step timestamps and a cancel at ``seconds_cap``."""
-    from napari_srcnn.engine.training import StepEvent, train
+    from napari_srcnn.engine.train_config import StepEvent
+    from napari_srcnn.engine.training import train
 
     stamps: list[tuple[int, float]] = []
 

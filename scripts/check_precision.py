@@ -20,8 +20,10 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-from napari_srcnn.engine.precision import BF16_MAX_LOSS_DB, check_bf16
-from napari_srcnn.engine.weights import load_model, save_weights
+from napari_srcnn.engine.evaluation import check_bf16
+from napari_srcnn.engine.precision import BF16_MAX_LOSS_DB
+from napari_srcnn.engine.weights import load_model
+from napari_srcnn.engine.weights_file import save_weights
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = Path(os.environ.get("NAPARI_SRCNN_DATASETS", ROOT.parent / "shared" / "datasets"))

@@ -24,8 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from napari_srcnn.engine.data import find_images
-from napari_srcnn.engine.inference import UpscaleOptions, Upscaler
+from napari_srcnn.engine.inference import Upscaler
 from napari_srcnn.engine.io import read_image
+from napari_srcnn.engine.options import UpscaleOptions
 from napari_srcnn.engine.scoring import score_image
 
 ROOT = Path(__file__).resolve().parents[1]

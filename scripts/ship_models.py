@@ -26,10 +26,10 @@ from pathlib import Path
 import numpy as np
 from microscopy_eval import HELD_OUT, per_source, score_sources
 
-from napari_srcnn.engine.evaluation import evaluate_files, protocol_upscaler, summarize
+from napari_srcnn.engine.evaluation import check_bf16, evaluate_files, protocol_upscaler, summarize
 from napari_srcnn.engine.inference import upscale
-from napari_srcnn.engine.precision import check_bf16
-from napari_srcnn.engine.weights import list_models, load_model, save_weights
+from napari_srcnn.engine.weights import list_models, load_model
+from napari_srcnn.engine.weights_file import save_weights
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = Path(os.environ.get("NAPARI_SRCNN_DATASETS", ROOT.parent / "shared" / "datasets"))
@@ -72,7 +72,7 @@ def evaluate(path: Path) -> dict:
     metrics = dict(model.info.metrics)
     metrics["flat_max_error_255"] = flat_error(model)
     print(f"{model.name}: flat images within {metrics['flat_max_error_255']:.2f}/255")
-    if model.info.color_mode == "gray":
+    if model.info.color_mode == "per-channel":
         return {**metrics, "microscopy": microscopy(path, scale)}
     for ensemble in (False, True):
         upscaler = protocol_upscaler(model, scale, device="cpu", ensemble=ensemble)
@@ -125,7 +125,7 @@ def ship(path: Path, measure: bool = True, hardware: str | None = None) -> Path:
     metrics = evaluate(path) if measure else dict(model.info.metrics)
     name = path.name.removesuffix(".safetensors")
     training = dict(model.info.training)
-    train_set = TRAIN_SETS["microscopy" if model.info.color_mode == "gray" else "photo"]
+    train_set = TRAIN_SETS["microscopy" if model.info.color_mode == "per-channel" else "photo"]
     if not str(training.get("data", "")).startswith(train_set):
         training["data"] = f"{train_set}: {training.get('data', '')}"
     if hardware and training.get("hardware") in ("x86_64", "aarch64", "", None):
@@ -141,8 +141,8 @@ def _cell(got: dict | None) -> str:
 def results_table() -> str:
     """docs/results.md from the shipped models' metadata."""
     models = list_models()
-    photo = [m for m in models if m.color_mode != "gray" and m.metrics.get("Set5")]
-    micro = [m for m in models if m.color_mode == "gray" and m.metrics.get("microscopy")]
+    photo = [m for m in models if m.color_mode != "per-channel" and m.metrics.get("Set5")]
+    micro = [m for m in models if m.color_mode == "per-channel" and m.metrics.get("microscopy")]
     lines = [
         "# Results",
         "",
@@ -189,7 +189,7 @@ def results_table() -> str:
         check = (
             f"`napari-srcnn eval ../shared/datasets/eval/Set5 --scale {scale} --model {m.name}` "
             "(`--ensemble` for ours+, `--bicubic` for the baseline)"
-            if m.color_mode != "gray"
+            if m.color_mode != "per-channel"
             else f"`python scripts/microscopy_eval.py --scale {scale} --model {m.name}` "
             "(`--degradation area` for binned input)"
         )

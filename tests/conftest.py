@@ -66,7 +66,8 @@ def tiny_model_path(tmp_path_factory, camera) -> Path:
 
     from napari_srcnn.engine.data import training_data_from_arrays
     from napari_srcnn.engine.model import ArchSpec
-    from napari_srcnn.engine.training import TrainConfig, train
+    from napari_srcnn.engine.train_config import TrainConfig
+    from napari_srcnn.engine.training import train
 
     images = [data.camera(), data.coins(), data.moon()]
     tdata = training_data_from_arrays(images, 2.0, "y", patch_size=24, val_fraction=0.34, seed=0)

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from napari_srcnn.engine.resize_weights import AxisWeights
+from napari_srcnn.engine.resize import AxisWeights
 
 
 def reference_contributions(

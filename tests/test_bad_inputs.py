@@ -48,8 +48,9 @@ from napari_srcnn.engine.files import check_output_path
 from napari_srcnn.engine.inference import upscale
 from napari_srcnn.engine.io import read_image, write_image
 from napari_srcnn.engine.model import SRCNN, ArchSpec
+from napari_srcnn.engine.model_info import ModelInfo
 from napari_srcnn.engine.resize import imresize
-from napari_srcnn.engine.weights import ModelInfo, save_weights
+from napari_srcnn.engine.weights_file import save_weights
 from napari_srcnn.errors import (
     DeviceError,
     InputError,
@@ -1387,8 +1388,9 @@ def _run_api(req: Request, ctx: Ctx) -> np.ndarray:
     """What a Python user does: check the output, read, upscale, write (zarr: stream)."""
     path = req.image if isinstance(req.image, Path) else None
     if path is not None and path.name.endswith(".zarr"):
-        from napari_srcnn.engine.inference import UpscaleOptions, Upscaler
+        from napari_srcnn.engine.inference import Upscaler
         from napari_srcnn.engine.lazy import upscale_zarr
+        from napari_srcnn.engine.options import UpscaleOptions
 
         upscaler = Upscaler(_model_arg(req, ctx), UpscaleOptions(scale=req.scale, **req.options))
         return np.asarray(upscale_zarr(path, req.output, upscaler))
@@ -1618,7 +1620,7 @@ def test_the_reader_returns_none_for_garbage(tmp_path, tiny_model_path, monkeypa
 
     from napari_srcnn import _reader
     from napari_srcnn.engine import weights as W
-    from napari_srcnn.engine.weights import ModelInfo
+    from napari_srcnn.engine.model_info import ModelInfo
 
     paths = _reader_files(tmp_path, Path(tiny_model_path))
     hostile = _weights_from(

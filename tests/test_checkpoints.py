@@ -12,7 +12,8 @@ from safetensors.torch import save_file
 from napari_srcnn.engine.checkpoints import read_checkpoint_state
 from napari_srcnn.engine.data import training_data_from_arrays
 from napari_srcnn.engine.model import ArchSpec
-from napari_srcnn.engine.training import TrainConfig, train
+from napari_srcnn.engine.train_config import TrainConfig
+from napari_srcnn.engine.training import train
 from napari_srcnn.errors import InputError, WeightsError
 
 
@@ -31,7 +32,7 @@ def test_checkpoint_with_a_corrupt_progress_record_is_a_clear_error(tmp_path):
 @pytest.fixture(scope="module")
 def data(camera):
     planes = [camera[y : y + 64, x : x + 64] for y in (0, 64) for x in (0, 64)]
-    return training_data_from_arrays(planes, 2.0, "gray", patch_size=21, val_fraction=0.25)
+    return training_data_from_arrays(planes, 2.0, "per-channel", patch_size=21, val_fraction=0.25)
 
 
 def _config(output, steps, **kwargs):

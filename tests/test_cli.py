@@ -184,7 +184,8 @@ def test_eval_scores_an_rgb_model_on_rgb_input(tmp_path):
     from skimage import data
 
     from napari_srcnn.engine.model import SRCNN, ArchSpec, init_identity
-    from napari_srcnn.engine.weights import ModelInfo, save_weights
+    from napari_srcnn.engine.model_info import ModelInfo
+    from napari_srcnn.engine.weights_file import save_weights
 
     arch = ArchSpec.parse("3-1-3:8,4", channels=3)
     torch.manual_seed(0)
@@ -332,7 +333,8 @@ def test_models_survives_broken_and_odd_registered_files(tmp_path, monkeypatch, 
     from napari_srcnn.cli import main
     from napari_srcnn.engine import weights as W
     from napari_srcnn.engine.model import SRCNN, ArchSpec
-    from napari_srcnn.engine.weights import ModelInfo, save_weights
+    from napari_srcnn.engine.model_info import ModelInfo
+    from napari_srcnn.engine.weights_file import save_weights
 
     net = SRCNN(ArchSpec.parse("3-1-3:4,2"))
     odd = ModelInfo(

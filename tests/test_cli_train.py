@@ -181,8 +181,10 @@ def start_model(tmp_path_factory):
 
     from napari_srcnn.engine.data import training_data_from_arrays
     from napari_srcnn.engine.model import SRCNN, ArchSpec, init_identity
-    from napari_srcnn.engine.training import TrainConfig, train
-    from napari_srcnn.engine.weights import ModelInfo, save_weights
+    from napari_srcnn.engine.model_info import ModelInfo
+    from napari_srcnn.engine.train_config import TrainConfig
+    from napari_srcnn.engine.training import train
+    from napari_srcnn.engine.weights_file import save_weights
 
     folder = tmp_path_factory.mktemp("start")
     arch = ArchSpec.parse("9-1-5:32,16")
@@ -250,7 +252,7 @@ def test_fine_tune_on_a_microscopy_stack_beats_bicubic(tmp_path, ihc_stack, star
     # The weights load in `upscale` (keeping the 16-bit dtype) and in `eval`.
     info = load_model(out).info
     assert (
-        info.color_mode == "gray"
+        info.color_mode == "per-channel"
         and info.normalization == "auto"
         and info.training["val_planes"] == 4
     )
@@ -500,11 +502,15 @@ def test_a_dim_single_plane_fine_tunes_with_the_defaults_and_never_collapses(tmp
 def test_train_menus_list_what_the_engine_accepts():
     """The CLI spells its --init/--recipe choices out (no torch import for --help)."""
     from napari_srcnn.cli import build_parser
-    from napari_srcnn.engine.recipes import INITS, RECIPES
+    from napari_srcnn.engine.train_config import INITS, LOSSES, RECIPES
 
     sub = next(a for a in build_parser()._actions if a.choices and "train" in a.choices)
     options = {a.dest: a.choices for a in sub.choices["train"]._actions}
     assert tuple(options["init"]) == INITS and tuple(options["recipe"]) == RECIPES
+    assert tuple(options["loss"]) == LOSSES
+    from napari_srcnn.engine.planes import COLOR_MODES
+
+    assert tuple(options["channels"]) == COLOR_MODES  # one word per mode, the engine's
 
 
 def test_init_flag_is_recorded_and_a_resume_must_keep_it(tmp_path, camera_stack):
@@ -612,11 +618,12 @@ def test_a_run_that_diverges_at_once_leaves_no_file(tmp_path, camera, monkeypatc
     from napari_srcnn.engine import training
     from napari_srcnn.engine.data import training_data_from_arrays
     from napari_srcnn.engine.model import ArchSpec
-    from napari_srcnn.engine.training import TrainConfig, train
+    from napari_srcnn.engine.train_config import TrainConfig
+    from napari_srcnn.engine.training import train
     from napari_srcnn.errors import InputError
 
     planes = [camera[y : y + 64, x : x + 64] for y in (0, 64) for x in (0, 64)]
-    data = training_data_from_arrays(planes, 2.0, "gray", patch_size=21, val_fraction=0.25)
+    data = training_data_from_arrays(planes, 2.0, "per-channel", patch_size=21, val_fraction=0.25)
     real = training.batch_loss
 
     def diverging(pred, target, recipe, loss="l2"):
@@ -649,7 +656,7 @@ def test_train_config_takes_numpy_numbers_and_refuses_other_types():
     """Row 15 of issue 15, for training: NumPy integers and floats are numbers."""
     from fractions import Fraction
 
-    from napari_srcnn.engine.training import TrainConfig
+    from napari_srcnn.engine.train_config import TrainConfig
     from napari_srcnn.errors import InputError
 
     config = TrainConfig(

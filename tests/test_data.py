@@ -27,8 +27,8 @@ def test_tiff_stacks_and_image_folders(tmp_path, camera, astronaut, stack16):
 
     iio.imwrite(folder / "d.bmp", camera)
     (folder / "notes.txt").write_text("not an image")
-    data = training_data_from_paths([folder], 2, "gray", patch_size=33, val_fraction=0.25)
-    assert len(data.train) == 3 and len(data.val) == 1 and data.color_mode == "gray"
+    data = training_data_from_paths([folder], 2, "per-channel", patch_size=33, val_fraction=0.25)
+    assert len(data.train) == 3 and len(data.val) == 1 and data.color_mode == "per-channel"
     # An ImageJ hyperstack and an OME-TIFF: every 2-D plane is an image.
     tifffile.imwrite(
         tmp_path / "h.tif",
@@ -41,7 +41,7 @@ def test_tiff_stacks_and_image_folders(tmp_path, camera, astronaut, stack16):
         [tmp_path / "h.tif", tmp_path / "o.ome.tif"], 2, "auto", val_fraction=0.1
     )
     assert len(data.train) + len(data.val) == 8 + 3 and len(data.val) == 1
-    assert data.color_mode == "gray" and "2 file(s)" in data.description
+    assert data.color_mode == "per-channel" and "2 file(s)" in data.description
     # RGB files default to y.
     write_image(tmp_path / "rgb.png", astronaut)
     assert (
@@ -163,9 +163,11 @@ def test_cancel_stops_making_the_pairs(stack16):
         return len(polls) > 2
 
     with pytest.raises(CancelledError, match="cancelled"):
-        training_data_from_arrays([stack16], 2, "gray", patch_size=16, cancel=cancel)
+        training_data_from_arrays([stack16], 2, "per-channel", patch_size=16, cancel=cancel)
     assert len(polls) == 3
-    data = training_data_from_arrays([stack16], 2, "gray", patch_size=16, cancel=lambda: False)
+    data = training_data_from_arrays(
+        [stack16], 2, "per-channel", patch_size=16, cancel=lambda: False
+    )
     assert len(data.train) + len(data.val) == stack16.shape[0]
 
 

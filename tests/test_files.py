@@ -151,7 +151,9 @@ def test_save_weights_disk_full_keeps_the_previous_weights(tmp_path, monkeypatch
 
     from napari_srcnn.engine import weights_file as W
     from napari_srcnn.engine.model import SRCNN, ArchSpec
-    from napari_srcnn.engine.weights import ModelInfo, load_model, save_weights
+    from napari_srcnn.engine.model_info import ModelInfo
+    from napari_srcnn.engine.weights import load_model
+    from napari_srcnn.engine.weights_file import save_weights
 
     net = SRCNN(ArchSpec.parse("3-1-3:4,2"))
     info = ModelInfo(name="m", arch=net.spec, scale=2.0)
@@ -336,12 +338,13 @@ def test_disk_full_while_checkpointing_keeps_the_last_checkpoint_and_resume_work
     from napari_srcnn.engine.checkpoints import read_checkpoint_state
     from napari_srcnn.engine.data import training_data_from_arrays
     from napari_srcnn.engine.model import ArchSpec
-    from napari_srcnn.engine.training import TrainConfig, train
+    from napari_srcnn.engine.train_config import TrainConfig
+    from napari_srcnn.engine.training import train
 
     tdata = training_data_from_arrays(
         [data.camera()[:96, :96], data.moon()[:96, :96]],
         2.0,
-        "gray",
+        "per-channel",
         patch_size=21,
         val_fraction=0.5,
         seed=0,

@@ -40,9 +40,12 @@ from hypothesis import strategies as st  # noqa: E402
 from hypothesis.extra import numpy as hnp  # noqa: E402
 
 from napari_srcnn.engine import io as image_io  # noqa: E402
-from napari_srcnn.engine.inference import output_shape, upscale  # noqa: E402
+from napari_srcnn.engine.inference import upscale  # noqa: E402
 from napari_srcnn.engine.model import SRCNN, ArchSpec  # noqa: E402
-from napari_srcnn.engine.weights import LoadedModel, ModelInfo, load_model, save_weights  # noqa: E402
+from napari_srcnn.engine.model_info import ModelInfo  # noqa: E402
+from napari_srcnn.engine.options import output_shape  # noqa: E402
+from napari_srcnn.engine.weights import load_model  # noqa: E402
+from napari_srcnn.engine.weights_file import LoadedModel, save_weights  # noqa: E402
 from napari_srcnn.errors import InputError, WeightsError  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -329,7 +332,7 @@ _HEADER_MUTATION = st.one_of(
                         "1" * 400,
                         "y",
                         "rgb",
-                        "gray",
+                        "per-channel",
                         "napari-srcnn",
                     ]
                 ),
@@ -522,10 +525,11 @@ def test_fuzz_checkpoint_resume(workdir, camera):
     from napari_srcnn.engine.checkpoints import load_checkpoint, run_fingerprint
     from napari_srcnn.engine.data import training_data_from_arrays
     from napari_srcnn.engine.recipes import optimizer
-    from napari_srcnn.engine.training import TrainConfig, train
+    from napari_srcnn.engine.train_config import TrainConfig
+    from napari_srcnn.engine.training import train
 
     planes = [camera[y : y + 64, x : x + 64] for y in (0, 64) for x in (0, 64)]
-    data = training_data_from_arrays(planes, 2.0, "gray", patch_size=21, val_fraction=0.25)
+    data = training_data_from_arrays(planes, 2.0, "per-channel", patch_size=21, val_fraction=0.25)
     config = TrainConfig(
         output=workdir / "ck.safetensors",
         scale=2.0,

@@ -2,11 +2,14 @@ import numpy as np
 import pytest
 import torch
 
-from napari_srcnn.engine.inference import UpscaleOptions, Upscaler, upscale
+from napari_srcnn.engine.inference import Upscaler, upscale
 from napari_srcnn.engine.metrics import psnr
 from napari_srcnn.engine.model import SRCNN, ArchSpec
+from napari_srcnn.engine.model_info import ModelInfo
+from napari_srcnn.engine.options import UpscaleOptions
 from napari_srcnn.engine.resize import imresize
-from napari_srcnn.engine.weights import LoadedModel, ModelInfo, load_model
+from napari_srcnn.engine.weights import load_model
+from napari_srcnn.engine.weights_file import LoadedModel
 from napari_srcnn.errors import CancelledError, DeviceError, InputError
 
 

@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from napari_srcnn.engine.inference import UpscaleOptions, Upscaler, upscale
+from napari_srcnn.engine.inference import Upscaler, upscale
 from napari_srcnn.engine.model import SRCNN, ArchSpec
-from napari_srcnn.engine.weights import LoadedModel, ModelInfo, save_weights
+from napari_srcnn.engine.model_info import ModelInfo
+from napari_srcnn.engine.options import UpscaleOptions
+from napari_srcnn.engine.weights_file import LoadedModel, save_weights
 from napari_srcnn.errors import InputError
 
 da = pytest.importorskip("dask.array")

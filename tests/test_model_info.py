@@ -80,3 +80,20 @@ def test_names_from_a_header_are_printable(tmp_path):
     assert info.name == "a?[2Jb?c?d"
     assert info.description.startswith("x?yzz") and len(info.description) == 200
     assert W.load_model(path).name == "a?[2Jb?c?d"
+
+
+def test_files_that_say_gray_load_as_per_channel(tmp_path):
+    """Weights written before the per-channel mode had one name record ``"gray"``: they load as
+    ``"per-channel"``, and are written back with the one word."""
+    net = _net()
+    meta = ModelInfo(name="m", arch=net.spec, scale=2.0, color_mode="per-channel").to_metadata()
+    assert meta["color_mode"] == "per-channel"
+    path = tmp_path / "old.safetensors"
+    save_file(
+        {k: v.contiguous() for k, v in net.state_dict().items()},
+        str(path),
+        metadata={**meta, "color_mode": "gray"},
+    )
+    assert load_model(path).info.color_mode == "per-channel"
+    with pytest.raises(WeightsError, match="colour mode"):
+        ModelInfo(name="m", arch=net.spec, scale=2.0, color_mode="gray")

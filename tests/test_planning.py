@@ -7,9 +7,10 @@ import torch
 
 from napari_srcnn.engine.color import normalization_auto
 from napari_srcnn.engine.model import SRCNN, ArchSpec
+from napari_srcnn.engine.model_info import ModelInfo
 from napari_srcnn.engine.options import UpscaleOptions
 from napari_srcnn.engine.planning import plan_array
-from napari_srcnn.engine.weights import LoadedModel, ModelInfo
+from napari_srcnn.engine.weights_file import LoadedModel
 from napari_srcnn.errors import InputError
 
 
@@ -28,7 +29,7 @@ def test_numpy_and_dask_get_the_same_plan(model, camera):
     moved, plan = plan_array(options, model, stack)
     lazy, lazy_plan = plan_array(options, model, da.from_array(stack, chunks=(1, 20, 25)))
     assert plan == lazy_plan and moved.shape == lazy.shape == (2, 40, 50)
-    assert plan.mode == "planes" and plan.channel_axis == 0 and plan.out_shape == (2, 100, 125)
+    assert plan.mode == "per-channel" and plan.channel_axis == 0 and plan.out_shape == (2, 100, 125)
     # uint16 microscopy is mapped by its own robust range, one map per channel.
     assert plan.norm.kind == "percentile" and len(plan.channel_norms) == 2
     assert plan.norm_at((1,)) == normalization_auto(stack[1]) != plan.norm_at((0,))

@@ -5,10 +5,13 @@ import pytest
 import torch
 
 from napari_srcnn.engine import device as dev
-from napari_srcnn.engine.inference import UpscaleOptions, Upscaler, upscale
+from napari_srcnn.engine.evaluation import check_bf16
+from napari_srcnn.engine.inference import Upscaler, upscale
 from napari_srcnn.engine.model import SRCNN, ArchSpec
-from napari_srcnn.engine.precision import BF16_MAX_LOSS_DB, bf16_check, check_bf16, choose_precision
-from napari_srcnn.engine.weights import LoadedModel, ModelInfo
+from napari_srcnn.engine.model_info import ModelInfo
+from napari_srcnn.engine.options import UpscaleOptions
+from napari_srcnn.engine.precision import BF16_MAX_LOSS_DB, bf16_check, choose_precision
+from napari_srcnn.engine.weights_file import LoadedModel
 from napari_srcnn.errors import InputError
 
 AVX2 = "fpu sse sse2 avx avx2 fma"
@@ -130,7 +133,8 @@ def test_check_precision_script_records_the_check_that_auto_reads(
     import sys
     from pathlib import Path
 
-    from napari_srcnn.engine.weights import load_model, read_info
+    from napari_srcnn.engine.weights import load_model
+    from napari_srcnn.engine.weights_file import read_info
 
     path = tmp_path / "tiny-x2.safetensors"
     shutil.copy(tiny_model_path, path)

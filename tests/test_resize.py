@@ -10,13 +10,7 @@ import pytest
 import torch
 
 from matlab_reference import dense, reference_contributions
-from napari_srcnn.engine.resize import (
-    AxisWeights,
-    axis_weights,
-    imresize,
-    output_size,
-    resize_axis,
-)
+from napari_srcnn.engine.resize import AxisWeights, axis_weights, imresize, output_size, resize_axis
 
 # ------------------------------------------------------------------- hand-computed values
 

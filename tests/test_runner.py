@@ -244,7 +244,8 @@ def test_blocks_are_bit_exact_in_every_precision(precision, arch, channels, bloc
 @pytest.mark.parametrize(("scale", "tile"), [(2, 16), (3, 37), (2.5, 64)])
 def test_tiled_equals_untiled_bit_for_bit_in_every_precision(precision, scale, tile, camera):
     from napari_srcnn.engine.inference import upscale
-    from napari_srcnn.engine.weights import LoadedModel, ModelInfo
+    from napari_srcnn.engine.model_info import ModelInfo
+    from napari_srcnn.engine.weights_file import LoadedModel
 
     net = _random_net("9-5-5")
     model = LoadedModel(net, ModelInfo(name="r955", arch=net.spec, scale=3.0))
@@ -324,7 +325,8 @@ def test_mps_runner_equals_the_cpu(arch, channels):
 @pytest.mark.skipif(not _mps_available(), reason="needs an Apple GPU (MPS)")
 def test_mps_upscale_equals_the_cpu(camera):
     from napari_srcnn.engine.inference import upscale
-    from napari_srcnn.engine.weights import LoadedModel, ModelInfo
+    from napari_srcnn.engine.model_info import ModelInfo
+    from napari_srcnn.engine.weights_file import LoadedModel
 
     net = _random_net("9-5-5")
     model = LoadedModel(net, ModelInfo(name="r955", arch=net.spec, scale=3.0))

@@ -3,7 +3,7 @@
 import numpy as np
 import torch
 
-from napari_srcnn.engine.data import PairedPlanes
+from napari_srcnn.engine.degradation import PairedPlanes
 from napari_srcnn.engine.sampling import PatchSampler, grid_positions
 
 
@@ -60,12 +60,3 @@ def test_grid_covers_every_sub_image_once_per_epoch_and_shards():
     again.load_state_dict({"position": n})
     _, cont = again.sample(n, torch.Generator().manual_seed(0))
     assert [key(t) for t in cont] == [key(t) for t in epoch2]
-
-
-def test_data_module_still_exports_the_sampler():
-    """PatchSampler and grid_positions lived in engine.data; imports from there still work."""
-    from napari_srcnn.engine import data, sampling
-
-    assert data.PatchSampler is sampling.PatchSampler
-    assert data.grid_positions is sampling.grid_positions
-    assert {"PatchSampler", "grid_positions"} <= set(data.__all__)

@@ -5,11 +5,13 @@ import pytest
 import tifffile
 
 from napari_srcnn.cli import main
-from napari_srcnn.engine.inference import UpscaleOptions, Upscaler
+from napari_srcnn.engine.inference import Upscaler
 from napari_srcnn.engine.io import ImageMeta
 from napari_srcnn.engine.model import SRCNN, ArchSpec, init_identity
+from napari_srcnn.engine.model_info import ModelInfo
+from napari_srcnn.engine.options import UpscaleOptions
 from napari_srcnn.engine.scoring import score_image, shrink
-from napari_srcnn.engine.weights import LoadedModel, ModelInfo
+from napari_srcnn.engine.weights_file import LoadedModel
 from napari_srcnn.errors import InputError
 
 

@@ -30,7 +30,7 @@ def test_shipped_models_carry_their_metadata():
         assert m.training["steps"] > 0 and m.training["wall_seconds"] > 0
         assert m.training["intensity_augment"] > 0  # trained on the whole range
         assert m.metrics["flat_max_error_255"] <= 0.5
-        if m.color_mode == "gray":  # microscopy: scored on held-out sources, not on photos
+        if m.color_mode == "per-channel":  # microscopy: scored on held-out sources, not on photos
             assert m.training["data"].startswith("microscopy")
             for degradation in ("bicubic", "area"):
                 for source in m.metrics["microscopy"][degradation].values():
@@ -47,8 +47,10 @@ def test_shipped_models_carry_their_metadata():
         assert default_model_name(float(scale), "rgb") == name
         assert models[name].arch.channels == 3 and models[name].color_mode == "rgb"
         micro = f"srcnn-955-micro-x{scale}"
-        assert default_model_name(float(scale), "gray") == micro  # auto's pick for non-photos
-        assert models[micro].color_mode == "gray" and models[micro].arch.channels == 1
+        assert (
+            default_model_name(float(scale), "per-channel") == micro
+        )  # auto's pick for non-photos
+        assert models[micro].color_mode == "per-channel" and models[micro].arch.channels == 1
 
 
 @pytest.fixture(scope="module")
@@ -99,8 +101,9 @@ def test_rgb_mode_uses_the_shipped_rgb_model_on_the_bundled_photo():
     import numpy as np
 
     from napari_srcnn.engine.evaluation import compare_to_reference
-    from napari_srcnn.engine.inference import UpscaleOptions, Upscaler
+    from napari_srcnn.engine.inference import Upscaler
     from napari_srcnn.engine.io import read_image
+    from napari_srcnn.engine.options import UpscaleOptions
     from napari_srcnn.samples import sample_path
 
     lr, _ = read_image(sample_path("photo-lr"))

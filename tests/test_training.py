@@ -7,21 +7,21 @@ import numpy as np
 import pytest
 import torch
 
-from napari_srcnn.engine import training
 from napari_srcnn.engine.checkpoints import read_checkpoint_state
 from napari_srcnn.engine.data import training_data_from_arrays
 from napari_srcnn.engine.device import mps_available
 from napari_srcnn.engine.inference import upscale
 from napari_srcnn.engine.model import SRCNN, ArchSpec, init_identity
-from napari_srcnn.engine.training import (
+from napari_srcnn.engine.model_info import ModelInfo
+from napari_srcnn.engine.train_config import (
     StepEvent,
     TrainConfig,
     ValidationEvent,
     steps_for_epochs,
-    train,
-    validate,
 )
-from napari_srcnn.engine.weights import ModelInfo, load_model, save_weights
+from napari_srcnn.engine.training import train, validate
+from napari_srcnn.engine.weights import load_model
+from napari_srcnn.engine.weights_file import save_weights
 from napari_srcnn.errors import InputError, WeightsError
 
 TINY = ArchSpec.parse("3-1-3:8,4")
@@ -49,7 +49,9 @@ def tiles(camera):
 
 @pytest.fixture(scope="module")
 def tdata(tiles):
-    return training_data_from_arrays([tiles], 2, "gray", patch_size=21, val_fraction=0.25, seed=0)
+    return training_data_from_arrays(
+        [tiles], 2, "per-channel", patch_size=21, val_fraction=0.25, seed=0
+    )
 
 
 def config(tmp_path, name="m", **kw):
@@ -71,19 +73,6 @@ def config(tmp_path, name="m", **kw):
 
 def weights(path):
     return {k: v.clone() for k, v in load_model(path).net.state_dict().items()}
-
-
-def test_training_keeps_its_public_names():
-    """Recipes and checkpoints live in their own modules; training re-exports its old API."""
-    from napari_srcnn.engine import checkpoints, recipes, train_config
-
-    assert training.RECIPES is recipes.RECIPES and training.INITS is recipes.INITS
-    assert training.TrainConfig is train_config.TrainConfig
-    assert training.read_checkpoint_state is checkpoints.read_checkpoint_state
-    old = {"INITS", "RECIPES", "StepEvent", "TrainConfig", "TrainResult", "ValidationEvent"}
-    old |= {"read_checkpoint_state", "steps_for_epochs", "train", "validate"}
-    assert old <= set(training.__all__)
-    assert all(hasattr(training, name) for name in training.__all__)
 
 
 def test_paper_recipe_trains_with_sgd_momentum(tmp_path, tdata):
@@ -155,7 +144,7 @@ def test_train_events_best_weights_and_metadata(tmp_path, tdata, tiles):
     loaded = load_model(result.output)
     assert validate(loaded.net, tdata, 64)[0] == pytest.approx(best, abs=1e-4)
     info = loaded.info
-    assert info.scale == 2.0 and info.color_mode == "gray" and info.normalization == "auto"
+    assert info.scale == 2.0 and info.color_mode == "per-channel" and info.normalization == "auto"
     assert info.metrics["validation"]["psnr"] == pytest.approx(best)
     assert info.training["train_planes"] == 3 and info.training["val_planes"] == 1
     assert info.training["seed"] == 0 and info.training["augment"] is True
@@ -262,7 +251,7 @@ def test_ema_run_writes_its_average_and_l1_trains_otherwise(tmp_path, tiles):
     recorded in the weights' metadata."""
     from safetensors.torch import load_file
 
-    data = training_data_from_arrays([tiles], 2, "gray", patch_size=21, val_fraction=0)
+    data = training_data_from_arrays([tiles], 2, "per-channel", patch_size=21, val_fraction=0)
     avg = train(data, config(tmp_path, "avg", steps=8, ema=0.9))
     ckpt = load_file(str(avg.checkpoint))
     written = weights(avg.output)
@@ -276,7 +265,7 @@ def test_ema_run_writes_its_average_and_l1_trains_otherwise(tmp_path, tiles):
 
 
 def test_cancel_without_validation_planes_keeps_the_last_weights(tmp_path, tiles):
-    data = training_data_from_arrays([tiles], 2, "gray", patch_size=21, val_fraction=0)
+    data = training_data_from_arrays([tiles], 2, "per-channel", patch_size=21, val_fraction=0)
     events = []
     result = train(
         data,
@@ -297,7 +286,9 @@ def test_cancel_without_validation_planes_keeps_the_last_weights(tmp_path, tiles
 def identity_model(path, arch=TINY, scale=2.0):
     """A network that reproduces its (bicubic) input exactly: a good start that is easy to spoil."""
     net = init_identity(SRCNN(arch))
-    save_weights(path, net, ModelInfo(name="identity", arch=arch, scale=scale, color_mode="gray"))
+    save_weights(
+        path, net, ModelInfo(name="identity", arch=arch, scale=scale, color_mode="per-channel")
+    )
     return path
 
 
@@ -330,7 +321,9 @@ def test_resume_errors(tmp_path, tdata, tiles, astronaut):
         train(tdata, config(tmp_path, steps=8, ema=0.99), resume=first.checkpoint)
     with pytest.raises(InputError, match="loss 'l2', this run has 'l1'"):
         train(tdata, config(tmp_path, steps=8, loss="l1"), resume=first.checkpoint)
-    other = training_data_from_arrays([tiles[:3]], 2, "gray", patch_size=21, val_fraction=0.34)
+    other = training_data_from_arrays(
+        [tiles[:3]], 2, "per-channel", patch_size=21, val_fraction=0.34
+    )
     with pytest.raises(
         InputError,
         match="other training data .3 training / 1 validation plane.s., this run has 2 training",

@@ -6,12 +6,9 @@ import torch
 
 from napari_srcnn.engine import weights as W
 from napari_srcnn.engine.model import SRCNN, ArchSpec
-from napari_srcnn.engine.weights import (
-    ModelInfo,
-    load_model,
-    register_model,
-    save_weights,
-)
+from napari_srcnn.engine.model_info import ModelInfo
+from napari_srcnn.engine.weights import load_model, register_model
+from napari_srcnn.engine.weights_file import save_weights
 from napari_srcnn.errors import ScaleMismatchWarning, SRCNNWarning, WeightsError
 
 
@@ -46,7 +43,7 @@ def test_registry_registers_and_picks_the_nearest_scale(tmp_path, monkeypatch):
     assert names == ["s2", "s4"]
     assert W.default_model_name(2.4) == "s2"
     assert W.default_model_name(3.6) == "s4"
-    assert W.default_model_name(3.0, "gray") == "s2"  # gray falls back to Y models
+    assert W.default_model_name(3.0, "per-channel") == "s2"  # per-channel falls back to Y models
     assert load_model("s4").info.scale == 4.0
     assert W.unregister_model("s4") and not W.unregister_model("s4")
     assert [m.name for m in W.list_models()] == ["s2"]

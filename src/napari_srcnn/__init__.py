@@ -1,8 +1,8 @@
 """napari-srcnn: SRCNN super-resolution for napari and the command line.
 
 The package root stays light (no torch import) so that napari can read the plugin manifest
-quickly. The engine lives in `napari_srcnn.engine`; its main entry points are
-re-exported here lazily.
+quickly. The engine's public API is `napari_srcnn.engine`; its main entry points are served
+here too, lazily, from there.
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ from typing import Any
 __version__ = "0.1.0"
 
 _LAZY = {
-    "upscale": "napari_srcnn.engine.inference",
-    "UpscaleOptions": "napari_srcnn.engine.inference",
-    "load_model": "napari_srcnn.engine.weights",
-    "list_models": "napari_srcnn.engine.weights",
-    "ArchSpec": "napari_srcnn.engine.model",
-    "SRCNN": "napari_srcnn.engine.model",
+    "upscale": "napari_srcnn.engine",
+    "UpscaleOptions": "napari_srcnn.engine",
+    "load_model": "napari_srcnn.engine",
+    "list_models": "napari_srcnn.engine",
+    "ArchSpec": "napari_srcnn.engine",
+    "SRCNN": "napari_srcnn.engine",
 }
 
 __all__ = ["__version__", *_LAZY]

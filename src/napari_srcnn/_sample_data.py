@@ -12,10 +12,10 @@ the SRCNN widget gives a layer on the HR pixel grid, ready to compare.
 
 from __future__ import annotations
 
-from importlib import resources
 from typing import Any
 
 from ._reader import layer_data_from_array
+from .samples import SAMPLES, sample_path
 
 __all__ = [
     "astronaut_hr",
@@ -26,31 +26,31 @@ __all__ = [
     "ihc_lr",
 ]
 
-FACTOR = 3
 _CHANNELS = ("hematoxylin", "DAB")
 
 
-def _load(stem: str, title: str, lr: bool) -> list[tuple[Any, dict[str, Any], str]]:
+def _load(key: str, lr: bool) -> list[tuple[Any, dict[str, Any], str]]:
+    """The layers of sample ``key`` of [`SAMPLES`][napari_srcnn.samples.SAMPLES] (LR or HR)."""
     from .engine.io import read_image
 
-    suffix = f"lr_x{FACTOR}" if lr else "hr"
-    ref = resources.files("napari_srcnn") / "sample_data" / f"{stem}_{suffix}.tif"
-    with resources.as_file(ref) as path:
-        data, meta = read_image(path)
-        layers = layer_data_from_array(
-            data,
-            meta.axes,
-            meta.spacing,
-            meta.unit,
-            name=f"{title} ({'LR ×1/3' if lr else 'HR'})",
-            source=f"napari-srcnn sample {ref.name}",
-        )
+    sample = SAMPLES[key]
+    path = sample_path(f"{key}-{'lr' if lr else 'hr'}")
+    data, meta = read_image(path)
+    what = f"LR ×1/{sample.factor}" if lr else "HR"
+    layers = layer_data_from_array(
+        data,
+        meta.axes,
+        meta.spacing,
+        meta.unit,
+        name=f"{sample.layer_name} ({what})",
+        source=f"napari-srcnn sample {path.name}",
+    )
     for k, (_, kwargs, _) in enumerate(layers):
         if len(layers) > 1:
-            kwargs["name"] = f"{title} {_CHANNELS[k]} ({'LR ×1/3' if lr else 'HR'})"
+            kwargs["name"] = f"{sample.layer_name} {_CHANNELS[k]} ({what})"
         if lr:
-            # HR pixel units: LR pixel centres sit at 3i + 1 on the HR grid.
-            offset = (FACTOR - 1) / 2
+            # HR pixel units: LR pixel centres sit at factor·i + (factor − 1)/2 on the HR grid.
+            offset = (sample.factor - 1) / 2
             kwargs["translate"] = tuple(
                 0.0 if i < len(kwargs["scale"]) - 2 else offset for i in range(len(kwargs["scale"]))
             )
@@ -59,29 +59,29 @@ def _load(stem: str, title: str, lr: bool) -> list[tuple[Any, dict[str, Any], st
 
 def astronaut_lr():
     """RGB photo, low resolution (84×84, ×1/3 of the original)."""
-    return _load("astronaut", "astronaut", lr=True)
+    return _load("photo", lr=True)
 
 
 def astronaut_hr():
     """RGB photo, high-resolution original (252×252)."""
-    return _load("astronaut", "astronaut", lr=False)
+    return _load("photo", lr=False)
 
 
 def cell_lr():
     """Grayscale microscopy image, low resolution (84×84, ×1/3)."""
-    return _load("cell", "cell", lr=True)
+    return _load("cell", lr=True)
 
 
 def cell_hr():
     """Grayscale microscopy image, high-resolution original (252×252)."""
-    return _load("cell", "cell", lr=False)
+    return _load("cell", lr=False)
 
 
 def ihc_lr():
     """Two stain channels (uint16), low resolution (2 × 80×80, ×1/3)."""
-    return _load("ihc", "IHC", lr=True)
+    return _load("ihc", lr=True)
 
 
 def ihc_hr():
     """Two stain channels (uint16), high-resolution original (2 × 240×240)."""
-    return _load("ihc", "IHC", lr=False)
+    return _load("ihc", lr=False)

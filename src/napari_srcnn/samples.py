@@ -26,6 +26,7 @@ class Sample:
     key: str
     title: str
     stem: str
+    layer_name: str  # napari layer names: "<layer_name> (LR ×1/3)"
     factor: int = 3
 
     @property
@@ -40,9 +41,9 @@ class Sample:
 SAMPLES: dict[str, Sample] = {
     s.key: s
     for s in (
-        Sample("photo", "RGB photo (scikit-image astronaut)", "astronaut"),
-        Sample("cell", "grayscale microscopy image (scikit-image cell)", "cell"),
-        Sample("ihc", "2-channel uint16 stack (IHC stains)", "ihc"),
+        Sample("photo", "RGB photo (scikit-image astronaut)", "astronaut", "astronaut"),
+        Sample("cell", "grayscale microscopy image (scikit-image cell)", "cell", "cell"),
+        Sample("ihc", "2-channel uint16 stack (IHC stains)", "ihc", "IHC"),
     )
 }
 

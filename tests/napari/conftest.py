@@ -42,7 +42,7 @@ def viewer(make_napari_viewer):
 
 @pytest.fixture
 def widget(viewer, tiny_model):
-    from napari_srcnn.widgets import UpscaleWidget
+    from napari_srcnn.widgets.upscale import UpscaleWidget
 
     w = UpscaleWidget(viewer)
     viewer.window.add_dock_widget(w, name="SRCNN upscale")

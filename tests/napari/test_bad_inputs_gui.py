@@ -90,7 +90,8 @@ def _rgb_weights(tmp: Path, tiny: Path) -> Path:
     import torch
 
     from napari_srcnn.engine.model import SRCNN, ArchSpec
-    from napari_srcnn.engine.weights import ModelInfo, save_weights
+    from napari_srcnn.engine.model_info import ModelInfo
+    from napari_srcnn.engine.weights_file import save_weights
 
     torch.manual_seed(0)
     net = SRCNN(ArchSpec.parse("3-1-3:4,2", channels=3))

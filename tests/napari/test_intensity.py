@@ -94,7 +94,8 @@ def offset_model(tmp_path):
 
     from napari_srcnn.engine import weights
     from napari_srcnn.engine.model import SRCNN, ArchSpec, init_identity
-    from napari_srcnn.engine.weights import ModelInfo, save_weights
+    from napari_srcnn.engine.model_info import ModelInfo
+    from napari_srcnn.engine.weights_file import save_weights
 
     net = init_identity(SRCNN(ArchSpec.parse("3-1-3:8,4")), scale=0.0)
     with torch.no_grad():
@@ -102,7 +103,7 @@ def offset_model(tmp_path):
     path = save_weights(
         tmp_path / "offset.safetensors",
         net,
-        ModelInfo(name="offset-x2", arch=net.spec, scale=2.0, color_mode="gray"),
+        ModelInfo(name="offset-x2", arch=net.spec, scale=2.0, color_mode="per-channel"),
     )
     name = weights.register_model(path).name
     yield name

@@ -7,7 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_srcnn.widgets import TrainWidget, UpscaleWidget
+from napari_srcnn.widgets.train import TrainWidget
+from napari_srcnn.widgets.upscale import UpscaleWidget
 
 pytestmark = pytest.mark.gui
 

@@ -160,7 +160,7 @@ def test_every_engine_message_speaks_the_widgets_language(vocabulary):
         ),
         (
             TRAIN,
-            "start model 'm' has 3 channel(s); the training data has 1 (colour mode 'gray')",
+            "start model 'm' has 3 channel(s); the training data has 1 (colour mode 'per-channel')",
             "start model 'm' has 3 channel(s); the training data has 1 (colour mode “per channel”)",
         ),
         (
@@ -187,8 +187,8 @@ def test_engine_errors_reach_the_user_in_the_widgets_words(
     qtbot, run_widget, viewer, widget, tiny_model, camera, astronaut, tmp_path, monkeypatch
 ):
     """Real engine errors raised through both widgets, read from the notifications."""
-    from napari_srcnn.widgets import TrainWidget
-    from napari_srcnn.widgets.train import SCRATCH
+    from napari_srcnn.widgets._common import SCRATCH
+    from napari_srcnn.widgets.train import TrainWidget
 
     errors = []
     monkeypatch.setattr("napari.utils.notifications.show_error", errors.append)

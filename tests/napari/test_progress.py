@@ -8,8 +8,8 @@ import time
 import numpy as np
 import pytest
 
-from napari_srcnn.widgets import TrainWidget
 from napari_srcnn.widgets._progress import format_duration, time_left
+from napari_srcnn.widgets.train import TrainWidget
 
 pytestmark = pytest.mark.gui
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_srcnn.widgets import TrainWidget, UpscaleWidget
-from napari_srcnn.widgets.train import PAIR, SCRATCH
+from napari_srcnn.widgets._common import SCRATCH
+from napari_srcnn.widgets.train import PAIR, TrainWidget
+from napari_srcnn.widgets.upscale import UpscaleWidget
 
 pytestmark = pytest.mark.gui
 
@@ -76,7 +77,7 @@ def test_trains_from_scratch_on_an_lr_hr_pair(qtbot, run_widget, viewer, stack, 
     outcome = w.last_outcome
     assert outcome.error is None, outcome.error
     assert outcome.init_from is None and outcome.result.steps == 12
-    from napari_srcnn.engine.weights import read_info
+    from napari_srcnn.engine.weights_file import read_info
 
     info = read_info(tmp_path / "trained.safetensors")
     assert info.arch.name == "3-1-3:8,4" and info.scale == 2.0

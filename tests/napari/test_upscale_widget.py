@@ -7,8 +7,8 @@ import time
 import numpy as np
 import pytest
 
-from napari_srcnn.widgets import UpscaleWidget
 from napari_srcnn.widgets._common import AUTO_MODEL, MODEL_FILE
+from napari_srcnn.widgets.upscale import UpscaleWidget
 
 pytestmark = pytest.mark.gui
 
@@ -299,7 +299,8 @@ def test_threaded_run_is_not_slower_than_a_direct_engine_call(
     """
     import threading
 
-    from napari_srcnn.engine.inference import UpscaleOptions, Upscaler
+    from napari_srcnn.engine.inference import Upscaler
+    from napari_srcnn.engine.options import UpscaleOptions
 
     data = np.broadcast_to(camera[:128, :128], (12, 128, 128)).copy()
     source = viewer.add_image(data, name="timed")

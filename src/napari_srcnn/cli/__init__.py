@@ -23,13 +23,14 @@ import warnings
 from collections.abc import Sequence
 
 from .. import __version__
+from ..engine.files import one_line
 from ..errors import SRCNNError
+from ._common import PROG, WARNINGS
 
 EXIT_INTERNAL = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143  # 128 + SIGTERM, as a shell reports it
-PROG = "napari-srcnn"
 
 
 class _Terminated(KeyboardInterrupt):
@@ -59,17 +60,11 @@ def _sigterm_as_interrupt():
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-def _one_line(text: object, limit: int = 400) -> str:
-    from ..engine.files import one_line
-
-    return one_line(text, limit)
-
-
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line on stderr (and exit code 2)."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {_one_line(message)} (see --help)\n")
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {one_line(message)} (see --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -88,49 +83,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class _Warnings:
-    """The CLI's ``warnings.showwarning``: one line per warning, no source location, each message
-    once per run (a model loaded for a check and again for the work warns once).
-
-    Until the command has checked its inputs ([`start_work()`][napari_srcnn.cli.start_work]),
-    warnings are held back: a run that then fails prints its one error line only.
-    """
-
-    def __init__(self) -> None:
-        self.shown: set[str] = set()
-        self.held: list[str] | None = []
-
-    def __call__(self, message, category, filename, lineno, file=None, line=None) -> None:
-        text = _one_line(message)
-        if text in self.shown:
-            return
-        self.shown.add(text)
-        if self.held is not None:
-            self.held.append(text)
-        else:
-            self._write(text)
-
-    def flush(self) -> None:
-        held, self.held = self.held or [], None
-        for text in held:
-            self._write(text)
-
-    @staticmethod
-    def _write(text: str) -> None:
-        # A closed or broken stderr: a warning is not worth a crash.
-        with contextlib.suppress(OSError, ValueError):
-            sys.stderr.write(f"{PROG}: warning: {text}\n")
-
-
-_WARNINGS = _Warnings()
-
-
-def start_work() -> None:
-    """Called by a command once its inputs are checked, before it prints or writes anything:
-    the warnings held back so far are printed, later ones as they come."""
-    _WARNINGS.flush()
-
-
 def _tolerant_streams() -> None:
     """Let stdout and stderr print what their encoding cannot hold (``×``, ``µm`` under
     ``PYTHONIOENCODING=ascii`` or a C locale) as escapes instead of failing the run."""
@@ -142,7 +94,7 @@ def _tolerant_streams() -> None:
 
 
 def _error(message: str) -> None:
-    print(f"{PROG}: error: {_one_line(message)}", file=sys.stderr)
+    print(f"{PROG}: error: {one_line(message)}", file=sys.stderr)
 
 
 # What each command can do about running out of memory (train has no --tile).
@@ -176,7 +128,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         the user can fix (bad input, file, option, device), 130 interrupted (Ctrl-C), 143
         terminated (SIGTERM; every temporary file removed, as for Ctrl-C).
     """
-    global _WARNINGS
     _tolerant_streams()
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -188,14 +139,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     root, quiet = logging.getLogger(), logging.NullHandler()
     if not args.debug:
         root.addHandler(quiet)
-    _WARNINGS = _Warnings()
+    WARNINGS.reset()  # each run holds its own warnings back until start_work()
     try:
         with warnings.catch_warnings(), _sigterm_as_interrupt():
             if not args.debug:
-                warnings.showwarning = _WARNINGS
+                warnings.showwarning = WARNINGS
             code = _run(args)
             if code == 0:
-                _WARNINGS.flush()  # a command that never called start_work()
+                WARNINGS.flush()  # a command that never called start_work()
             return code
     finally:
         root.removeHandler(quiet)
@@ -225,7 +176,7 @@ def _run(args: argparse.Namespace) -> int:
             _error(str(exc))
             return EXIT_USAGE
         print(
-            f"{PROG}: internal error: {type(exc).__name__}: {_one_line(exc, 300)} "
+            f"{PROG}: internal error: {type(exc).__name__}: {one_line(exc, 300)} "
             "(rerun with --debug for the traceback and please report it)",
             file=sys.stderr,
         )

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from collections.abc import Callable
 from typing import Any
+
+from ..engine.files import one_line
+
+PROG = "napari-srcnn"
 
 
 def add_model_args(parser: argparse.ArgumentParser, bicubic: bool = False) -> None:
@@ -75,3 +80,51 @@ def progress_bar(
         bar.refresh()
 
     return update, bar.close
+
+
+class HeldWarnings:
+    """The CLI's ``warnings.showwarning``: one line per warning, no source location, each message
+    once per run (a model loaded for a check and again for the work warns once).
+
+    Until the command has checked its inputs ([`start_work()`][napari_srcnn.cli._common.start_work]),
+    warnings are held back: a run that then fails prints its one error line only.
+    """
+
+    def __init__(self) -> None:
+        self.shown: set[str] = set()
+        self.held: list[str] | None = []
+
+    def reset(self) -> None:
+        """Forget what was shown and hold warnings back again (a new run of `main()`)."""
+        self.shown, self.held = set(), []
+
+    def __call__(self, message, category, filename, lineno, file=None, line=None) -> None:
+        text = one_line(message)
+        if text in self.shown:
+            return
+        self.shown.add(text)
+        if self.held is not None:
+            self.held.append(text)
+        else:
+            self._write(text)
+
+    def flush(self) -> None:
+        held, self.held = self.held or [], None
+        for text in held:
+            self._write(text)
+
+    @staticmethod
+    def _write(text: str) -> None:
+        # A closed or broken stderr: a warning is not worth a crash.
+        with contextlib.suppress(OSError, ValueError):
+            sys.stderr.write(f"{PROG}: warning: {text}\n")
+
+
+#: The CLI's one warning printer (installed by `main()`).
+WARNINGS = HeldWarnings()
+
+
+def start_work() -> None:
+    """Called by a command once its inputs are checked, before it prints or writes anything:
+    the warnings held back so far are printed, later ones as they come."""
+    WARNINGS.flush()

@@ -6,8 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from . import start_work
-from ._common import add_device_arg, add_model_args, model_arg, progress_bar
+from ._common import add_device_arg, add_model_args, model_arg, progress_bar, start_work
 
 SCORINGS = ("auto", "protocol", "data-range")
 
@@ -53,8 +52,8 @@ def run(args: argparse.Namespace) -> int:
     """Score bicubic (and the model) on the inputs; print a table or JSON. Returns 0."""
     from ..engine.data import find_images
     from ..engine.evaluation import evaluate_files, protocol_upscaler, summarize
-    from ..engine.inference import UpscaleOptions, Upscaler
-    from ..engine.options import MAX_SCALE
+    from ..engine.inference import Upscaler
+    from ..engine.options import MAX_SCALE, UpscaleOptions
     from ..engine.scoring import is_photo_file, score_files
     from ..errors import InputError
 

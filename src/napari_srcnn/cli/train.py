@@ -10,10 +10,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..errors import InputError
-from . import start_work
-from ._common import add_device_arg
+from ._common import add_device_arg, start_work
 
-CHANNELS = {"auto": "auto", "y": "y", "rgb": "rgb", "per-channel": "gray"}
+CHANNELS = ("auto", "y", "rgb", "per-channel")  # engine.planes.COLOR_MODES
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -52,7 +51,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--channels",
-        choices=tuple(CHANNELS),
+        choices=CHANNELS,
         default="auto",
         help="auto (default): y for RGB images, per-channel otherwise",
     )
@@ -100,7 +99,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--init",
-        choices=("identity", "pytorch", "paper"),  # engine.recipes.INITS
+        choices=("identity", "pytorch", "paper"),  # engine.train_config.INITS
         default=None,
         help="start from scratch as: identity (= bicubic, learn the residual; adam's "
         "default), pytorch (PyTorch's default init) or paper (N(0, 0.001²); paper's default)",
@@ -174,7 +173,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--loss",
-        choices=("l2", "l1"),  # engine.recipes.LOSSES
+        choices=("l2", "l1"),  # engine.train_config.LOSSES
         default="l2",
         help="l2 (default, mean squared error, the paper's) or l1 (mean absolute error); adam only",
     )
@@ -206,8 +205,10 @@ def _check_args(args: argparse.Namespace) -> Path:
         value = getattr(args, name)
         if value is not None and value < 1:
             raise InputError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
-    if not 1 < args.scale <= 16:
-        raise InputError(f"--scale {args.scale:g} must be above 1 and at most 16")
+    from ..engine.options import MAX_SCALE
+
+    if not 1 < args.scale <= MAX_SCALE:
+        raise InputError(f"--scale {args.scale:g} must be above 1 and at most {MAX_SCALE:g}")
     try:
         check_seed(args.seed)
     except InputError:
@@ -254,7 +255,9 @@ def _check_args(args: argparse.Namespace) -> Path:
 
 def _start_arch(model: str):
     """The architecture of the model to fine-tune, from its header (None for a legacy file)."""
-    from ..engine.weights import WeightsError, list_models, read_info
+    from ..engine.weights import list_models
+    from ..engine.weights_file import read_info
+    from ..errors import WeightsError
 
     for info in list_models():
         if info.name == model:
@@ -292,8 +295,9 @@ def run(args: argparse.Namespace) -> int:
     from ..engine.data import training_data_from_paths
     from ..engine.memory import training_step_estimate
     from ..engine.model import ArchSpec
-    from ..engine.training import StepEvent, TrainConfig, steps_for_epochs, train
-    from ..engine.weights import WeightsError, default_model_name
+    from ..engine.train_config import StepEvent, TrainConfig, steps_for_epochs
+    from ..engine.training import train
+    from ..engine.weights import fine_tune_start
 
     rank = int(os.environ.get("RANK", "0"))
     output = _check_args(args)
@@ -302,7 +306,7 @@ def run(args: argparse.Namespace) -> int:
     data = training_data_from_paths(
         args.data,
         args.scale,
-        CHANNELS[args.channels],
+        args.channels,
         lr_paths=args.lr_data,
         val_paths=args.val_data,
         patch_size=args.patch,
@@ -313,10 +317,7 @@ def run(args: argparse.Namespace) -> int:
     )
     init_from = args.init_from
     if not args.scratch and init_from is None:
-        try:
-            init_from = default_model_name(args.scale, data.color_mode)
-        except WeightsError:
-            init_from = None  # nothing installed for this mode: train from scratch
+        init_from = fine_tune_start(args.scale, data.color_mode)
     if init_from is not None and args.arch is not None and rank == 0:
         print(f"note: --arch {args.arch} is ignored when fine-tuning {init_from} (use --scratch)")
     steps = args.steps or 2000
@@ -358,9 +359,8 @@ def run(args: argparse.Namespace) -> int:
     start_work()
     if rank == 0:
         what = f"fine-tuning {init_from}" if init_from else f"training {arch.name} from scratch"
-        mode = {"gray": "per-channel"}.get(data.color_mode, data.color_mode)
         print(
-            f"{what} ×{args.scale:g} ({mode}) on {data.description}: "
+            f"{what} ×{args.scale:g} ({data.color_mode}) on {data.description}: "
             f"{len(data.train)} training / {len(data.val)} validation plane(s), {steps} steps"
             + (f", resuming {args.resume}" if args.resume else ""),
             flush=True,

@@ -10,8 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import InputError
-from . import start_work
-from ._common import add_device_arg, add_model_args, model_arg, progress_bar
+from ._common import add_device_arg, add_model_args, model_arg, progress_bar, start_work
 
 if TYPE_CHECKING:  # the engine (torch) is imported only when a command runs
     from ..engine.inference import Upscaler
@@ -311,7 +310,7 @@ def _print_banner(upscaler: Upscaler) -> None:
     if upscaler.auto_model and upscaler.options.channels == "auto":
         from ..engine.weights import default_model_name
 
-        other = default_model_name(upscaler.scale, "gray")
+        other = default_model_name(upscaler.scale, "per-channel")
         if other != upscaler.model.name:
             model = (
                 f"model picked per image: {upscaler.model.name} for RGB photographs, "

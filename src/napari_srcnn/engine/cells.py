@@ -77,7 +77,7 @@ def store(target: np.ndarray, result: torch.Tensor, norm: Normalization) -> None
 class Plan:
     """How one array is processed: colour mode, normalisation and shapes (picklable)."""
 
-    mode: str  # "y", "rgb" or "planes"
+    mode: str  # "y", "rgb" or "per-channel"
     norm: Normalization
     channel_axis: int | None  # moved to axis 0 during processing
     planes_shape: tuple[int, ...]
@@ -218,7 +218,7 @@ def compute_cell(
     result = result.float().cpu()
     if missing is not None and missing.any():
         _mark_missing(result, missing, plan, box, (r0, c0))
-    return result[..., 0] if mode == "planes" else result
+    return result[..., 0] if mode == "per-channel" else result
 
 
 def _mark_missing(

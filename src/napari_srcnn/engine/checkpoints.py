@@ -28,7 +28,7 @@ from .train_config import MAX_LR
 if TYPE_CHECKING:  # pragma: no cover
     from .data import TrainingData
     from .model import SRCNN, ArchSpec
-    from .training import TrainConfig
+    from .train_config import TrainConfig
 
 __all__ = [
     "CHECKPOINT_KIND",

@@ -293,12 +293,12 @@ AUTO_PERCENTILES = (0.1, 99.9)
 
 
 def normalization_auto(
-    array: Any, photo: bool = False, max_samples: int = 1_000_000, seed: int = 0
+    array: Any, mode: str = "per-channel", max_samples: int = 1_000_000, seed: int = 0
 ) -> Normalization:
-    """The default intensity map, one rule for training and inference.
+    """The default intensity map (``"auto"``): the one rule, for training and inference alike.
 
-    8-bit photographs (``photo=True``: an RGB image processed in colour, uint8) keep the
-    exact dtype map, the literature protocol's. Every other image (uint16, 12-bit data in
+    8-bit photographs (``mode`` ``"y"`` or ``"rgb"``: an RGB image processed in colour, uint8)
+    keep the exact dtype map, the literature protocol's. Every other image (uint16, 12-bit data in
     uint16, float, wide integers, single- and multichannel uint8 microscopy) is mapped by a
     robust range of its own finite values, the `AUTO_PERCENTILES` of a seeded subsample of
     at most ``max_samples`` values, so that dim 16-bit data does not land in a sliver of
@@ -309,8 +309,9 @@ def normalization_auto(
     ----------
     array : array-like
         As for [`normalization_for()`][napari_srcnn.engine.color.normalization_for].
-    photo : bool
-        Whether ``array`` is a colour photograph processed in colour (Y or RGB mode).
+    mode : str
+        How ``array`` is processed: ``"y"`` or ``"rgb"`` (an RGB image in colour) or
+        ``"per-channel"`` (every plane on its own, the default).
     max_samples, seed
         The subsample (see [`normalization_for()`][napari_srcnn.engine.color.normalization_for]).
 
@@ -320,7 +321,7 @@ def normalization_auto(
         ``kind="dtype"`` for photographs (and for floating data without a finite value),
         else ``kind="percentile"``.
     """
-    if photo and np.dtype(array.dtype) == np.uint8:
+    if mode in ("y", "rgb") and np.dtype(array.dtype) == np.uint8:
         return normalization_for(array, "dtype")
     try:
         return normalization_for(array, "percentile", AUTO_PERCENTILES, max_samples, seed)

@@ -26,9 +26,11 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import CancelledError, TrainingDataError
+from .color import normalization_auto
 from .degradation import (
     DEGRADATIONS,
     MAX_BLUR,
+    PairedPlanes,
     degradation_kinds,
     degrade,
     grid_step,
@@ -38,29 +40,20 @@ from .degradation import (
 from .io import IMAGE_SUFFIXES, ImageMeta, read_image
 from .memory import training_data_estimate
 from .planes import (
-    COLOR_MODES,
-    auto_normalization,
     check_array,
+    image_mode,
     planes_from_array,
     resolve_color_mode,
 )
 from .resize import imresize
-from .sampling import PatchSampler, grid_positions
+from .sampling import grid_positions
 
 # PatchSampler and grid_positions live in engine.sampling, the plane and degradation
 # functions in engine.planes and engine.degradation; re-exported from here, where they
 # used to be.
 __all__ = [
-    "COLOR_MODES",
-    "PairedPlanes",
-    "PatchSampler",
     "TrainingData",
-    "degrade",
     "find_images",
-    "grid_positions",
-    "modcrop_plane",
-    "planes_from_array",
-    "resolve_color_mode",
     "training_data_from_arrays",
     "training_data_from_paths",
 ]
@@ -99,14 +92,6 @@ def find_images(paths: Iterable[str | os.PathLike]) -> list[Path]:
 
 
 @dataclass
-class PairedPlanes:
-    """Aligned planes: ``lr_up`` (bicubic-up-sampled LR) and ``hr``, both ``(C, H, W)`` float32."""
-
-    lr_up: np.ndarray
-    hr: np.ndarray
-
-
-@dataclass
 class TrainingData:
     """Training and validation planes, ready for patch sampling.
 
@@ -117,7 +102,7 @@ class TrainingData:
     channels
         Channels of every plane (3 for ``"rgb"``, else 1).
     color_mode
-        ``"y"``, ``"rgb"`` or ``"gray"`` (recorded in the weights).
+        ``"y"``, ``"rgb"`` or ``"per-channel"`` (recorded in the weights).
     scale
         The factor the LR planes were made for.
     description
@@ -258,7 +243,7 @@ def _planes_of(
             lr = np.asarray(lr_arrays[i])
             lr_name = f"LR {name}"
             check_array(lr, lr_name)
-            lr_norm = auto_normalization(lr, lr_meta_list[i], color_mode)
+            lr_norm = normalization_auto(lr, image_mode(lr.shape, lr_meta_list[i], color_mode))
             lr_planes += planes_from_array(lr, color_mode, lr_meta_list[i], lr_norm, what=lr_name)
             norm = lr_norm if lr.dtype == arr.dtype else None
         hr_planes += planes_from_array(arr, color_mode, meta, norm, what=name)
@@ -268,7 +253,7 @@ def _planes_of(
 def training_data_from_arrays(
     arrays: Sequence[np.ndarray],
     scale: float,
-    color_mode: str = "gray",
+    color_mode: str = "per-channel",
     *,
     metas: Sequence[ImageMeta | None] | None = None,
     lr_arrays: Sequence[np.ndarray] | None = None,
@@ -292,8 +277,8 @@ def training_data_from_arrays(
     scale
         Up-sampling factor to learn (> 1).
     color_mode
-        ``"y"``, ``"rgb"``, ``"gray"`` (per plane and channel, for scientific data) or
-        ``"auto"`` (``"y"`` if the first array is RGB, else ``"gray"``).
+        ``"y"``, ``"rgb"``, ``"per-channel"`` (per plane and channel, for scientific data) or
+        ``"auto"`` (``"y"`` if the first array is RGB, else ``"per-channel"``).
     metas
         Axes of ``arrays`` (e.g. from napari's ``layer.rgb`` or a TIFF); default: a last
         axis of 3 or 4 is colour.
@@ -301,7 +286,7 @@ def training_data_from_arrays(
         Optional explicit LR partners of ``arrays`` (same number of planes; each LR plane smaller
         than its HR plane by ``scale`` or already on the HR grid). Without them, LR is made by
         [`degrade()`][napari_srcnn.engine.degradation.degrade]. Each LR array is normalised by
-        [`auto_normalization()`][napari_srcnn.engine.planes.auto_normalization], and its HR partner
+        [`normalization_auto()`][napari_srcnn.engine.color.normalization_auto], and its HR partner
         by the same map when both have the same dtype, as inference maps the model's output back
         with the input's map.
     val_arrays, val_metas
@@ -454,7 +439,7 @@ def training_data_from_arrays(
 def training_data_from_paths(
     paths: Sequence[str | os.PathLike],
     scale: float,
-    color_mode: str = "gray",
+    color_mode: str = "per-channel",
     *,
     lr_paths: Sequence[str | os.PathLike] | None = None,
     val_paths: Sequence[str | os.PathLike] | None = None,

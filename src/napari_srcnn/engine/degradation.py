@@ -17,6 +17,7 @@ degradation, not per-patch border effects.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -26,6 +27,7 @@ __all__ = [
     "DEGRADATIONS",
     "MAX_BLUR",
     "MIXED_BLUR",
+    "PairedPlanes",
     "area_downsample",
     "degradation_kinds",
     "degrade",
@@ -33,6 +35,16 @@ __all__ = [
     "modcrop_plane",
     "oversample",
 ]
+
+
+@dataclass
+class PairedPlanes:
+    """Aligned planes: ``lr_up`` (the degraded plane, up-sampled back to the HR grid) and ``hr``,
+    both ``(C, H, W)`` float32: one training (or validation) image."""
+
+    lr_up: np.ndarray
+    hr: np.ndarray
+
 
 #: Degradations of a training set: ``"bicubic"`` (the paper's), ``"area"`` (pixel binning)
 #: and ``"mixed"`` (each plane four times: bicubic, area, bicubic after a mild blur, and

@@ -10,16 +10,25 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from ..errors import InputError
 from .color import normalization_for, normalize, rgb_to_y_uint8, rgb_to_ycbcr
 from .data import find_images
+from .device import cpu_has_native_bf16, cpu_model
 from .inference import Upscaler
 from .io import read_image
 from .metrics import evaluate_pair, psnr, ssim
+from .precision import BF16_MAX_LOSS_DB
 from .resize import imresize
 
-__all__ = ["compare_to_reference", "evaluate_files", "protocol_upscaler", "summarize"]
+__all__ = [
+    "check_bf16",
+    "compare_to_reference",
+    "evaluate_files",
+    "protocol_upscaler",
+    "summarize",
+]
 
 
 def protocol_upscaler(
@@ -34,7 +43,7 @@ def protocol_upscaler(
     otherwise: the protocol scores the model, not a faster approximation of it (see
     [`napari_srcnn.engine.precision`][napari_srcnn.engine.precision]). ``ensemble=True`` scores the
     self-ensemble ("SRCNN+", see [`UpscaleOptions`][napari_srcnn.engine.options.UpscaleOptions])."""
-    from .inference import UpscaleOptions
+    from .options import UpscaleOptions
     from .weights import default_model_name, load_model
 
     if model is None:
@@ -147,3 +156,62 @@ def default_eval_sets() -> dict[str, Path]:
     """The benchmark folders next to the project, when present (``../shared/datasets``)."""
     root = Path(os.environ.get("NAPARI_SRCNN_DATASETS", Path.cwd().parent / "shared" / "datasets"))
     return {p.name: p for p in sorted((root / "eval").glob("*")) if p.is_dir()}
+
+
+def check_bf16(
+    model: Any,
+    images: str | os.PathLike | None = None,
+    scale: int | None = None,
+    max_loss_db: float = BF16_MAX_LOSS_DB,
+) -> dict[str, Any]:
+    """Score ``model`` on the protocol in fp32 and in bf16 on the CPU: the ``metrics["bf16"]``
+    entry that ``precision="auto"`` reads.
+
+    Parameters
+    ----------
+    model
+        Registry name, weights file or
+        [`LoadedModel`][napari_srcnn.engine.weights_file.LoadedModel].
+    images
+        High-resolution images of the protocol (default: Set5 from
+        ``$NAPARI_SRCNN_DATASETS/eval``, or ``../shared/datasets/eval`` next to the working
+        directory).
+    scale
+        Integer factor (default: the model's).
+    max_loss_db
+        Largest accepted Y-PSNR loss of bf16 against fp32.
+
+    Returns
+    -------
+    dict
+        ``set``, ``scale``, ``fp32_psnr``, ``bf16_psnr``, ``set5_psnr_delta`` (bf16 − fp32, dB),
+        ``max_loss_db``, ``ok``, and where it was measured (``cpu``, ``native_bf16``, ``torch``).
+    """
+    from .weights import load_model
+
+    loaded = load_model(model)
+    factor = int(round(loaded.info.scale)) if scale is None else int(scale)
+    if images is None:
+        sets = default_eval_sets()
+        if "Set5" not in sets:
+            raise InputError(
+                "Set5 not found: pass the protocol's images (or set NAPARI_SRCNN_DATASETS)"
+            )
+        images = sets["Set5"]
+    psnr = {}
+    for precision in ("fp32", "bf16"):
+        upscaler = protocol_upscaler(loaded, factor, device="cpu", precision=precision)
+        psnr[precision] = summarize(evaluate_files([images], factor, upscaler))["psnr"]
+    delta = psnr["bf16"] - psnr["fp32"]
+    return {
+        "set": Path(images).name,
+        "scale": factor,
+        "fp32_psnr": round(psnr["fp32"], 4),
+        "bf16_psnr": round(psnr["bf16"], 4),
+        "set5_psnr_delta": round(delta, 4),
+        "max_loss_db": max_loss_db,
+        "ok": bool(math.isfinite(delta) and delta >= -max_loss_db),
+        "cpu": cpu_model(),
+        "native_bf16": cpu_has_native_bf16(),
+        "torch": torch.__version__,
+    }

@@ -37,9 +37,12 @@ def one_line(text: object, limit: int = 300) -> str:
     """``text`` as a single line of at most ``limit`` characters (for error messages).
 
     Library exceptions (tifffile, safetensors, OS errors) sometimes carry several lines;
-    the CLI promises one line per error.
+    the CLI and the widgets promise one line per error. An exception without a message gives
+    its type's name.
     """
     line = " ".join(_ANSI.sub("", str(text)).split())
+    if not line and isinstance(text, BaseException):
+        line = type(text).__name__
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 

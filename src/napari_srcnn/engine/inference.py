@@ -40,39 +40,29 @@ import numpy as np
 import torch
 
 from ..errors import CancelledError, InputError
-from .cells import Plan, cell_split, compute_cell, lr_range, store
+from .cells import Plan, cell_split, compute_cell, store
 from .color import Normalization
 from .device import resolve_device
 from .files import one_line
 from .memory import Estimate, upscale_estimate
 from .model import SRCNN
 from .options import (
-    CHANNEL_MODES,
-    MAX_SCALE,
-    NORMALIZATIONS,
-    PRECISIONS,
     UpscaleOptions,
-    output_shape,
+    check_image_meta,
 )
 from .planning import channel_axis, color_mode, has_color_axis, make_plan, normalization, plan_array
-from .runner import NetworkRunner, _blocks, run_groups
-from .weights import LoadedModel, default_model_name, load_model
+from .runner import NetworkRunner, run_groups, split_range
+from .weights import default_model_name, load_model
+from .weights_file import LoadedModel
 
 __all__ = [
-    "CHANNEL_MODES",
-    "MAX_SCALE",
-    "NORMALIZATIONS",
-    "PRECISIONS",
     "Upscaler",
-    "UpscaleOptions",
-    "lr_range",
-    "output_shape",
     "upscale",
 ]
 
 # The installed model a run without a named model uses, by ``channels`` (see
 # Upscaler.for_image(): ``"auto"`` picks per image between photographs and the rest).
-_FAMILY = {"auto": "y", "y": "y", "rgb": "rgb", "per-channel": "gray"}
+_FAMILY = {"auto": "y", "y": "y", "rgb": "rgb", "per-channel": "per-channel"}
 
 # Largest tile on CUDA: progress and cancel stay responsive (~0.1 s per tile on an H100).
 GPU_MAX_TILE = 2048
@@ -87,18 +77,6 @@ ProgressFn = Callable[[int, int], Any]
 CancelFn = Callable[[], bool]
 
 
-def _check_meta(shape: tuple[int, ...], dtype: np.dtype) -> None:
-    """Reject what cannot be upscaled, from shape and dtype alone (no data is read)."""
-    if dtype.kind not in "uif":  # also refuses bool (kind "b")
-        raise InputError(f"unsupported dtype {dtype}: use an integer or float image")
-    if len(shape) < 2:
-        raise InputError(f"image must have at least 2 dimensions, got shape {shape}")
-    if len(shape) > 5 + 1:
-        raise InputError(f"image has {len(shape)} dimensions; at most 6 are supported")
-    if 0 in shape:
-        raise InputError(f"image of shape {shape} is empty")
-
-
 def _check_array(image: Any) -> np.ndarray:
     # zarr / memmap / other array-likes are materialised here; dask arrays never get here.
     try:
@@ -107,7 +85,7 @@ def _check_array(image: Any) -> np.ndarray:
         raise InputError(
             f"cannot make an image array of this {type(image).__name__}: {one_line(exc, 120)}"
         ) from None
-    _check_meta(arr.shape, arr.dtype)
+    check_image_meta(arr.shape, arr.dtype)
     return arr
 
 
@@ -193,7 +171,7 @@ class Upscaler:
     # ------------------------------------------------------------------ planning
 
     def color_mode_for(self, shape: tuple[int, ...]) -> str:
-        """``"y"``, ``"rgb"`` or ``"planes"``: how an array of ``shape`` will be processed."""
+        """``"y"``, ``"rgb"`` or ``"per-channel"``: how an array of ``shape`` will be processed."""
         return color_mode(self.options, self.model, shape)
 
     def normalization_for(self, image: Any) -> Normalization:
@@ -206,13 +184,13 @@ class Upscaler:
         Then ``channels="auto"`` picks by the image: a colour photograph (a last axis of 3 or 4
         that is colour, no channel axis) gets the installed photo model (Y), everything else
         (grayscale, stacks, multichannel scientific data) the installed microscopy model
-        (``color_mode="gray"``, applied per channel), or the photo model where none is
+        (``color_mode="per-channel"``, applied per channel), or the photo model where none is
         installed. The choice is cached per family; ``model.name`` says which ran.
         """
         if not self.auto_model or self.options.channels != "auto":
             return self
         photo = self.options.channel_axis is None and has_color_axis(self.options, shape)
-        name = default_model_name(self.scale, "y" if photo else "gray")
+        name = default_model_name(self.scale, "y" if photo else "per-channel")
         if name == self.model.name:
             return self
         if name not in self._family:
@@ -239,7 +217,7 @@ class Upscaler:
         """
         shape = tuple(int(s) for s in shape)
         dtype = np.dtype(dtype)
-        _check_meta(shape, dtype)
+        check_image_meta(shape, dtype)
         target = self.for_image(shape)
         moved, plan = target.shape_plan(shape, dtype)
         lead = len(plan.planes_shape)
@@ -293,8 +271,8 @@ class Upscaler:
         t = self.tile_edge()
         return [
             (y0 + a, y0 + b, x0 + c, x0 + d)
-            for a, b in _blocks(y1 - y0, t)
-            for c, d in _blocks(x1 - x0, t)
+            for a, b in split_range(y1 - y0, t)
+            for c, d in split_range(x1 - x0, t)
         ]
 
     @property
@@ -400,8 +378,8 @@ class Upscaler:
             ty0, ty1, tx0, tx1 = tile
             return [
                 (ty0 + a, ty0 + b, tx0 + c, tx0 + d)
-                for a, b in _blocks(ty1 - ty0, -(-(ty1 - ty0) // split))
-                for c, d in _blocks(tx1 - tx0, -(-(tx1 - tx0) // split))
+                for a, b in split_range(ty1 - ty0, -(-(ty1 - ty0) // split))
+                for c, d in split_range(tx1 - tx0, -(-(tx1 - tx0) // split))
             ]
 
         offset = plane_offset or (0,) * len(plan.planes_shape)

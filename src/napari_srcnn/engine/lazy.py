@@ -24,21 +24,25 @@ import math
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from ..errors import InputError
+from .options import check_image_meta
 
 if TYPE_CHECKING:  # pragma: no cover
     import dask.array as da
+    import torch
     import zarr
 
     from .cells import Plan
-    from .inference import Upscaler
     from .memory import Estimate
+    from .options import UpscaleOptions
+    from .weights_file import LoadedModel
 
 __all__ = [
+    "UpscalerLike",
     "DEFAULT_CHUNK",
     "check_zarr_run",
     "lazy_estimate",
@@ -46,6 +50,39 @@ __all__ = [
     "upscale_dask",
     "upscale_zarr",
 ]
+
+
+class UpscalerLike(Protocol):
+    """What the lazy paths use of an upscaler: the engine's
+    [`Upscaler`][napari_srcnn.engine.inference.Upscaler] is one. Spelled out here so that this
+    module needs nothing from `inference`, which hands dask arrays to it."""
+
+    model: LoadedModel
+    device: torch.device
+    options: UpscaleOptions
+
+    @property
+    def scale(self) -> float: ...
+
+    def tile_edge(self) -> int: ...
+
+    def plan(self, image: Any) -> tuple[Any, Plan]: ...
+
+    def shape_plan(self, shape: tuple[int, ...], dtype: Any) -> tuple[tuple[int, ...], Plan]: ...
+
+    def render(
+        self,
+        lr: np.ndarray,
+        lr_origin: tuple[int, int],
+        out: np.ndarray,
+        box: tuple[int, int, int, int],
+        plan: Plan,
+        progress: Callable[[int, int], Any] | None = None,
+        cancel: Callable[[], bool] | None = None,
+        total: int = 0,
+        plane_offset: tuple[int, ...] = (),
+    ) -> None: ...
+
 
 # Edge of an output chunk, in pixels: 1024² uint16 is 2 MiB, small enough for napari to
 # fetch one view quickly and large enough that the halo re-read per chunk stays < 3 %.
@@ -69,7 +106,7 @@ def _out_edge(a: int, n_in: int, n_out: int, scale: float) -> int:
     return min(n_out, int(math.floor(a * scale + 0.5)))
 
 
-def _depth_needed(upscaler: Upscaler, plan: Plan, axis: int, edges: list[int]) -> int:
+def _depth_needed(upscaler: UpscalerLike, plan: Plan, axis: int, edges: list[int]) -> int:
     """Low-resolution pixels by which the input chunks must overlap their neighbours."""
     from .cells import lr_range
 
@@ -92,7 +129,7 @@ def _balanced(n: int, size: int) -> tuple[int, ...]:
     return tuple(base + 1 if k < extra else base for k in range(parts))
 
 
-def upscale_dask(array: da.Array, upscaler: Upscaler, chunk: int = DEFAULT_CHUNK) -> da.Array:
+def upscale_dask(array: da.Array, upscaler: UpscalerLike, chunk: int = DEFAULT_CHUNK) -> da.Array:
     """Upscale a dask array lazily, chunk by chunk, with exact seams.
 
     Parameters
@@ -118,8 +155,6 @@ def upscale_dask(array: da.Array, upscaler: Upscaler, chunk: int = DEFAULT_CHUNK
     import dask
     import dask.array as da
 
-    from .inference import _check_meta
-
     if chunk < 16:
         raise InputError(f"chunk {chunk!r} must be at least 16 pixels")
     if upscaler.options.ensemble:  # it needs every flip of the whole image
@@ -127,7 +162,7 @@ def upscale_dask(array: da.Array, upscaler: Upscaler, chunk: int = DEFAULT_CHUNK
             "the self-ensemble needs the image in memory; compute the lazy (zarr or dask) "
             "array first, or upscale it without the ensemble"
         )
-    _check_meta(tuple(array.shape), np.dtype(array.dtype))
+    check_image_meta(tuple(array.shape), np.dtype(array.dtype))
     # Before the plan: its intensity sample alone would build a graph over every chunk.
     lazy_estimate(array.shape, array.dtype, upscaler, [max(c) for c in array.chunks], chunk).check()
     arr, plan = upscaler.plan(array)
@@ -192,7 +227,7 @@ def upscale_dask(array: da.Array, upscaler: Upscaler, chunk: int = DEFAULT_CHUNK
 
 def _upscale_block(
     block: np.ndarray,
-    upscaler: Upscaler,
+    upscaler: UpscalerLike,
     *,
     plan: Plan,
     edges: list[list[int]],
@@ -262,7 +297,7 @@ def open_zarr_array(path: str | os.PathLike) -> zarr.Array:
 def lazy_estimate(
     shape: tuple[int, ...],
     dtype: Any,
-    upscaler: Upscaler,
+    upscaler: UpscalerLike,
     source_chunks: list[int],
     chunk: int = DEFAULT_CHUNK,
 ) -> Estimate:
@@ -296,7 +331,7 @@ def lazy_estimate(
 def check_zarr_run(
     source: zarr.Array,
     destination: str | os.PathLike,
-    upscaler: Upscaler,
+    upscaler: UpscalerLike,
     chunk: int = DEFAULT_CHUNK,
 ) -> None:
     """Check, before any work, that ``source`` can be streamed into the new zarr array
@@ -309,7 +344,6 @@ def check_zarr_run(
         For the first problem, with what is needed and how to need less.
     """
     from .files import check_output_path
-    from .inference import _check_meta
     from .memory import check_disk
 
     dst = Path(destination)
@@ -320,7 +354,7 @@ def check_zarr_run(
     if dst.exists():
         raise InputError(f"output {str(dst)!r} already exists; remove it or choose another name")
     check_output_path(dst)
-    _check_meta(tuple(source.shape), np.dtype(source.dtype))
+    check_image_meta(tuple(source.shape), np.dtype(source.dtype))
     estimate = lazy_estimate(
         tuple(source.shape), source.dtype, upscaler, list(source.chunks), chunk
     ).check()
@@ -361,7 +395,7 @@ class _CheckedSource:
 def upscale_zarr(
     source: str | os.PathLike,
     destination: str | os.PathLike,
-    upscaler: Upscaler,
+    upscaler: UpscalerLike,
     chunk: int = DEFAULT_CHUNK,
     progress: Callable[[int, int], Any] | None = None,
     scheduler: str = "synchronous",

@@ -4,7 +4,7 @@
 A weights file is a safetensors file whose header metadata holds everything needed to use the
 network: ``format`` (always ``"napari-srcnn"``), ``format_version``, ``arch`` (JSON of
 [`ArchSpec`][napari_srcnn.engine.model.ArchSpec]), ``scale``, ``color_mode`` (``"y"`` for a
-single-channel model trained on luminance, ``"gray"`` for one trained on single-channel scientific
+single-channel model trained on luminance, ``"per-channel"`` for one trained on single-channel scientific
 data, ``"rgb"`` for a 3-channel model), ``normalization`` and JSON blobs ``training`` (data, recipe,
 steps, wall time, hardware) and ``metrics`` (measured PSNR/SSIM).
 [`ModelInfo.to_metadata()`][napari_srcnn.engine.model_info.ModelInfo.to_metadata] writes that header
@@ -37,11 +37,14 @@ __all__ = [
     "MAX_KERNEL",
     "MAX_WIDTH",
     "ModelInfo",
+    "check_plausible",
 ]
 
 FORMAT = "napari-srcnn"
 FORMAT_VERSION = 1
-COLOR_MODES = ("y", "gray", "rgb")
+COLOR_MODES = ("y", "per-channel", "rgb")
+# Files written before the mode had one name (0.1 pre-releases) say "gray" for "per-channel".
+_LEGACY_MODES = {"gray": "per-channel"}
 # Plausibility limits for architectures read from files (the paper's largest network is
 # 9-5-5-5 with n1 = 64; these are orders of magnitude above any real SRCNN).
 MAX_KERNEL = 63
@@ -62,7 +65,7 @@ class ModelInfo:
     scale
         Up-sampling factor the network was trained for.
     color_mode
-        ``"y"``, ``"gray"`` or ``"rgb"`` (see module docstring).
+        ``"y"``, ``"per-channel"`` or ``"rgb"`` (see module docstring).
     normalization
         How intensities were normalised in training (``"dtype"``, ``"percentile"``).
     description
@@ -139,12 +142,14 @@ class ModelInfo:
             if not isinstance(training, dict) or not isinstance(metrics, dict):
                 raise ValueError("'training' and 'metrics' must be JSON objects")
             spec = ArchSpec.from_dict(arch)
-            _check_plausible(spec, path or "weights metadata")
+            check_plausible(spec, path or "weights metadata")
             return cls(
                 name=printable(meta.get("name") or (path.stem if path else "model")),
                 arch=spec,
                 scale=float(meta["scale"]),
-                color_mode=meta.get("color_mode", "y"),
+                color_mode=_LEGACY_MODES.get(
+                    meta.get("color_mode", "y"), meta.get("color_mode", "y")
+                ),
                 normalization=printable(meta.get("normalization", "dtype")),
                 description=printable(meta.get("description", "")),
                 training=training,
@@ -171,7 +176,7 @@ def printable(text: str, limit: int = 200) -> str:
     return clean if len(clean) <= limit else clean[: limit - 1] + "…"
 
 
-def _check_plausible(arch: ArchSpec, path: Path | str | None) -> None:
+def check_plausible(arch: ArchSpec, path: Path | str | None) -> None:
     """Refuse architectures no real SRCNN has before building anything (memory bombs)."""
     if (
         max(arch.f1, arch.f2, arch.f3) > MAX_KERNEL

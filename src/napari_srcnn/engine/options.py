@@ -6,9 +6,13 @@ import decimal
 import math
 import numbers
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..errors import InputError
 from .resize import output_size
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
 
 __all__ = [
     "CHANNEL_MODES",
@@ -16,6 +20,7 @@ __all__ = [
     "NORMALIZATIONS",
     "PRECISIONS",
     "UpscaleOptions",
+    "check_image_meta",
     "output_shape",
 ]
 
@@ -170,3 +175,16 @@ def output_shape(
     for ax in spatial_axes:
         out[ax] = output_size(shape[ax], scale)
     return tuple(out)
+
+
+def check_image_meta(shape: tuple[int, ...], dtype: np.dtype) -> None:
+    """Refuse, with an InputError, what cannot be upscaled, from shape and dtype alone (no data is
+    read): a non-numeric dtype, fewer than 2 or more than 6 dimensions, an empty shape."""
+    if dtype.kind not in "uif":  # also refuses bool (kind "b")
+        raise InputError(f"unsupported dtype {dtype}: use an integer or float image")
+    if len(shape) < 2:
+        raise InputError(f"image must have at least 2 dimensions, got shape {shape}")
+    if len(shape) > 5 + 1:
+        raise InputError(f"image has {len(shape)} dimensions; at most 6 are supported")
+    if 0 in shape:
+        raise InputError(f"image of shape {shape} is empty")

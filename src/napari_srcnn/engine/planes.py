@@ -21,16 +21,16 @@ from .io import ImageMeta
 
 __all__ = [
     "COLOR_MODES",
-    "auto_normalization",
+    "image_mode",
     "check_array",
     "planes_from_array",
     "resolve_color_mode",
 ]
 
 #: Colour modes of training data: ``"y"`` (luminance of RGB; grayscale as is), ``"rgb"``
-#: (3-channel model), ``"gray"`` (every 2-D plane of every channel on its own), and
-#: ``"auto"`` (``"y"`` when the first image is RGB, else ``"gray"``).
-COLOR_MODES = ("auto", "y", "rgb", "gray")
+#: (3-channel model), ``"per-channel"`` (every 2-D plane of every channel on its own), and
+#: ``"auto"`` (``"y"`` when the first image is RGB, else ``"per-channel"``).
+COLOR_MODES = ("auto", "y", "rgb", "per-channel")
 
 
 def _is_rgb(shape: tuple[int, ...], meta: ImageMeta) -> bool:
@@ -38,7 +38,7 @@ def _is_rgb(shape: tuple[int, ...], meta: ImageMeta) -> bool:
 
 
 def resolve_color_mode(color_mode: str, shape: tuple[int, ...], meta: ImageMeta | None) -> str:
-    """Turn ``"auto"`` into ``"y"`` (RGB data) or ``"gray"``; check the other modes."""
+    """Turn ``"auto"`` into ``"y"`` (RGB data) or ``"per-channel"``; check the other modes."""
     if color_mode not in COLOR_MODES:
         raise TrainingDataError(
             f"colour mode {color_mode!r} is not one of {', '.join(COLOR_MODES)}"
@@ -46,7 +46,7 @@ def resolve_color_mode(color_mode: str, shape: tuple[int, ...], meta: ImageMeta 
     if color_mode != "auto":
         return color_mode
     meta = _meta_for(shape, meta)
-    return "y" if _is_rgb(shape, meta) else "gray"
+    return "y" if _is_rgb(shape, meta) else "per-channel"
 
 
 def _meta_for(shape: tuple[int, ...], meta: ImageMeta | None) -> ImageMeta:
@@ -55,13 +55,14 @@ def _meta_for(shape: tuple[int, ...], meta: ImageMeta | None) -> ImageMeta:
     return meta
 
 
-def auto_normalization(array: np.ndarray, meta: ImageMeta | None, color_mode: str) -> Normalization:
-    """[`normalization_auto()`][napari_srcnn.engine.color.normalization_auto] of a whole training
-    image or stack: a photograph when it is RGB and trained in colour (``"y"``, ``"rgb"``)."""
-    arr = np.asarray(array)
-    meta = _meta_for(arr.shape, meta)
-    photo = _is_rgb(arr.shape, meta) and resolve_color_mode(color_mode, arr.shape, meta) != "gray"
-    return normalization_auto(arr, photo=photo)
+def image_mode(shape: tuple[int, ...], meta: ImageMeta | None, color_mode: str) -> str:
+    """How one training image of ``shape`` is processed in ``color_mode``: ``"y"`` or ``"rgb"``
+    only when it is an RGB image (a grayscale plane in a Y-mode set is processed on its own),
+    else ``"per-channel"`` — the ``mode`` that
+    [`normalization_auto()`][napari_srcnn.engine.color.normalization_auto] takes."""
+    meta = _meta_for(shape, meta)
+    mode = resolve_color_mode(color_mode, shape, meta)
+    return mode if _is_rgb(shape, meta) else "per-channel"
 
 
 def check_array(arr: np.ndarray, what: str) -> None:
@@ -98,14 +99,14 @@ def planes_from_array(
         3-D or larger array is taken as colour). Integer or float dtype.
     color_mode
         ``"y"`` (RGB → BT.601 luminance, non-colour planes as they are), ``"rgb"`` (colour
-        samples kept as 3 channels; a ``C`` axis of length 3 counts as colour), ``"gray"``
+        samples kept as 3 channels; a ``C`` axis of length 3 counts as colour), ``"per-channel"``
         (every 2-D plane of every channel and colour sample on its own) or ``"auto"``.
     meta
         Axes of the array (as
         [`napari_srcnn.engine.io.read_image()`][napari_srcnn.engine.io.read_image] returns them).
     norm
         Intensity normalisation of the whole array; default
-        [`auto_normalization()`][napari_srcnn.engine.planes.auto_normalization], and in ``"gray"``
+        [`normalization_auto()`][napari_srcnn.engine.color.normalization_auto] (of [`image_mode()`][napari_srcnn.engine.planes.image_mode]), and in ``"per-channel"``
         mode with a channel axis (``C`` in ``meta``) one such map per channel, as inference maps
         channels processed on their own.
     what
@@ -126,7 +127,7 @@ def planes_from_array(
     meta = _meta_for(arr.shape, meta)
     color_mode = resolve_color_mode(color_mode, arr.shape, meta)
     ch = meta.channel_axis
-    if norm is None and color_mode == "gray" and ch is not None and arr.ndim >= 3:
+    if norm is None and color_mode == "per-channel" and ch is not None and arr.ndim >= 3:
         # Channels on their own: one map per channel, as inference does.
         return [
             p
@@ -139,7 +140,7 @@ def planes_from_array(
                 what,
             )
         ]
-    norm = norm or auto_normalization(arr, meta, color_mode)
+    norm = norm or normalization_auto(arr, image_mode(arr.shape, meta, color_mode))
     if color_mode == "rgb" and not _is_rgb(arr.shape, meta):
         ch = meta.channel_axis
         if ch is not None and arr.shape[ch] == 3 and arr.ndim >= 3:
@@ -159,7 +160,7 @@ def planes_from_array(
             return [
                 np.ascontiguousarray(rgb_to_ycbcr(p, channel_axis=-1)[None, ..., 0]) for p in rgb
             ]
-        # gray: each colour sample is a plane of its own
+        # per-channel: each colour sample is a plane of its own
         return [np.ascontiguousarray(p[..., c])[None] for p in rgb for c in range(3)]
     if meta.axes.endswith("S"):
         arr = np.moveaxis(arr, -1, 0)  # samples that are not RGB(A): planes of their own

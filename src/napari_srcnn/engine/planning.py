@@ -41,7 +41,7 @@ def has_color_axis(options: UpscaleOptions, shape: tuple[int, ...]) -> bool:
 
 
 def color_mode(options: UpscaleOptions, model: LoadedModel, shape: tuple[int, ...]) -> str:
-    """``"y"``, ``"rgb"`` or ``"planes"``: how an array of ``shape`` will be processed."""
+    """``"y"``, ``"rgb"`` or ``"per-channel"``: how an array of ``shape`` will be processed."""
     channels = options.channels
     c = model.info.arch.channels
     is_color = options.channel_axis is None and has_color_axis(options, shape)
@@ -53,7 +53,7 @@ def color_mode(options: UpscaleOptions, model: LoadedModel, shape: tuple[int, ..
                 f"model {model.name!r} is an RGB model; the image of shape {shape} "
                 "has no colour axis of size 3"
             )
-        return "planes"
+        return "per-channel"
     if channels in ("y", "rgb"):
         if not has_color_axis(options, shape):
             raise InputError(
@@ -70,7 +70,7 @@ def color_mode(options: UpscaleOptions, model: LoadedModel, shape: tuple[int, ..
         return channels
     if c != 1:
         raise InputError(f"channels='per-channel' needs a 1-channel model; {model.name!r} is RGB")
-    return "planes"
+    return "per-channel"
 
 
 def normalization(options: UpscaleOptions, image: Any, mode: str | None = None) -> Normalization:
@@ -78,10 +78,10 @@ def normalization(options: UpscaleOptions, image: Any, mode: str | None = None) 
 
     ``"auto"`` is [`normalization_auto()`][napari_srcnn.engine.color.normalization_auto]: the dtype's
     range for an 8-bit image processed in colour (``mode`` ``"y"`` or ``"rgb"``, a photograph),
-    else the data's own robust range. ``mode`` defaults to ``"planes"``.
+    else the data's own robust range. ``mode`` defaults to ``"per-channel"``.
     """
     if options.normalization == "auto":
-        return normalization_auto(image, photo=mode in ("y", "rgb"))
+        return normalization_auto(image, mode or "per-channel")
     return normalization_for(image, options.normalization, percentiles=options.percentiles)
 
 
@@ -91,7 +91,7 @@ def channel_normalizations(
     """One map per channel when channels are processed on their own (a channel axis, moved to 0,
     with ``"auto"`` or ``"percentile"``): a dim channel next to a bright one keeps its detail.
     Empty otherwise (the whole-image map serves every plane)."""
-    if axis is None or mode != "planes" or options.normalization not in ("auto", "percentile"):
+    if axis is None or mode != "per-channel" or options.normalization not in ("auto", "percentile"):
         return ()
     return tuple(normalization(options, image[c], mode) for c in range(int(image.shape[0])))
 
@@ -123,7 +123,7 @@ def make_plan(
     assert options.scale is not None
     scale = float(options.scale)
     mode = color_mode(options, model, shape)
-    if mode == "planes":
+    if mode == "per-channel":
         planes_shape, color = shape[:-2], None
         h, w = shape[-2:]
     else:

@@ -9,7 +9,7 @@
 - on CUDA bf16 (with a NaN check and fp32 fallback), unless the model's check failed;
 - on an Apple GPU (MPS) fp32.
 
-The check ([`check_bf16()`][napari_srcnn.engine.precision.check_bf16]) scores the model on the
+The check ([`check_bf16()`][napari_srcnn.engine.evaluation.check_bf16]) scores the model on the
 evaluation protocol's images (Set5) in fp32 and in bf16 and stores the difference in the weights
 file's ``metrics`` under ``"bf16"``::
 
@@ -24,18 +24,15 @@ everywhere (native or emulated), kernels differ only in their summation order.
 
 from __future__ import annotations
 
-import math
-import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import torch
 
 from ..errors import InputError
-from .device import NATIVE_BF16_FLAGS, cpu_flags, cpu_has_native_bf16, cpu_model
+from .device import NATIVE_BF16_FLAGS, cpu_flags, cpu_has_native_bf16
 
-__all__ = ["BF16_MAX_LOSS_DB", "bf16_check", "check_bf16", "choose_precision"]
+__all__ = ["BF16_MAX_LOSS_DB", "bf16_check", "choose_precision"]
 
 #: Largest Y-PSNR loss (dB, on the protocol's Set5) that ``auto`` accepts for bf16.
 BF16_MAX_LOSS_DB = 0.05
@@ -105,63 +102,3 @@ def choose_precision(
     measured = f", {delta:+.2f} dB on Set5" if isinstance(delta, (int, float)) else ""
     flags = ", ".join(sorted(cpu_flags() & NATIVE_BF16_FLAGS))
     return "bf16", f"bf16 (auto: native bf16 CPU, {flags}; model check passed{measured})"
-
-
-def check_bf16(
-    model: Any,
-    images: str | os.PathLike | None = None,
-    scale: int | None = None,
-    max_loss_db: float = BF16_MAX_LOSS_DB,
-) -> dict[str, Any]:
-    """Score ``model`` on the protocol in fp32 and in bf16 on the CPU: the ``metrics["bf16"]``
-    entry that ``precision="auto"`` reads.
-
-    Parameters
-    ----------
-    model
-        Registry name, weights file or
-        [`LoadedModel`][napari_srcnn.engine.weights_file.LoadedModel].
-    images
-        High-resolution images of the protocol (default: Set5 from
-        ``$NAPARI_SRCNN_DATASETS/eval``, or ``../shared/datasets/eval`` next to the working
-        directory).
-    scale
-        Integer factor (default: the model's).
-    max_loss_db
-        Largest accepted Y-PSNR loss of bf16 against fp32.
-
-    Returns
-    -------
-    dict
-        ``set``, ``scale``, ``fp32_psnr``, ``bf16_psnr``, ``set5_psnr_delta`` (bf16 − fp32, dB),
-        ``max_loss_db``, ``ok``, and where it was measured (``cpu``, ``native_bf16``, ``torch``).
-    """
-    from .evaluation import default_eval_sets, evaluate_files, protocol_upscaler, summarize
-    from .weights import load_model
-
-    loaded = load_model(model)
-    factor = int(round(loaded.info.scale)) if scale is None else int(scale)
-    if images is None:
-        sets = default_eval_sets()
-        if "Set5" not in sets:
-            raise InputError(
-                "Set5 not found: pass the protocol's images (or set NAPARI_SRCNN_DATASETS)"
-            )
-        images = sets["Set5"]
-    psnr = {}
-    for precision in ("fp32", "bf16"):
-        upscaler = protocol_upscaler(loaded, factor, device="cpu", precision=precision)
-        psnr[precision] = summarize(evaluate_files([images], factor, upscaler))["psnr"]
-    delta = psnr["bf16"] - psnr["fp32"]
-    return {
-        "set": Path(images).name,
-        "scale": factor,
-        "fp32_psnr": round(psnr["fp32"], 4),
-        "bf16_psnr": round(psnr["bf16"], 4),
-        "set5_psnr_delta": round(delta, 4),
-        "max_loss_db": max_loss_db,
-        "ok": bool(math.isfinite(delta) and delta >= -max_loss_db),
-        "cpu": cpu_model(),
-        "native_bf16": cpu_has_native_bf16(),
-        "torch": torch.__version__,
-    }

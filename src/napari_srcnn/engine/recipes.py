@@ -1,13 +1,13 @@
 """Training recipes: optimiser, learning-rate schedule, loss, and the starting model.
 
-Two recipes (`RECIPES`):
+Two recipes ([`RECIPES`][napari_srcnn.engine.train_config.RECIPES]):
 
 - ``"adam"``: Adam over all parameters, a linear warm-up then cosine decay to 1 % of the
   base rate, loss = mean squared error per output pixel;
 - ``"paper"`` (Dong et al.): SGD with momentum 0.9, the last layer at a tenth of the others'
   rate, a constant rate, and Caffe's Euclidean loss ``Σ(F(Y) − X)² / 2N``.
 
-A run from scratch starts from one of `INITS`; a fine-tuning run from a model of the registry or a
+A run from scratch starts from one of [`INITS`][napari_srcnn.engine.train_config.INITS]; a fine-tuning run from a model of the registry or a
 weights file ([`start_model()`][napari_srcnn.engine.recipes.start_model]).
 """
 
@@ -23,30 +23,21 @@ import torch.nn.functional as F
 
 from ..errors import InputError
 from .model import SRCNN, init_identity, init_paper
-from .weights import LoadedModel, ModelInfo, load_model
+from .model_info import ModelInfo
+from .weights import load_model
+from .weights_file import LoadedModel
 
 if TYPE_CHECKING:  # pragma: no cover
     from .data import TrainingData
-    from .training import TrainConfig
+    from .train_config import TrainConfig
 
 __all__ = [
-    "INITS",
-    "LOSSES",
-    "RECIPES",
     "batch_loss",
     "lr_factor",
     "optimizer",
     "param_groups",
     "start_model",
 ]
-
-RECIPES = ("adam", "paper")
-#: Starts from scratch: ``identity`` (the net reproduces its bicubic input, see
-#: ``init_identity()``), ``pytorch`` (PyTorch's default) and
-#: ``paper`` (N(0, 0.001²)).
-INITS = ("identity", "pytorch", "paper")
-#: Losses of the adam recipe: per-pixel mean squared (``l2``) or absolute (``l1``) error.
-LOSSES = ("l2", "l1")
 
 
 def param_groups(net: SRCNN, recipe: str, lr: float) -> list[dict[str, Any]]:

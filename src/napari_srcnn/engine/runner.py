@@ -46,7 +46,7 @@ from .precision import choose_precision
 if TYPE_CHECKING:  # pragma: no cover
     from .model import SRCNN
 
-__all__ = ["NetworkRunner", "run_groups"]
+__all__ = ["NetworkRunner", "run_groups", "split_range"]
 
 
 # Output edge of one CPU forward pass. Blocks keep the activations in the last-level
@@ -195,7 +195,7 @@ def _finish_oldest(pending: deque[list[Future[None]]]) -> None:
     pending.popleft()
 
 
-def _blocks(n: int, block: int) -> list[tuple[int, int]]:
+def split_range(n: int, block: int) -> list[tuple[int, int]]:
     """``[0, n)`` cut into equal pieces of at most ``block`` (equal sizes reuse kernels)."""
     parts = max(1, math.ceil(n / block))
     size = math.ceil(n / parts)
@@ -329,7 +329,7 @@ class NetworkRunner:
         if block is None or (ho <= block and wo <= block):
             return forward(x)
         out = torch.empty((n, c, ho, wo), dtype=torch.float32, device=x.device)
-        cells = [(ys, xs) for ys in _blocks(ho, block) for xs in _blocks(wo, block)]
+        cells = [(ys, xs) for ys in split_range(ho, block) for xs in split_range(wo, block)]
 
         def run(cell: tuple[tuple[int, int], tuple[int, int]]) -> None:
             (y0, y1), (x0, x1) = cell

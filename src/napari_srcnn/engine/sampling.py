@@ -1,7 +1,7 @@
 """Sub-images of training planes: the paper's stride grid and random crops.
 
 [`PatchSampler`][napari_srcnn.engine.sampling.PatchSampler] cuts aligned ``patch × patch`` crops
-from (LR↑, HR) planes ([`PairedPlanes`][napari_srcnn.engine.data.PairedPlanes]) on the fly, either
+from (LR↑, HR) planes ([`PairedPlanes`][napari_srcnn.engine.degradation.PairedPlanes]) on the fly, either
 at random positions or on the paper's stride-14 grid
 ([`grid_positions()`][napari_srcnn.engine.sampling.grid_positions]), with optional flips and
 rotations, and an optional intensity augmentation
@@ -23,7 +23,7 @@ import torch
 from ..errors import TrainingDataError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .data import PairedPlanes
+    from .degradation import PairedPlanes
 
 __all__ = ["INTENSITY_RANGE", "PatchSampler", "grid_positions", "intensity_affine"]
 

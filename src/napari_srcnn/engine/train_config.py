@@ -21,14 +21,17 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError
 from .model import ArchSpec
-from .recipes import INITS, LOSSES, RECIPES
+from .options import MAX_SCALE
 
 if TYPE_CHECKING:  # pragma: no cover
     from .data import TrainingData
 
 __all__ = [
+    "INITS",
+    "LOSSES",
     "MAX_LR",
     "MAX_SEED",
+    "RECIPES",
     "EventFn",
     "StepEvent",
     "TrainConfig",
@@ -43,6 +46,13 @@ __all__ = [
 #: Largest seed: every rank and resumed step derives its generator's seed from it, and
 #: PyTorch's generators take 64-bit seeds.
 MAX_SEED = 2**63 - 1
+#: The training recipes (see [`recipes`][napari_srcnn.engine.recipes]).
+RECIPES = ("adam", "paper")
+#: Starts from scratch: ``identity`` (the net reproduces its bicubic input, see
+#: ``init_identity()``), ``pytorch`` (PyTorch's default) and ``paper`` (N(0, 0.001²)).
+INITS = ("identity", "pytorch", "paper")
+#: Losses of the adam recipe: per-pixel mean squared (``l2``) or absolute (``l1``) error.
+LOSSES = ("l2", "l1")
 #: Largest learning rate: far above any that trains an SRCNN (1e-3 from scratch, 1e-4 to
 #: fine-tune); anything bigger diverges at once.
 MAX_LR = 1.0
@@ -227,9 +237,11 @@ class TrainConfig:
         if not (
             isinstance(self.scale, (int, float))
             and math.isfinite(self.scale)
-            and 1 < self.scale <= 16
+            and 1 < self.scale <= MAX_SCALE
         ):
-            raise InputError(f"scale {self.scale!r} must be a number above 1 and at most 16")
+            raise InputError(
+                f"scale {self.scale!r} must be a number above 1 and at most {MAX_SCALE:g}"
+            )
         if self.lr is not None and not (
             isinstance(self.lr, (int, float))
             and not isinstance(self.lr, bool)

@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import InputError
-from .checkpoints import load_checkpoint, read_checkpoint_state, run_fingerprint, save_checkpoint
+from .checkpoints import load_checkpoint, run_fingerprint, save_checkpoint
 from .data import TrainingData
 from .device import cpu_has_native_bf16, resolve_device
 from .distributed import (
@@ -50,7 +50,8 @@ from .distributed import (
 from .files import check_output_path
 from .memory import training_step_estimate
 from .model import SRCNN
-from .recipes import INITS, RECIPES, WeightAverage, batch_loss, lr_factor, optimizer, start_model
+from .model_info import ModelInfo
+from .recipes import WeightAverage, batch_loss, lr_factor, optimizer, start_model
 from .sampling import PatchSampler
 from .train_config import (
     EventFn,
@@ -58,22 +59,10 @@ from .train_config import (
     TrainConfig,
     TrainResult,
     ValidationEvent,
-    steps_for_epochs,
 )
-from .weights import ModelInfo, save_weights
+from .weights_file import save_weights
 
-__all__ = [
-    "INITS",
-    "RECIPES",
-    "StepEvent",
-    "TrainConfig",
-    "TrainResult",
-    "ValidationEvent",
-    "read_checkpoint_state",
-    "steps_for_epochs",
-    "train",
-    "validate",
-]
+__all__ = ["train", "validate"]
 
 
 # ----------------------------------------------------------------------------- helpers

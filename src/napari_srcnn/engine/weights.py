@@ -29,42 +29,21 @@ import torch
 
 from ..errors import ScaleMismatchWarning, SRCNNWarning, WeightsError
 from .model_info import (
-    COLOR_MODES,
-    FORMAT,
-    FORMAT_VERSION,
-    MAX_EXTRA_LAYERS,
-    MAX_KERNEL,
-    MAX_WIDTH,
     ModelInfo,
 )
 from .weights_file import (
-    FLOAT_DTYPES,
     SUFFIX,
     LoadedModel,
-    _check_file,
-    _load_legacy,
-    _load_safetensors,
+    load_file,
     read_info,
-    save_weights,
 )
 
 __all__ = [
-    "COLOR_MODES",
-    "FLOAT_DTYPES",
-    "FORMAT",
-    "FORMAT_VERSION",
-    "MAX_EXTRA_LAYERS",
-    "MAX_KERNEL",
-    "MAX_WIDTH",
-    "SUFFIX",
-    "LoadedModel",
-    "ModelInfo",
     "default_model_name",
+    "fine_tune_start",
     "list_models",
     "load_model",
-    "read_info",
     "register_model",
-    "save_weights",
     "unregister_model",
 ]
 
@@ -140,10 +119,10 @@ def default_model_name(scale: float, color_mode: str = "y") -> str:
 
     Picks the model of that colour mode whose training scale is nearest ``scale`` (a ×3
     model serves ×2.5: SRCNN runs after bicubic up-sampling, so any factor works; the
-    result is best at the trained factor). ``"gray"`` falls back to ``"y"`` models.
+    result is best at the trained factor). ``"per-channel"`` falls back to ``"y"`` models.
     Among equals the model with the most mapping capacity (9-5-5 over 9-1-5) wins.
     """
-    modes = ("gray", "y") if color_mode == "gray" else (color_mode,)
+    modes = ("per-channel", "y") if color_mode == "per-channel" else (color_mode,)
     for mode in modes:
         candidates = [m for m in list_models() if m.color_mode == mode]
         if candidates:
@@ -156,6 +135,17 @@ def default_model_name(scale: float, color_mode: str = "y") -> str:
         f"no {color_mode!r} model is installed for ×{scale:g}; pass a weights file "
         "(--weights) or train one (napari-srcnn train)"
     )
+
+
+def fine_tune_start(scale: float, color_mode: str) -> str | None:
+    """The installed model a fine-tuning run starts from when none is named: the
+    [`default_model_name()`][napari_srcnn.engine.weights.default_model_name] for the factor and
+    colour mode, or ``None`` (train from scratch) when none is installed for that mode. The CLI
+    (``train`` without ``--from``) and the train widget ("installed model") both ask here."""
+    try:
+        return default_model_name(scale, color_mode)
+    except WeightsError:
+        return None
 
 
 def load_model(
@@ -202,7 +192,7 @@ def load_model(
     named = _named()
     key = str(model)
     if key in named:
-        loaded = _load_safetensors(named[key])
+        loaded = load_file(named[key])
         loaded.info = replace(loaded.info, name=key)
     else:
         path = Path(model)
@@ -211,11 +201,7 @@ def load_model(
                 f"no model named {key!r}; choose one of {', '.join(named) or '(none installed)'}"
                 " or give a weights file"
             )
-        _check_file(path)
-        if path.suffix.lower() in (".pt", ".pth"):
-            loaded = _load_legacy(path, scale)
-        else:
-            loaded = _load_safetensors(path)
+        loaded = load_file(path, scale)
     _check_scale(loaded.info, scale)
     loaded.net.to(device)
     return loaded

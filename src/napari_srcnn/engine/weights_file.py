@@ -33,9 +33,17 @@ from safetensors.torch import save_file
 from ..errors import WeightsError
 from .files import atomic_path, check_readable_file, one_line
 from .model import SRCNN, ArchSpec
-from .model_info import ModelInfo, _check_plausible
+from .model_info import ModelInfo, check_plausible
 
-__all__ = ["FLOAT_DTYPES", "MAX_ABS_WEIGHT", "SUFFIX", "LoadedModel", "read_info", "save_weights"]
+__all__ = [
+    "FLOAT_DTYPES",
+    "MAX_ABS_WEIGHT",
+    "SUFFIX",
+    "LoadedModel",
+    "load_file",
+    "read_info",
+    "save_weights",
+]
 
 SUFFIX = ".safetensors"
 FLOAT_DTYPES = ("F16", "BF16", "F32", "F64")
@@ -92,8 +100,22 @@ def save_weights(path: str | os.PathLike, net: SRCNN, info: ModelInfo) -> Path:
     return path
 
 
-def _check_file(path: Path) -> None:
+def load_file(path: str | os.PathLike, scale: float | None = None) -> LoadedModel:
+    """Load one weights file, checked: safetensors, or a legacy PyTorch state dict (``.pt`` /
+    ``.pth``, read without executing pickle code; ``scale`` is needed for those, which do not
+    record it).
+
+    Raises
+    ------
+    WeightsError
+        A missing, empty, truncated, corrupt or unsafe file, tensors that do not fit the declared
+        architecture, NaN/Inf weights, or a legacy file without ``scale``.
+    """
+    path = Path(path)
     check_readable_file(path, "weights file", WeightsError)
+    if path.suffix.lower() in (".pt", ".pth"):
+        return _load_legacy(path, scale)
+    return _load_safetensors(path)
 
 
 def read_info(path: str | os.PathLike) -> ModelInfo:
@@ -117,7 +139,7 @@ def read_info(path: str | os.PathLike) -> ModelInfo:
         from a newer napari-srcnn, or its metadata is corrupt.
     """
     path = Path(path)
-    _check_file(path)
+    check_readable_file(path, "weights file", WeightsError)
     try:
         with safe_open(str(path), framework="pt") as fh:
             meta = fh.metadata() or {}
@@ -157,7 +179,7 @@ def _check_shapes(shapes: dict[str, tuple[int, ...]], arch: ArchSpec, path: Path
 
 def _load_safetensors(path: Path) -> LoadedModel:
     info = read_info(path)
-    _check_plausible(info.arch, path)
+    check_plausible(info.arch, path)
     try:
         with safe_open(str(path), framework="pt") as fh:
             keys = list(fh.keys())
@@ -181,7 +203,7 @@ def _load_safetensors(path: Path) -> LoadedModel:
 
 
 def _build(state: dict[str, torch.Tensor], arch: ArchSpec, path: Path) -> SRCNN:
-    _check_plausible(arch, path)
+    check_plausible(arch, path)
     _check_shapes({k: tuple(v.shape) for k, v in state.items()}, arch, path)
     net = SRCNN(arch)
     try:
@@ -257,7 +279,7 @@ def _load_legacy(path: Path, scale: float | None) -> LoadedModel:
         raise WeightsError(f"{str(path)!r}: cannot infer an SRCNN architecture ({exc})") from None
     if scale is None:
         raise WeightsError(f"{str(path)!r} has no metadata; give the scale it was trained for")
-    _check_plausible(arch, path)
+    check_plausible(arch, path)
     info = ModelInfo(
         name=path.stem,
         arch=arch,

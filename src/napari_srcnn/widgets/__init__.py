@@ -1,6 +1,3 @@
-"""The napari dock widgets of napari-srcnn, one module each."""
-
-from .train import TrainWidget
-from .upscale import UpscaleWidget
-
-__all__ = ["TrainWidget", "UpscaleWidget"]
+"""The napari dock widgets of napari-srcnn, one module each: `upscale` (UpscaleWidget) and
+`train` (TrainWidget), named by `napari.yaml`; the shared parts are the private modules.
+"""

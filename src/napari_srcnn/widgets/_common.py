@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 from psygnal import Signal
 
+from ..engine.files import one_line
+
 __all__ = [
     "AUTO_MODEL",
     "AUTO_START",
@@ -27,7 +29,6 @@ __all__ = [
     "image_layer_choices",
     "is_srcnn_result",
     "model_choices",
-    "one_line",
     "overlay_transform",
     "register_weights",
     "registry_events",
@@ -53,12 +54,6 @@ class _RegistryEvents:
 
 
 registry_events = _RegistryEvents()
-
-
-def one_line(exc: BaseException | str) -> str:
-    """An error as one line for a notification (engine messages already are)."""
-    text = " ".join(str(exc).split())
-    return text or type(exc).__name__
 
 
 def relay_warning(show_warn_args: tuple) -> None:

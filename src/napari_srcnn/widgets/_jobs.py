@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from ._common import AUTO_START, SCRATCH, one_line
+from ..engine.files import one_line
+from ._common import AUTO_START, SCRATCH
 from ._intensity import maps_metadata, normalization_maps, outside_limits
 
 __all__ = ["TrainOutcome", "TrainRequest", "UpscaleOutcome", "run_training", "run_upscale"]
@@ -208,8 +209,8 @@ def run_training(request: TrainRequest, on_event: Any = None, cancel: Any = None
     from ..engine.data import training_data_from_arrays
     from ..engine.io import ImageMeta
     from ..engine.model import ArchSpec
-    from ..engine.training import TrainConfig
-    from ..engine.weights import default_model_name
+    from ..engine.train_config import TrainConfig
+    from ..engine.weights import fine_tune_start
     from ..errors import CancelledError, SRCNNError
 
     try:
@@ -237,10 +238,7 @@ def run_training(request: TrainRequest, on_event: Any = None, cancel: Any = None
         if init_from == SCRATCH:
             init_from = None
         elif init_from == AUTO_START:
-            try:
-                init_from = default_model_name(request.scale, data.color_mode)
-            except SRCNNError:
-                init_from = None  # nothing installed for this mode: from scratch, as the CLI
+            init_from = fine_tune_start(request.scale, data.color_mode)
         config = TrainConfig(
             output=request.output,
             scale=request.scale,

@@ -59,7 +59,7 @@ UPSCALE_VOCABULARY = Vocabulary(
     ),
 )
 #: Colour-mode menu: label → training-data colour mode (as the CLI's ``--channels``).
-COLOR_LABELS = {"auto": "auto", "Y (luminance)": "y", "RGB": "rgb", "per channel": "gray"}
+COLOR_LABELS = {"auto": "auto", "Y (luminance)": "y", "RGB": "rgb", "per channel": "per-channel"}
 #: How engine messages name the training widget's controls.
 TRAIN_VOCABULARY = Vocabulary(
     controls={

@@ -25,6 +25,8 @@ from magicgui.widgets import (
     SpinBox,
 )
 
+from ..engine.files import one_line
+from ..engine.options import MAX_SCALE
 from ._base import JobWidget
 from ._common import (
     AUTO_MODEL,
@@ -33,7 +35,6 @@ from ._common import (
     SCRATCH,
     device_choices,
     model_choices,
-    one_line,
     register_weights,
 )
 from ._jobs import TrainOutcome, TrainRequest, run_training
@@ -112,7 +113,7 @@ class TrainWidget(JobWidget):
             label="scale ×",
             value=3.0,
             min=1.1,
-            max=16.0,
+            max=float(MAX_SCALE),
             step=1.0,
             tooltip="the factor the model learns to upscale by",
         )

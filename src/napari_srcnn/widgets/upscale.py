@@ -21,6 +21,8 @@ from magicgui.widgets import (
     SpinBox,
 )
 
+from ..engine.files import one_line
+from ..engine.options import MAX_SCALE
 from ._base import JobWidget
 from ._common import (
     AUTO_MODEL,
@@ -29,7 +31,6 @@ from ._common import (
     device_choices,
     is_srcnn_result,
     model_choices,
-    one_line,
     register_weights,
     result_layer_data,
     show_result,
@@ -82,7 +83,7 @@ class UpscaleWidget(JobWidget):
             label="scale ×",
             value=3.0,
             min=1.1,
-            max=16.0,
+            max=float(MAX_SCALE),
             step=1.0,
             tooltip="×2, ×3, ×4 are the trained factors; any factor runs",
         )

@@ -1,4 +1,4 @@
-"""MATLAB's resize weights per axis (``napari_srcnn.engine.resize_weights``)."""
+"""MATLAB's resize weights per axis (`axis_weights()` of ``napari_srcnn.engine.resize``)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from matlab_reference import dense, reference_contributions
-from napari_srcnn.engine.resize_weights import axis_weights, cubic, output_size
+from napari_srcnn.engine.resize import axis_weights, cubic, output_size
 
 
 def test_cubic_kernel_values() -> None:
