@@ -36,6 +36,8 @@ RUNS = {
         ["--intensity-augment", "0.2"],
     ),
     "aug0": ("no intensity augmentation", ["--intensity-augment", "0"]),
+    "scaled": ("+ scaled copies of the training images (0.9-0.6, scripts/photo_scaled.py)", []),
+    "scaled-ema": ("+ scaled copies, EMA 0.999", ["--ema", "0.999"]),
 }
 
 
@@ -58,6 +60,7 @@ def command(name: str, steps: int) -> list[str]:
             i += 1
     return [
         "napari-srcnn", "train", *sorted(str(p) for p in (split / "train").iterdir()),
+        *(sorted(str(p) for p in (split / "train-scaled").iterdir()) if "scaled" in name else []),
         "--val-data", str(split / "val"), "--scale", "3", "--channels", "y", "--from", START,
         "--steps", str(steps), "--val-every", "1000", "--seed", "0",
         *[x for kv in args.items() for x in kv], *extra, "-o", str(STUDY / f"{name}.safetensors"),
