@@ -53,5 +53,16 @@ case "$model" in
     napari-srcnn train "${MICRO_TRAIN[@]}" --scale 2 --from "$OUT/$model-a.safetensors" --steps 6000 --lr 2e-4 "${micro[@]}" --seed 1 -o "$OUT/$model.safetensors" "$@" ;;
   srcnn-955-micro-x3) napari-srcnn train "${MICRO_TRAIN[@]}" --scale 3 --from "$OUT/srcnn-955-micro-x2.safetensors" --steps 4000 --lr 2e-4 "${micro[@]}" -o "$OUT/$model.safetensors" "$@" ;;
   srcnn-955-micro-x4) napari-srcnn train "${MICRO_TRAIN[@]}" --scale 4 --from "$OUT/srcnn-955-micro-x2.safetensors" --steps 4000 --lr 2e-4 "${micro[@]}" -o "$OUT/$model.safetensors" "$@" ;;
+  # The from-scratch Y x3 run of the recipe study (docs/training.md), 300,000 steps over several
+  # sittings: fixed held-out split (scripts/photo_split.sh) plus scaled copies (scripts/photo_scaled.py),
+  # EMA 0.999. Continue it with: scripts/train_shipped.sh scratch-y-x3 --resume runs/s20/scratch-y-x3.ckpt.safetensors
+  scratch-y-x3)
+    SP=runs/photo-split
+    [ -d "$SP/val" ] || scripts/photo_split.sh
+    [ -d "$SP/train-scaled" ] || python scripts/photo_scaled.py
+    mkdir -p runs/s20
+    napari-srcnn train "$SP"/train/* "$SP"/train-scaled/* --val-data "$SP/val" --scale 3 --channels y --scratch --arch 9-5-5 \
+      --steps 300000 --lr 1e-3 --patch 48 --batch 32 --ema 0.999 --intensity-augment 0.5 --val-every 5000 --checkpoint-every 2500 \
+      --seed 0 -o runs/s20/scratch-y-x3.safetensors "$@" ;;
   *) echo "unknown model $model" >&2; exit 2 ;;
 esac

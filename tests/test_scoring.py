@@ -77,3 +77,21 @@ def test_eval_ensemble_is_reported_as_srcnn_plus(tmp_path, camera, capsys):
     assert main(["eval", str(tmp_path / "hr.png"), "--scale", "2", "--ensemble"]) == 0
     out = capsys.readouterr().out
     assert "SRCNN+ PSNR" in out and "+ (self-ensemble)" in out
+
+
+def test_compare_to_reference_refuses_a_reference_of_another_size(camera):
+    """A reference smaller than the result (a crop, or the LR image itself) is one clear error,
+    not a score of the result's corner; one a rounding away from the result's size is fine."""
+    from napari_srcnn.engine.evaluation import compare_to_reference
+    from napari_srcnn.engine.resize import imresize
+    from napari_srcnn.errors import InputError
+
+    hr = camera[:96, :96].astype(np.float64)
+    lr = imresize(hr, 1 / 3)
+    sr = imresize(lr, 3.0)
+    scores = compare_to_reference(lr, sr, hr, 3.0)
+    assert scores["psnr"] == pytest.approx(scores["bicubic_psnr"])  # sr is bicubic here
+    for bad in (hr[:48, :48], hr[:, :60], lr):
+        with pytest.raises(InputError, match="is not ×3 the input"):
+            compare_to_reference(lr, sr, bad, 3.0)
+    compare_to_reference(lr, sr, camera[:98, :97].astype(np.float64), 3.0)  # within the factor

@@ -138,9 +138,11 @@ def compare_to_reference(
         raise InputError(f"reference of shape {hr.shape} does not match the result {sr.shape}")
     y_lr, y_sr, y_hr = _luma255(lr), _luma255(sr), _luma255(hr)
     y_bic = imresize(y_lr, scale)
-    h, w = (min(a.shape[i] for a in (y_sr, y_hr, y_bic)) for i in (0, 1))
-    if abs(h - y_hr.shape[0]) > scale or abs(w - y_hr.shape[1]) > scale:
+    # The reference must be the result's size up to the factor's rounding (a reference cropped
+    # or shrunk would be scored against a corner of the result).
+    if any(abs(y_hr.shape[i] - y_sr.shape[i]) > scale for i in (0, 1)):
         raise InputError(f"reference of shape {hr.shape} is not ×{scale:g} the input")
+    h, w = (min(a.shape[i] for a in (y_sr, y_hr, y_bic)) for i in (0, 1))
     shave = int(math.ceil(scale))
     y_sr, y_hr, y_bic = (np.clip(a[:h, :w], 0, 255) for a in (y_sr, y_hr, y_bic))
     return {
