@@ -51,6 +51,7 @@ _RESUME_KEYS = (
     "seed",
     "loss",
     "ema",
+    "noise_augment",
 )
 
 
@@ -73,6 +74,7 @@ def run_fingerprint(config: TrainConfig, arch: ArchSpec, data: TrainingData) -> 
         "seed": config.seed,
         "loss": config.loss,
         "ema": config.ema,
+        "noise_augment": config.noise_augment,
     }
 
 
