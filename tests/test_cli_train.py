@@ -563,7 +563,6 @@ def finished_run(tmp_path_factory, camera_stack):
         (["--lr", "0"], None, "must be above 0"),
         (["--intensity-augment", "2"], None, "must be a share from 0 to 1"),
         (["--ema", "1"], None, "--ema 1 must be from 0 (off) to below 1"),
-        (["--noise-augment", "-0.1"], None, "--noise-augment -0.1 must be a share from 0 to 1"),
         (["--ema", "nan"], None, "--ema nan must be from 0 (off) to below 1"),
         (["--loss", "l1", "--recipe", "paper"], None, "--loss l1 needs --recipe adam"),
         (["--batch", "100000000"], None, "a training step of 100000000 sub-images"),

@@ -1,13 +1,10 @@
 """Sub-image sampling: random crops and the stride grid, aligned, seeded, sharded, resumable."""
 
 import numpy as np
-import pytest
 import torch
 
-from napari_srcnn.engine.data import training_data_from_arrays
 from napari_srcnn.engine.degradation import PairedPlanes
 from napari_srcnn.engine.sampling import PatchSampler, grid_positions
-from napari_srcnn.errors import TrainingDataError
 
 
 def _tagged_planes():
@@ -63,39 +60,3 @@ def test_grid_covers_every_sub_image_once_per_epoch_and_shards():
     again.load_state_dict({"position": n})
     _, cont = again.sample(n, torch.Generator().manual_seed(0))
     assert [key(t) for t in cont] == [key(t) for t in epoch2]
-
-
-def test_noise_keeps_the_pair_a_pair_and_stays_in_its_range():
-    """``add_noise``: HR gets white noise, LR exactly that noise shrunk and enlarged back
-    (the degradation is linear); each sub-image's sigma lies in NOISE_SIGMA."""
-    from napari_srcnn.engine.resize import imresize
-    from napari_srcnn.engine.sampling import NOISE_SIGMA, add_noise
-
-    zeros = torch.zeros(64, 1, 48, 48)
-    lr, hr = add_noise(zeros, zeros, 2.0, torch.Generator().manual_seed(0))
-    expected = imresize(imresize(hr.double(), output_shape=(24, 24)), output_shape=(48, 48))
-    assert torch.allclose(lr.double(), expected, atol=1e-6)
-    sigma = hr.flatten(1).std(dim=1)
-    assert NOISE_SIGMA[0] * 0.8 < float(sigma.min()) and float(sigma.max()) < NOISE_SIGMA[1] * 1.2
-    assert float(sigma.max()) / float(sigma.min()) > 5  # a spread of levels, not one
-    assert float(lr.std()) < float(hr.std())  # the LR partner is smoother
-
-
-def test_sampler_noise_share_and_no_noise_unchanged(camera):
-    """``noise=0`` draws exactly what a sampler without the option draws; ``noise=1`` changes
-    every sub-image, by noise whose LR part is smoother than its HR part."""
-    planes = training_data_from_arrays([camera[:96, :96]], 2, "per-channel", val_fraction=0).train
-    plain = PatchSampler(planes, 33, intensity=0.5).sample(16, torch.Generator().manual_seed(1))
-    off = PatchSampler(planes, 33, intensity=0.5, noise=0.0, scale=2.0).sample(
-        16, torch.Generator().manual_seed(1)
-    )
-    assert all(torch.equal(a, b) for a, b in zip(plain, off, strict=True))
-    clean = PatchSampler(planes, 33).sample(16, torch.Generator().manual_seed(2))
-    noisy = PatchSampler(planes, 33, noise=1.0, scale=2.0).sample(
-        16, torch.Generator().manual_seed(2)
-    )
-    d_lr, d_hr = noisy[0] - clean[0], noisy[1] - clean[1]
-    assert bool((d_hr.flatten(1).abs().amax(dim=1) > 0).all())
-    assert float(d_lr.std()) < float(d_hr.std())
-    with pytest.raises(TrainingDataError, match="noise augmentation share"):
-        PatchSampler(planes, 33, noise=1.5)

@@ -105,7 +105,6 @@ def test_paper_recipe_trains_with_sgd_momentum(tmp_path, tdata):
         ({"loss": "l1", "recipe": "paper"}, "paper recipe"),
         ({"ema": 1.0}, "EMA decay"),
         ({"ema": -0.1}, "EMA decay"),
-        ({"noise_augment": 2.0}, "noise augmentation"),
     ],
 )
 def test_bad_config_is_an_input_error(tmp_path, kw, message):

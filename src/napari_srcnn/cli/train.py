@@ -128,14 +128,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "keeps black black and flat regions flat at every level",
     )
     p.add_argument(
-        "--noise-augment",
-        type=float,
-        default=0.0,
-        metavar="P",
-        help="share of sub-images given white noise, in HR and (degraded) in LR (default 0): "
-        "the model learns not to sharpen noise",
-    )
-    p.add_argument(
         "--val-data",
         nargs="+",
         metavar="VAL",
@@ -231,8 +223,6 @@ def _check_args(args: argparse.Namespace) -> Path:
         raise InputError(
             f"--intensity-augment {args.intensity_augment:g} must be a share from 0 to 1"
         )
-    if not 0 <= args.noise_augment <= 1:
-        raise InputError(f"--noise-augment {args.noise_augment:g} must be a share from 0 to 1")
     if not 0 <= args.ema < 1:  # NaN fails too
         raise InputError(f"--ema {args.ema:g} must be from 0 (off) to below 1, e.g. 0.999")
     if args.loss != "l2" and args.recipe == "paper":
@@ -346,7 +336,6 @@ def run(args: argparse.Namespace) -> int:
         patch_size=args.patch,
         augment=not args.no_augment,
         intensity_augment=args.intensity_augment,
-        noise_augment=args.noise_augment,
         grid_stride=args.grid,
         val_every=args.val_every,
         checkpoint_every=args.checkpoint_every or args.val_every,

@@ -51,7 +51,6 @@ _RESUME_KEYS = (
     "seed",
     "loss",
     "ema",
-    "noise_augment",
 )
 
 
@@ -74,7 +73,6 @@ def run_fingerprint(config: TrainConfig, arch: ArchSpec, data: TrainingData) -> 
         "seed": config.seed,
         "loss": config.loss,
         "ema": config.ema,
-        "noise_augment": config.noise_augment,
     }
 
 

@@ -25,14 +25,7 @@ from ..errors import TrainingDataError
 if TYPE_CHECKING:  # pragma: no cover
     from .degradation import PairedPlanes
 
-__all__ = [
-    "INTENSITY_RANGE",
-    "NOISE_SIGMA",
-    "PatchSampler",
-    "add_noise",
-    "grid_positions",
-    "intensity_affine",
-]
+__all__ = ["INTENSITY_RANGE", "PatchSampler", "grid_positions", "intensity_affine"]
 
 #: Where intensity-augmented sub-images land: a little beyond [0, 1] on both sides, as data
 #: mapped by robust percentiles does (a few pixels below the low and above the high one).
@@ -71,37 +64,6 @@ def intensity_affine(
     if float(u[2]) < 0.5:  # negate: x -> start + target - a (x - lo)
         return (start + target) - a * (lr - lo), (start + target) - a * (hr - lo)
     return start + a * (lr - lo), start + a * (hr - lo)
-
-
-#: Standard deviations of the noise of `add_noise()`, relative to the [0, 1] range: log-uniform.
-NOISE_SIGMA = (0.002, 0.05)
-
-
-def add_noise(
-    lr: torch.Tensor, hr: torch.Tensor, scale: float, generator: torch.Generator
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Add white Gaussian noise to a batch of HR sub-images ``(B, C, k, k)`` and its degraded
-    version to their LR partners, so the pairs stay true pairs: the LR of ``HR + n`` is
-    ``LR + down-up(n)`` (the degradation is linear). Each sub-image gets its own sigma,
-    log-uniform in `NOISE_SIGMA`.
-
-    A network trained on such pairs sees noise in its input that it cannot predict at the HR
-    scale, and learns (under L2) not to sharpen it: on smooth, noise-dominated microscopy the
-    microscopy models were otherwise worse than bicubic. The noise's LR version is a bicubic
-    down- and up-sampling of the sub-image on its own (mirrored at its border), whatever the
-    pair's degradation.
-    """
-    from .resize import imresize
-
-    b = hr.shape[0]
-    lo, hi = math.log(NOISE_SIGMA[0]), math.log(NOISE_SIGMA[1])
-    sigma = torch.exp(lo + (hi - lo) * torch.rand(b, generator=generator, dtype=torch.float64))
-    noise = torch.randn(hr.shape, generator=generator, dtype=torch.float64)
-    noise *= sigma.view(b, 1, 1, 1)
-    k = hr.shape[-1]
-    small = imresize(noise, output_shape=(max(1, round(k / scale)),) * 2)
-    noise_lr = imresize(small, output_shape=(k, k))
-    return lr + noise_lr.to(lr.dtype), hr + noise.to(hr.dtype)
 
 
 def grid_positions(
@@ -144,10 +106,6 @@ class PatchSampler:
         Random flips/rotations.
     intensity
         Share of sub-images (0..1) whose intensities are mapped by a random affine map.
-    noise
-        Share of sub-images (0..1) given white noise (`add_noise()`), in HR and, degraded, in LR.
-    scale
-        The factor (for the LR version of the noise).
     stride
         ``None`` for random crops, else the grid stride (14 in the paper).
     seed, rank, world
@@ -164,8 +122,6 @@ class PatchSampler:
         rank: int = 0,
         world: int = 1,
         intensity: float = 0.0,
-        noise: float = 0.0,
-        scale: float = 2.0,
     ):
         self.planes = list(planes)
         if not self.planes:
@@ -179,13 +135,9 @@ class PatchSampler:
             raise TrainingDataError(f"grid stride {stride} must be a positive integer")
         if not 0.0 <= intensity <= 1.0:
             raise TrainingDataError(f"intensity augmentation share {intensity!r} must be in [0, 1]")
-        if not 0.0 <= noise <= 1.0:
-            raise TrainingDataError(f"noise augmentation share {noise!r} must be in [0, 1]")
         self.patch = patch_size
         self.augment = augment
         self.intensity = float(intensity)
-        self.noise = float(noise)
-        self.scale = float(scale)
         self.stride = stride
         self.seed, self.rank, self.world = seed, rank, world
         self.position = 0  # sub-images this rank has drawn (grid mode)
@@ -268,14 +220,7 @@ class PatchSampler:
                 lr, hr = intensity_affine(lr, hr, gains[i, :4])
             lrs.append(lr)
             hrs.append(hr)
-        lr_batch, hr_batch = torch.stack(lrs), torch.stack(hrs)
-        if self.noise > 0:  # drawn only when used, as above
-            noisy = torch.rand(batch, generator=generator) < self.noise
-            if bool(noisy.any()):
-                lr_batch[noisy], hr_batch[noisy] = add_noise(
-                    lr_batch[noisy], hr_batch[noisy], self.scale, generator
-                )
-        return lr_batch.contiguous(), hr_batch.contiguous()
+        return torch.stack(lrs).contiguous(), torch.stack(hrs).contiguous()
 
     @staticmethod
     def stride_grid(

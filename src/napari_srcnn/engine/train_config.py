@@ -122,10 +122,6 @@ class TrainConfig:
         offset, sign; see [`intensity_affine()`][napari_srcnn.engine.sampling.intensity_affine]):
         the network sees black, white and faint content, so that it keeps flat regions flat at
         every level, which natural-image luma alone (``[16/255, 235/255]``) never shows it.
-    noise_augment
-        Share of sub-images (0..1, default 0) given white noise in HR and, degraded, in LR
-        ([`add_noise()`][napari_srcnn.engine.sampling.add_noise]): the network learns not to
-        sharpen noise it cannot predict (the microscopy models).
     grid_stride
         ``None``: random crops; an integer: the paper's regular sub-image grid with this
         stride (14 in the paper), shuffled every epoch.
@@ -169,7 +165,6 @@ class TrainConfig:
     patch_size: int = 33
     augment: bool = True
     intensity_augment: float = 0.5
-    noise_augment: float = 0.0
     grid_stride: int | None = None
     val_every: int = 200
     checkpoint_every: int = 200
@@ -188,7 +183,7 @@ class TrainConfig:
             _as_plain(self, name, numbers.Integral, int)
         for name in ("patch_size", "grid_stride", "seed"):
             _as_plain(self, name, numbers.Integral, int)
-        for name in ("scale", "lr", "intensity_augment", "noise_augment", "fp32_tail", "ema"):
+        for name in ("scale", "lr", "intensity_augment", "fp32_tail", "ema"):
             _as_plain(self, name, numbers.Real, float)
         for name in ("output", "checkpoint"):
             value = getattr(self, name)
@@ -225,12 +220,6 @@ class TrainConfig:
         ):
             raise InputError(
                 f"intensity augmentation {self.intensity_augment!r} must be a share from 0 to 1"
-            )
-        if isinstance(self.noise_augment, bool) or not (
-            isinstance(self.noise_augment, (int, float)) and 0 <= self.noise_augment <= 1
-        ):
-            raise InputError(
-                f"noise augmentation {self.noise_augment!r} must be a share from 0 to 1"
             )
         if isinstance(self.fp32_tail, bool) or not (
             isinstance(self.fp32_tail, (int, float)) and 0 <= self.fp32_tail <= 1

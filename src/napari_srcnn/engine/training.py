@@ -222,8 +222,6 @@ def _train(
         rank=rank,
         world=world,
         intensity=config.intensity_augment,
-        noise=config.noise_augment,
-        scale=config.scale,
     )
     fingerprint = run_fingerprint(config, arch, data)
     state: dict[str, Any] = {
@@ -458,7 +456,6 @@ def _write_model(
             "blur_sigma": data.blur_sigma,
             "degradation": data.degradation,
             "intensity_augment": config.intensity_augment,
-            "noise_augment": config.noise_augment,
             "recipe": config.recipe,
             "loss": config.loss,
             "ema": config.ema,
