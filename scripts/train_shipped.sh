@@ -55,7 +55,8 @@ case "$model" in
   srcnn-955-micro-x4) napari-srcnn train "${MICRO_TRAIN[@]}" --scale 4 --from "$OUT/srcnn-955-micro-x2.safetensors" --steps 4000 --lr 2e-4 "${micro[@]}" -o "$OUT/$model.safetensors" "$@" ;;
   # The from-scratch Y x3 run of the recipe study (docs/training.md), 300,000 steps over several
   # sittings: fixed held-out split (scripts/photo_split.sh) plus scaled copies (scripts/photo_scaled.py),
-  # EMA 0.999. Continue it with: scripts/train_shipped.sh scratch-y-x3 --resume runs/s20/scratch-y-x3.ckpt.safetensors
+  # EMA 0.999. Continue it with: scripts/train_shipped.sh scratch-y-x3 --resume checkpoints/scratch-y-x3.ckpt.safetensors
+  # (the committed checkpoint, see checkpoints/README.md)
   scratch-y-x3)
     SP=runs/photo-split
     [ -d "$SP/val" ] || scripts/photo_split.sh
