@@ -301,7 +301,7 @@ def training_data_from_arrays(
     blur_sigma
         Gaussian blur (HR pixels) of the degradation.
     degradation
-        One of [`DEGRADATIONS`][napari_srcnn.engine.degradation.DEGRADATIONS]: ``"bicubic"`` (the
+        One of `degradation.DEGRADATIONS`: ``"bicubic"`` (the
         paper's), ``"area"`` (pixel binning) or ``"mixed"`` (every plane with both, with a
         mildly blurred bicubic partner, and oversampled: see
         [`oversample()`][napari_srcnn.engine.degradation.oversample]).

@@ -1,13 +1,13 @@
 """Training recipes: optimiser, learning-rate schedule, loss, and the starting model.
 
-Two recipes ([`RECIPES`][napari_srcnn.engine.train_config.RECIPES]):
+Two recipes (`train_config.RECIPES`):
 
 - ``"adam"``: Adam over all parameters, a linear warm-up then cosine decay to 1 % of the
   base rate, loss = mean squared error per output pixel;
 - ``"paper"`` (Dong et al.): SGD with momentum 0.9, the last layer at a tenth of the others'
   rate, a constant rate, and Caffe's Euclidean loss ``Σ(F(Y) − X)² / 2N``.
 
-A run from scratch starts from one of [`INITS`][napari_srcnn.engine.train_config.INITS]; a fine-tuning run from a model of the registry or a
+A run from scratch starts from one of `train_config.INITS`; a fine-tuning run from a model of the registry or a
 weights file ([`start_model()`][napari_srcnn.engine.recipes.start_model]).
 """
 
