@@ -40,7 +40,14 @@ case "$model" in
     napari-srcnn train "$SP"/train/* "$SP"/train-scaled/* --val-data "$SP/val" --scale 2 --channels y \
       --from "$shipped/srcnn-955-y-x2.safetensors" --steps 50000 --lr 2e-4 --ema 0.999 --patch 48 --batch 32 \
       --intensity-augment 0.5 --val-every 5000 --checkpoint-every 2500 --seed 0 -o "$OUT/$model.safetensors" "$@" ;;
-  srcnn-955-y-x4) napari-srcnn train "${PHOTO[@]}" --scale 4 --from "$shipped/srcnn-955-y-x4.safetensors" --steps 5000 --lr 2e-4 "${y[@]}" -o "$OUT/$model.safetensors" "$@" ;;
+  # Y x4: as Y x2 (the model of the previous release continued for 50,000 steps; in progress).
+  srcnn-955-y-x4)
+    SP=runs/photo-split
+    [ -d "$SP/val" ] || scripts/photo_split.sh
+    [ -d "$SP/train-scaled" ] || python scripts/photo_scaled.py
+    napari-srcnn train "$SP"/train/* "$SP"/train-scaled/* --val-data "$SP/val" --scale 4 --channels y \
+      --from "$shipped/srcnn-955-y-x4.safetensors" --steps 50000 --lr 2e-4 --ema 0.999 --patch 48 --batch 32 \
+      --intensity-augment 0.5 --val-every 5000 --checkpoint-every 2500 --seed 0 -o "$OUT/$model.safetensors" "$@" ;;
   srcnn-955-rgb-x3)
     napari-srcnn train "${PHOTO[@]}" --scale 3 --from "$shipped/srcnn-955-rgb-x3.safetensors" --steps 3000 --lr 2e-4 "${rgb[@]}" -o "$OUT/$model.safetensors" "$@"
     napari-srcnn train "${PHOTO[@]}" --scale 3 --from "$OUT/$model.safetensors" --steps 3000 --lr 1e-4 "${rgb[@]}" --intensity-augment 0.7 -o "$OUT/$model-b.safetensors" "$@"
