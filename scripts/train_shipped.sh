@@ -25,29 +25,27 @@ common=(--patch 48 --batch 32 --val-every 1000 --val-fraction 0.1 --intensity-au
 y=(--channels y "${common[@]}")
 rgb=(--channels rgb "${common[@]}")
 micro=(--channels per-channel --degradation mixed --patch 48 --batch 32 --val-every 2000 --intensity-augment 0.5 --seed 0 --val-data "${MICRO_VAL[@]}")
+# A long continuation of the shipped Y model for factor $1 on the fixed photo split (docs/training.md).
+long_y() {
+  local scale=$1; shift
+  local SP=runs/photo-split
+  [ -d "$SP/val" ] || scripts/photo_split.sh
+  [ -d "$SP/train-scaled" ] || python scripts/photo_scaled.py
+  napari-srcnn train "$SP"/train/* "$SP"/train-scaled/* --val-data "$SP/val" --scale "$scale" --channels y \
+    --from "$shipped/$model.safetensors" --steps 50000 --lr 2e-4 --ema 0.999 --patch 48 --batch 32 \
+    --intensity-augment 0.5 --val-every 5000 --checkpoint-every 2500 --seed 0 -o "$OUT/$model.safetensors" "$@"
+}
 case "$model" in
   srcnn-955-y-x3) napari-srcnn train "${PHOTO[@]}" --scale 3 --from "$shipped/srcnn-955-y-x3.safetensors" --steps 20000 --lr 3e-4 "${y[@]}" -o "$OUT/$model.safetensors" "$@" ;;
   # The others continue their own earlier model for a shorter run with the new recipe; the RGB
   # models in three stages, the last two with more whole-range content (the first left them
   # 0.5-0.6/255 off on flat near-black images), the last in fp32 (its output, $model-c, ships as $model).
   srcnn-915-y-x3) napari-srcnn train "${PHOTO[@]}" --scale 3 --from "$shipped/srcnn-915-y-x3.safetensors" --steps 4000 --lr 3e-4 "${y[@]}" -o "$OUT/$model.safetensors" "$@" ;;
-  # Y x2: the model of the previous release (this case with --steps 5000 on "${PHOTO[@]}", 10 % held
-  # out) continued for 50,000 steps on the fixed split plus its scaled copies, with EMA 0.999.
-  srcnn-955-y-x2)
-    SP=runs/photo-split
-    [ -d "$SP/val" ] || scripts/photo_split.sh
-    [ -d "$SP/train-scaled" ] || python scripts/photo_scaled.py
-    napari-srcnn train "$SP"/train/* "$SP"/train-scaled/* --val-data "$SP/val" --scale 2 --channels y \
-      --from "$shipped/srcnn-955-y-x2.safetensors" --steps 50000 --lr 2e-4 --ema 0.999 --patch 48 --batch 32 \
-      --intensity-augment 0.5 --val-every 5000 --checkpoint-every 2500 --seed 0 -o "$OUT/$model.safetensors" "$@" ;;
-  # Y x4: as Y x2 (the model of the previous release continued for 50,000 steps; in progress).
-  srcnn-955-y-x4)
-    SP=runs/photo-split
-    [ -d "$SP/val" ] || scripts/photo_split.sh
-    [ -d "$SP/train-scaled" ] || python scripts/photo_scaled.py
-    napari-srcnn train "$SP"/train/* "$SP"/train-scaled/* --val-data "$SP/val" --scale 4 --channels y \
-      --from "$shipped/srcnn-955-y-x4.safetensors" --steps 50000 --lr 2e-4 --ema 0.999 --patch 48 --batch 32 \
-      --intensity-augment 0.5 --val-every 5000 --checkpoint-every 2500 --seed 0 -o "$OUT/$model.safetensors" "$@" ;;
+  # Y x2 (shipped) and x4 (in progress): the model of the previous release (this script's earlier
+  # 5,000-step case on "${PHOTO[@]}", 10 % held out) continued for 50,000 steps on the fixed split
+  # plus its scaled copies, with EMA 0.999 (long_y, above).
+  srcnn-955-y-x2) long_y 2 "$@" ;;
+  srcnn-955-y-x4) long_y 4 "$@" ;;
   srcnn-955-rgb-x3)
     napari-srcnn train "${PHOTO[@]}" --scale 3 --from "$shipped/srcnn-955-rgb-x3.safetensors" --steps 3000 --lr 2e-4 "${rgb[@]}" -o "$OUT/$model.safetensors" "$@"
     napari-srcnn train "${PHOTO[@]}" --scale 3 --from "$OUT/$model.safetensors" --steps 3000 --lr 1e-4 "${rgb[@]}" --intensity-augment 0.7 -o "$OUT/$model-b.safetensors" "$@"
