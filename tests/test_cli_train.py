@@ -476,6 +476,8 @@ def test_a_dim_single_plane_fine_tunes_with_the_defaults_and_never_collapses(tmp
     assert m, r.stdout
     start, tuned = (float(v) for v in m.groups())
     assert tuned >= start
+    # Its LR partners were rounded onto the plane's 78 levels, as a camera stores them.
+    assert load_model(out).info.training["lr_levels"] == "stored"
     lr = plane[::2, ::2]
     write_image(tmp_path / "lr.tif", lr)
     assert (
@@ -511,6 +513,11 @@ def test_train_menus_list_what_the_engine_accepts():
     from napari_srcnn.engine.planes import COLOR_MODES
 
     assert tuple(options["channels"]) == COLOR_MODES  # one word per mode, the engine's
+    from napari_srcnn.engine.data import LR_LEVELS
+    from napari_srcnn.engine.degradation import DEGRADATIONS
+
+    assert tuple(options["lr_levels"]) == LR_LEVELS
+    assert tuple(options["degradation"]) == DEGRADATIONS
 
 
 def test_init_flag_is_recorded_and_a_resume_must_keep_it(tmp_path, camera_stack):

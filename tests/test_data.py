@@ -199,19 +199,60 @@ def test_explicit_validation_images_replace_the_fraction(camera):
     )
 
 
-def test_mixed_degradation_pairs_every_plane_four_ways(camera):
+def test_mixed_degradation_pairs_every_plane_five_ways(camera):
+    from napari_srcnn.engine.degradation import DIM_LEVELS
+
     planes = [camera[:60, :60], camera[60:120, :60]]
     mixed = training_data_from_arrays(planes, 3, degradation="mixed", val_fraction=0.5)
-    assert len(mixed.train) == 4 and len(mixed.val) == 4  # bicubic, area, blurred, oversampled
+    # bicubic, area, blurred, oversampled, dim
+    assert len(mixed.train) == 5 and len(mixed.val) == 5
     hr = mixed.train[0].hr
     assert all(p.hr is hr for p in mixed.train[:3])  # one HR array, shared
     assert mixed.train[3].hr.std() < hr.std()  # oversampled: the HR plane itself is smooth
     lrs = [p.lr_up for p in mixed.train]
     assert not np.allclose(lrs[0], lrs[1]) and not np.allclose(lrs[0], lrs[2])
+    # Dim: the first plane recorded on DIM_LEVELS[0] levels, HR and (before enlarging) LR.
+    dim = mixed.train[4].hr * DIM_LEVELS[0]
+    np.testing.assert_allclose(dim, np.rint(dim), atol=1e-4)
+    assert 0.5 * DIM_LEVELS[0] < np.unique(np.rint(dim)).size <= DIM_LEVELS[0] + 4
     with pytest.raises(TrainingDataError, match="integer factor"):
         training_data_from_arrays(planes, 2.5, degradation="area", val_fraction=0.5)
     with pytest.raises(TrainingDataError, match="not one of"):
         training_data_from_arrays(planes, 2, degradation="jpeg", val_fraction=0.5)
+
+
+def test_made_lr_keeps_the_stored_levels_of_scientific_data(camera, astronaut):
+    """Per-channel data (microscopy) gets LR partners rounded onto its own integer levels, as a
+    camera stores them; photo models keep the paper's unrounded LR."""
+    from napari_srcnn.engine.checkpoints import run_fingerprint
+    from napari_srcnn.engine.degradation import level_grid
+    from napari_srcnn.engine.model import ArchSpec
+    from napari_srcnn.engine.train_config import TrainConfig
+
+    dim = (98 + (camera.astype(np.uint16) * 77) // 255)[:120, :120]  # a 77-level uint16 plane
+    stored = training_data_from_arrays([dim, dim[::-1]], 2, val_fraction=0.5, degradation="mixed")
+    unrounded = training_data_from_arrays(
+        [dim, dim[::-1]], 2, val_fraction=0.5, degradation="mixed", lr_levels="float"
+    )
+    assert stored.lr_levels == "stored" and unrounded.lr_levels == "float"
+    origin, step = level_grid(stored.train[0].hr)
+    pairs = zip(stored.train + stored.val, unrounded.train + unrounded.val, strict=True)
+    for i, (a, b) in enumerate(pairs):
+        gap = np.abs(a.lr_up - b.lr_up).max()
+        if i % 5 == 4:  # the dim partner is a recording on a few levels either way
+            assert gap == 0
+        else:
+            assert 0.1 * step < gap < step  # rounded by up to half a level, then enlarged
+        np.testing.assert_array_equal(a.hr, b.hr)
+    # Y of RGB photographs: as before, not rounded.
+    photo = training_data_from_arrays([astronaut], 2, "y", val_fraction=0.0)
+    assert photo.lr_levels == "float"
+    # A resumed run must make its pairs the same way.
+    config = TrainConfig(output="m.safetensors", scale=2.0)
+    assert run_fingerprint(config, ArchSpec(), stored)["data"]["lr_levels"] == "stored"
+    assert "lr_levels" not in run_fingerprint(config, ArchSpec(), unrounded)["data"]
+    with pytest.raises(TrainingDataError, match="LR levels"):
+        training_data_from_arrays([dim], 2, val_fraction=0.0, lr_levels="8bit")
 
 
 def test_api_checks_blur_and_memory_before_any_work(camera, monkeypatch):

@@ -116,7 +116,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         choices=("bicubic", "area", "mixed"),  # engine.degradation.DEGRADATIONS
         default="bicubic",
         help="how LR is made from DATA: bicubic (default, the paper's), area (pixel binning, "
-        "integer factors), mixed (each plane both ways and once mildly blurred)",
+        "integer factors), mixed (each plane five ways: bicubic, area, mildly blurred, "
+        "oversampled, and a dim recording of a few levels)",
+    )
+    p.add_argument(
+        "--lr-levels",
+        choices=("auto", "stored", "float"),  # engine.data.LR_LEVELS
+        default="auto",
+        help="round made LR onto the data's own integer levels, as a camera stores it: auto "
+        "(default: for per-channel data), stored, or float (never, as the paper)",
     )
     p.add_argument("--no-augment", action="store_true", help="no flips/rotations")
     p.add_argument(
@@ -271,12 +279,12 @@ def _start_arch(model: str):
 def _check_data_memory(args: argparse.Namespace) -> None:
     """Refuse, from the files' headers, training data that would not fit in memory."""
     from ..engine.data import find_images
-    from ..engine.degradation import degradation_kinds
+    from ..engine.degradation import OWN_HR_KINDS, degradation_kinds
     from ..engine.io import read_header
     from ..engine.memory import training_data_estimate
 
     kinds = degradation_kinds(args.degradation, args.blur)
-    partners = 1 if args.lr_data else len(kinds) + sum(k == "oversampled" for k, _ in kinds)
+    partners = 1 if args.lr_data else len(kinds) + sum(k in OWN_HR_KINDS for k, _ in kinds)
     images = []
     for group in (args.data, args.lr_data, args.val_data):
         for path in find_images(group) if group else []:
@@ -313,6 +321,7 @@ def run(args: argparse.Namespace) -> int:
         val_fraction=args.val_fraction,
         blur_sigma=args.blur,
         degradation=args.degradation,
+        lr_levels=args.lr_levels,
         seed=args.seed,
     )
     init_from = args.init_from

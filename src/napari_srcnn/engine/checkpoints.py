@@ -57,12 +57,15 @@ _RESUME_KEYS = (
 def run_fingerprint(config: TrainConfig, arch: ArchSpec, data: TrainingData) -> dict[str, Any]:
     """What a resumed run must share with the checkpoint to continue it exactly."""
     shapes = [list(p.hr.shape) for p in data.train] + [[-1]] + [list(p.hr.shape) for p in data.val]
+    described: dict[str, Any] = {
+        "color_mode": data.color_mode,
+        "planes": f"{len(data.train)} training / {len(data.val)} validation",
+        "shapes": _digest(shapes),
+    }
+    if data.lr_levels != "float":  # (checkpoints of unrounded runs predate the key)
+        described["lr_levels"] = data.lr_levels
     return {
-        "data": {
-            "color_mode": data.color_mode,
-            "planes": f"{len(data.train)} training / {len(data.val)} validation",
-            "shapes": _digest(shapes),
-        },
+        "data": described,
         "arch": arch.to_dict(),
         "scale": float(config.scale),
         "recipe": config.recipe,

@@ -30,12 +30,13 @@ from .color import normalization_auto
 from .degradation import (
     DEGRADATIONS,
     MAX_BLUR,
+    OWN_HR_KINDS,
     PairedPlanes,
     degradation_kinds,
-    degrade,
     grid_step,
+    level_grid,
+    make_pair,
     modcrop_plane,
-    oversample,
 )
 from .io import IMAGE_SUFFIXES, ImageMeta, read_image
 from .memory import training_data_estimate
@@ -52,6 +53,7 @@ from .sampling import grid_positions
 # functions in engine.planes and engine.degradation; re-exported from here, where they
 # used to be.
 __all__ = [
+    "LR_LEVELS",
     "TrainingData",
     "find_images",
     "training_data_from_arrays",
@@ -114,6 +116,9 @@ class TrainingData:
         Gaussian blur of the degradation (0 for none or for explicit pairs).
     degradation
         How LR partners were made (``"bicubic"``, ``"area"``, ``"mixed"`` or ``"explicit"``).
+    lr_levels
+        ``"stored"`` when every made LR partner was rounded onto its plane's own levels (and for
+        explicit pairs, which are stored data), ``"float"`` when not (see `LR_LEVELS`).
     skipped
         Planes left out because they are smaller than a sub-image.
     """
@@ -127,6 +132,7 @@ class TrainingData:
     normalization: str = NORMALIZATION_RULE
     blur_sigma: float = 0.0
     degradation: str = "bicubic"
+    lr_levels: str = "float"
     skipped: int = 0
 
     @property
@@ -137,6 +143,13 @@ class TrainingData:
         """Number of sub-images on the paper's grid (``fsub`` = patch, stride 14) of the
         training planes: what one epoch means."""
         return sum(len(grid_positions(p.hr.shape[-2:], patch_size, stride)) for p in self.train)
+
+
+#: How made LR partners are stored: ``"auto"`` (``"stored"`` for per-channel data, the
+#: scientific images whose integer levels can be few; ``"float"`` for photo models, as in the
+#: paper and the published protocol), ``"stored"`` (rounded onto the plane's own grid of levels,
+#: as a camera or an integer file stores it) or ``"float"`` (not rounded).
+LR_LEVELS = ("auto", "stored", "float")
 
 
 def _check_fraction(val_fraction: float) -> None:
@@ -185,20 +198,19 @@ def _pairs_from_hr(
     scale: float,
     kinds: Sequence[tuple[str, float]],
     cancel: Callable[[], bool] | None = None,
+    lr_levels: str = "float",
 ) -> list[PairedPlanes]:
     """Every plane with the LR partner of every degradation in ``kinds`` (the HR array is
-    shared, not copied)."""
+    shared, not copied); with ``lr_levels="stored"`` each LR partner is rounded onto its HR
+    plane's own grid of levels (see [`level_grid()`][napari_srcnn.engine.degradation.level_grid])."""
     pairs = []
-    for hr in planes:
+    for index, hr in enumerate(planes):
         hr = np.ascontiguousarray(modcrop_plane(hr, scale))
+        levels = level_grid(hr) if lr_levels == "stored" else None
         for kind, sigma in kinds:
             if cancel is not None and cancel():
                 raise CancelledError("cancelled while making the training pairs")
-            if kind == "oversampled":  # the HR plane itself is smooth: nothing to sharpen
-                smooth = oversample(hr, scale)
-                pairs.append(PairedPlanes(lr_up=degrade(smooth, scale), hr=smooth))
-            else:
-                pairs.append(PairedPlanes(lr_up=degrade(hr, scale, sigma, kind), hr=hr))
+            pairs.append(make_pair(hr, scale, kind, sigma, levels, index))
     return pairs
 
 
@@ -264,6 +276,7 @@ def training_data_from_arrays(
     val_fraction: float = 0.1,
     blur_sigma: float = 0.0,
     degradation: str = "bicubic",
+    lr_levels: str = "auto",
     seed: int = 0,
     description: str = "arrays",
     cancel: Callable[[], bool] | None = None,
@@ -305,6 +318,9 @@ def training_data_from_arrays(
         paper's), ``"area"`` (pixel binning) or ``"mixed"`` (every plane with both, with a
         mildly blurred bicubic partner, and oversampled: see
         [`oversample()`][napari_srcnn.engine.degradation.oversample]).
+    lr_levels
+        One of `LR_LEVELS`: whether made LR partners are rounded onto their plane's own grid of
+        levels (``"auto"``: for per-channel data).
     seed
         Seed of the train/validation split.
     description
@@ -334,8 +350,13 @@ def training_data_from_arrays(
     except ValueError:  # a ragged list
         raise TrainingDataError("training images must be arrays (a ragged list is not)") from None
     kinds_n = len(degradation_kinds(degradation, 0.0)) if degradation in DEGRADATIONS else 1
-    oversampled = degradation == "mixed"  # its partner brings a smoothed HR plane of its own
-    partners = 1 if lr_arrays is not None else kinds_n + int(oversampled)
+    # Oversampled and dim partners bring an HR plane of their own.
+    own_hr = (
+        sum(k in OWN_HR_KINDS for k, _ in degradation_kinds(degradation, 0.0))
+        if degradation in DEGRADATIONS
+        else 0
+    )
+    partners = 1 if lr_arrays is not None else kinds_n + own_hr
     # Before anything is allocated: one line saying how much is needed and how to reduce it.
     training_data_estimate(shapes, scale, partners).check()
     try:
@@ -345,11 +366,15 @@ def training_data_from_arrays(
     except ValueError as exc:
         raise TrainingDataError(str(exc)) from None
     _check_fraction(val_fraction)
+    if lr_levels not in LR_LEVELS:
+        raise TrainingDataError(f"LR levels {lr_levels!r} is not one of {', '.join(LR_LEVELS)}")
     metas = list(metas) if metas is not None else [None] * len(arrays)
     if len(metas) != len(arrays):
         raise TrainingDataError(f"{len(metas)} metadata entries for {len(arrays)} arrays")
     first_shape = tuple(getattr(arrays[0], "shape", np.shape(arrays[0])))
     color_mode = resolve_color_mode(color_mode, first_shape, metas[0])
+    if lr_levels == "auto":
+        lr_levels = "stored" if color_mode == "per-channel" else "float"
     n_arr = len(arrays)
     if lr_arrays is not None and len(lr_arrays) != n_arr:
         raise TrainingDataError(f"{len(lr_arrays)} LR stack(s) for {n_arr} HR stack(s)")
@@ -368,7 +393,7 @@ def training_data_from_arrays(
             _explicit_pair(lr, hr, scale, i)
             for i, (lr, hr) in enumerate(zip(lr_planes, hr_planes, strict=True))
         ]
-        blur_sigma, kinds = 0.0, [("explicit", 0.0)]
+        blur_sigma, kinds, lr_levels = 0.0, [("explicit", 0.0)], "stored"
     # Planes too small for one sub-image are skipped (before degrading them).
     sizes = [p.shape[-2:] for p in hr_planes]
     keep = [i for i, (h, w) in enumerate(sizes) if min(h, w) >= patch_size]
@@ -394,18 +419,19 @@ def training_data_from_arrays(
         if not val_hr:
             raise TrainingDataError(f"every validation plane is smaller than {patch_size} pixels")
         if pairs is None:
-            train = _pairs_from_hr([hr_planes[i] for i in keep], scale, kinds, cancel)
+            train = _pairs_from_hr([hr_planes[i] for i in keep], scale, kinds, cancel, lr_levels)
         else:
             train = [pairs[i] for i in keep]
-        val = _pairs_from_hr(val_hr, scale, kinds if pairs is None else [("bicubic", 0.0)], cancel)
+        val_kinds = kinds if pairs is None else [("bicubic", 0.0)]
+        val = _pairs_from_hr(val_hr, scale, val_kinds, cancel, lr_levels)
     elif len(keep) == 1 and val_fraction > 0:
         # One plane: hold out a strip of it (degraded on its own, as a whole plane is).
         if pairs is None:
             part, strip = _region_split(
                 modcrop_plane(hr_planes[keep[0]], scale), val_fraction, patch_size, scale
             )
-            train = _pairs_from_hr([part], scale, kinds, cancel)
-            val = _pairs_from_hr([strip], scale, kinds, cancel)
+            train = _pairs_from_hr([part], scale, kinds, cancel, lr_levels)
+            val = _pairs_from_hr([strip], scale, kinds, cancel, lr_levels)
         else:
             pair = pairs[keep[0]]
             hr_part, hr_strip = _region_split(pair.hr, val_fraction, patch_size, scale)
@@ -416,8 +442,12 @@ def training_data_from_arrays(
     else:
         train_idx, val_idx = _split(len(keep), val_fraction, seed)
         if pairs is None:
-            train = _pairs_from_hr([hr_planes[keep[i]] for i in train_idx], scale, kinds, cancel)
-            val = _pairs_from_hr([hr_planes[keep[i]] for i in val_idx], scale, kinds, cancel)
+            train = _pairs_from_hr(
+                [hr_planes[keep[i]] for i in train_idx], scale, kinds, cancel, lr_levels
+            )
+            val = _pairs_from_hr(
+                [hr_planes[keep[i]] for i in val_idx], scale, kinds, cancel, lr_levels
+            )
         else:
             train = [pairs[keep[i]] for i in train_idx]
             val = [pairs[keep[i]] for i in val_idx]
@@ -432,6 +462,7 @@ def training_data_from_arrays(
         description=description,
         blur_sigma=float(blur_sigma),
         degradation=degradation if lr_arrays is None else "explicit",
+        lr_levels=lr_levels,
         skipped=skipped,
     )
 
@@ -447,6 +478,7 @@ def training_data_from_paths(
     val_fraction: float = 0.1,
     blur_sigma: float = 0.0,
     degradation: str = "bicubic",
+    lr_levels: str = "auto",
     seed: int = 0,
 ) -> TrainingData:
     """Training data from image files, folders of images or TIFF stacks.
@@ -498,6 +530,7 @@ def training_data_from_paths(
         val_fraction=val_fraction,
         blur_sigma=blur_sigma,
         degradation=degradation,
+        lr_levels=lr_levels,
         seed=seed,
         description=f"{len(files)} file(s): {names}"
         + (f"; validation: {len(val_arrays)} file(s)" if val_arrays is not None else ""),

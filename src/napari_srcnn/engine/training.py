@@ -455,6 +455,7 @@ def _write_model(
             "normalization": data.normalization,
             "blur_sigma": data.blur_sigma,
             "degradation": data.degradation,
+            "lr_levels": data.lr_levels,
             "intensity_augment": config.intensity_augment,
             "recipe": config.recipe,
             "loss": config.loss,
