@@ -74,16 +74,18 @@ DIM_LEVELS = (16, 32, 64, 128)
 #: Planes with more levels than this across their values are not rounded: the rounding error of
 #: a 12-bit or finer grid is far below anything a model or a score sees.
 MAX_LEVELS = 4096
-#: The blur (in HR pixels, per unit of the factor) that makes a plane oversampled: detail
-#: finer than about the LR pixel is gone from the HR plane itself.
-OVERSAMPLED_BLUR = 0.4
+#: The blurs (in HR pixels, per unit of the factor) that make a plane oversampled, cycled over
+#: the planes: detail finer than about the LR pixel is gone from the HR plane itself, and at
+#: 0.8 × the factor a shrink and bicubic enlargement give it back almost exactly (a plane that
+#: was itself interpolated, as "calibrated" microscopy data often is).
+OVERSAMPLED_BLURS = (0.4, 0.6, 0.8)
 
 
 def degradation_kinds(degradation: str, blur_sigma: float) -> list[tuple[str, float]]:
     """The ``(kind, blur sigma)`` partners every HR plane gets under ``degradation``.
 
-    Kind ``"oversampled"`` means: blur the HR plane by ``OVERSAMPLED_BLUR × scale`` and use the
-    blurred plane as HR and (bicubic-shrunk) as LR source (see `oversample()`); kind ``"dim"``:
+    Kind ``"oversampled"`` means: blur the HR plane by 0.4-0.8 × ``scale``
+    (`OVERSAMPLED_BLURS`) and use the blurred plane as HR and (bicubic-shrunk) as LR source (see `oversample()`); kind ``"dim"``:
     a dim recording of the plane, HR and LR stored on a few levels (see `make_pair()`)."""
     if degradation not in DEGRADATIONS:
         raise ValueError(f"degradation {degradation!r} is not one of {', '.join(DEGRADATIONS)}")
@@ -98,12 +100,12 @@ def degradation_kinds(degradation: str, blur_sigma: float) -> list[tuple[str, fl
     ]
 
 
-def oversample(hr: np.ndarray, scale: float) -> np.ndarray:
+def oversample(hr: np.ndarray, scale: float, blur: float = OVERSAMPLED_BLURS[0]) -> np.ndarray:
     """``hr`` as a microscope sampling finer than its optics records it: Gaussian blur of
-    ``OVERSAMPLED_BLUR × scale`` HR pixels (float32, same shape)."""
+    ``blur × scale`` HR pixels (float32, same shape)."""
     from scipy.ndimage import gaussian_filter
 
-    sigma = OVERSAMPLED_BLUR * scale
+    sigma = blur * scale
     return gaussian_filter(hr, sigma=(0, sigma, sigma), mode="reflect").astype(np.float32)
 
 
@@ -118,19 +120,20 @@ def make_pair(
     """One LR partner of the mod-cropped ``(C, H, W)`` plane ``hr`` (kinds of
     `degradation_kinds()`).
 
-    ``"oversampled"`` pairs the plane blurred by ``OVERSAMPLED_BLUR × scale`` (see
+    ``"oversampled"`` pairs the plane blurred by ``OVERSAMPLED_BLURS[index % 3] × scale`` (see
     `oversample()`) with its bicubic shrink. ``"dim"`` is the plane recorded with
     ``DIM_LEVELS[(index // 2) % 4]`` levels across its range (every other plane oversampled
     first): HR and LR both stored on those levels, bicubic-shrunk for even ``index // 4`` and
     area-binned for odd. The other kinds share ``hr`` and go through `degrade()`; ``levels``
     rounds their LR plane (see `level_grid()`).
     """
+    blur = OVERSAMPLED_BLURS[index % len(OVERSAMPLED_BLURS)]
     if kind == "oversampled":  # the HR plane itself is smooth: nothing to sharpen
-        smooth = oversample(hr, scale)
+        smooth = oversample(hr, scale, blur)
         return PairedPlanes(lr_up=degrade(smooth, scale, levels=levels), hr=smooth)
     if kind == "dim":
         n = DIM_LEVELS[(index // 2) % len(DIM_LEVELS)]
-        source = oversample(hr, scale) if index % 2 else hr
+        source = oversample(hr, scale, blur) if index % 2 else hr
         dim = (np.rint(source * n) / n).astype(np.float32)
         binned = (index // 4) % 2 and abs(scale - round(scale)) < 1e-9
         lr_up = degrade(dim, scale, kind="area" if binned else "bicubic", levels=(0.0, 1 / n))
