@@ -39,14 +39,19 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--from", dest="start", default=None, help="start model (default: installed)")
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "fine_tune.json")
+    p.add_argument("--stacks", nargs="+", default=list(STACKS), help="paths under microscopy/")
+    p.add_argument("--train-args", default="", help="more `train` options, e.g. '--lr 5e-4'")
     args = p.parse_args(argv)
     runs = []
-    for stack in STACKS:
-        name = Path(stack).stem
-        cmd = [sys.executable, "-m", "napari_srcnn", "train", str(MICROSCOPY / stack)]
+    for stack in args.stacks:
+        name = Path(stack).stem.replace("*", "")
+        # A pattern names a stack stored one plane per file (a TIFF series).
+        files = sorted(MICROSCOPY.glob(stack)) if "*" in stack else [MICROSCOPY / stack]
+        cmd = [sys.executable, "-m", "napari_srcnn", "train", *map(str, files)]
         cmd += ["--scale", "2", "-o", str(ROOT / "runs" / f"ft-{name}.safetensors")]
         if args.start:
             cmd += ["--from", args.start]
+        cmd += args.train_args.split()
         r = subprocess.run(cmd, capture_output=True, text=True, check=False)
         m, planes = _HELD_OUT.search(r.stdout), _PLANES.search(r.stdout)
         if r.returncode or not m or not planes:

@@ -8,7 +8,8 @@
 # contrast, offset and sign), bf16 autocast where the CPU has native bf16 with an fp32 tail.
 # Microscopy models (colour mode gray, applied per channel): six sources of
 # ../shared/datasets/train/microscopy, validated (and selected) on two whole sources held out,
-# haase and neubias; LR made three ways per plane (bicubic, area binning, blurred bicubic).
+# haase and neubias; LR made five ways per plane (--degradation mixed: bicubic, area binning,
+# blurred bicubic, oversampled, dim) and stored on the data's own levels (--lr-levels).
 # Outputs and checkpoints go to runs/; an interrupted run continues with the same command plus
 # `--resume runs/MODEL.ckpt.safetensors`. OMP_NUM_THREADS=1 lets two runs share 2 cores.
 set -euo pipefail
@@ -60,12 +61,19 @@ case "$model" in
     napari-srcnn train "${PHOTO[@]}" --scale 4 --from "$OUT/$model-b.safetensors" --steps 2000 --lr 5e-5 "${rgb[@]}" --intensity-augment 0.9 --fp32 -o "$OUT/$model-c.safetensors" "$@" ;;
   # Microscopy: ×2 from the shipped photo ×2 (12,000 steps; this run predates the oversampled
   # partner of --degradation mixed, commit 6b0f9b7), then 6,000 more with it (seed 1); ×3 and ×4
-  # continue the ×2 model.
+  # continue that ×2 model (-b). Then each continues for the LR stored on the data's own levels
+  # (--lr-levels, default for per-channel data) with the dim partner of mixed: ×2 for 4,000
+  # steps, then 3,000 more with the oversampled blur cycled over 0.4/0.6/0.8 × the factor;
+  # ×3 and ×4 for 3,000 steps with both. Each stage is selected on haase + neubias.
   srcnn-955-micro-x2)
     napari-srcnn train "${MICRO_TRAIN[@]}" --scale 2 --from "$shipped/srcnn-955-y-x2.safetensors" --steps 12000 --lr 3e-4 "${micro[@]}" -o "$OUT/$model-a.safetensors" "$@"
-    napari-srcnn train "${MICRO_TRAIN[@]}" --scale 2 --from "$OUT/$model-a.safetensors" --steps 6000 --lr 2e-4 "${micro[@]}" --seed 1 -o "$OUT/$model.safetensors" "$@" ;;
-  srcnn-955-micro-x3) napari-srcnn train "${MICRO_TRAIN[@]}" --scale 3 --from "$OUT/srcnn-955-micro-x2.safetensors" --steps 4000 --lr 2e-4 "${micro[@]}" -o "$OUT/$model.safetensors" "$@" ;;
-  srcnn-955-micro-x4) napari-srcnn train "${MICRO_TRAIN[@]}" --scale 4 --from "$OUT/srcnn-955-micro-x2.safetensors" --steps 4000 --lr 2e-4 "${micro[@]}" -o "$OUT/$model.safetensors" "$@" ;;
+    napari-srcnn train "${MICRO_TRAIN[@]}" --scale 2 --from "$OUT/$model-a.safetensors" --steps 6000 --lr 2e-4 "${micro[@]}" --seed 1 -o "$OUT/$model-b.safetensors" "$@"
+    napari-srcnn train "${MICRO_TRAIN[@]}" --scale 2 --from "$OUT/$model-b.safetensors" --steps 4000 --lr 1e-4 --ema 0.999 "${micro[@]}" --val-every 1000 --seed 2 -o "$OUT/$model-c.safetensors" "$@"
+    napari-srcnn train "${MICRO_TRAIN[@]}" --scale 2 --from "$OUT/$model-c.safetensors" --steps 3000 --lr 1e-4 --ema 0.999 "${micro[@]}" --val-every 1000 --seed 3 -o "$OUT/$model.safetensors" "$@" ;;
+  srcnn-955-micro-x3|srcnn-955-micro-x4)
+    s=${model: -1}
+    napari-srcnn train "${MICRO_TRAIN[@]}" --scale "$s" --from "$OUT/srcnn-955-micro-x2-b.safetensors" --steps 4000 --lr 2e-4 "${micro[@]}" -o "$OUT/$model-b.safetensors" "$@"
+    napari-srcnn train "${MICRO_TRAIN[@]}" --scale "$s" --from "$OUT/$model-b.safetensors" --steps 3000 --lr 1e-4 --ema 0.999 "${micro[@]}" --val-every 1000 --seed 3 -o "$OUT/$model.safetensors" "$@" ;;
   # The from-scratch Y x3 run of the recipe study (docs/training.md), 300,000 steps over several
   # sittings: fixed held-out split (scripts/photo_split.sh) plus scaled copies (scripts/photo_scaled.py),
   # EMA 0.999. Continue it with: scripts/train_shipped.sh scratch-y-x3 --resume checkpoints/scratch-y-x3.ckpt.safetensors
