@@ -25,8 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 DATASETS = Path(os.environ.get("NAPARI_SRCNN_DATASETS", ROOT.parent / "shared" / "datasets"))
 MICROSCOPY = DATASETS / "train" / "microscopy"
 STACKS = (
-    "neubias/image_data_xyz_nuclear_envelope_drosophila.tif",  # 14 z-planes, 8-bit
     "haase/data_membrane_2d_timelapse.tif",  # 5 time points, 16-bit
+    "neubias/image_data_xyz_8bit_em_volume_tiff_series_c_elegans_em_z00*.tif",  # 21 EM z-planes
 )
 _HELD_OUT = re.compile(
     r"held-out PSNR on (\d+) plane\(s\): bicubic (\S+) dB, start model (\S+) dB, "

@@ -26,3 +26,12 @@ def test_paper_recipe_groups_init_and_loss():
     assert paper.item() == pytest.approx(((pred - target) ** 2).sum().item() / 2 / 4)
     assert mse.item() == pytest.approx(((pred - target) ** 2).mean().item())
     assert batch_loss(pred, target, "adam")[0].item() == pytest.approx(mse.item())
+
+
+def test_default_learning_rates_follow_the_run():
+    from napari_srcnn.engine.train_config import default_lr
+
+    assert default_lr("adam", False, "y") == 1e-3  # from scratch
+    assert default_lr("adam", True, "per-channel") == 5e-4  # a user's microscopy stack
+    assert default_lr("adam", True, "y") == default_lr("adam", True, "rgb") == 1e-4
+    assert default_lr("paper", True, "per-channel") == default_lr("paper", False, "y") == 1e-4

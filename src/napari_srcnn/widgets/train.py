@@ -149,7 +149,9 @@ class TrainWidget(JobWidget):
             tooltip="from scratch: 9-5-5, 9-3-5, 9-1-5, 9-5-5-5, 9-5-5:128,64",
         )
         self._rate = LineEdit(
-            label="learning rate", value="auto", tooltip="auto: 1e-3 from scratch, 1e-4 fine-tuning"
+            label="learning rate",
+            value="auto",
+            tooltip="auto: 1e-3 from scratch, 5e-4 fine-tuning per-channel data, 1e-4 photo models",
         )
         self._batch = SpinBox(
             label="batch size", value=64, min=1, max=4096, tooltip="sub-images per step"
