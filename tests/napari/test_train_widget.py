@@ -128,15 +128,15 @@ def test_cancel_while_making_the_pairs_writes_nothing(qtbot, viewer, stack, tmp_
     layer = viewer.add_image(np.concatenate([stack] * 8), name="planes")  # 32 planes
     w = _widget(viewer, tmp_path, hr=[layer], start=SCRATCH, arch="3-1-3:8,4")
     degraded = []
-    real_degrade = data_module.degrade
+    real_make_pair = data_module.make_pair
 
-    def slow_degrade(*args, **kwargs):
+    def slow_make_pair(*args, **kwargs):
         degraded.append(1)
         if len(degraded) == 2:
             w._cancel_event.set()  # what the Cancel button does, from the worker's side
-        return real_degrade(*args, **kwargs)
+        return real_make_pair(*args, **kwargs)
 
-    monkeypatch.setattr(data_module, "degrade", slow_degrade)
+    monkeypatch.setattr(data_module, "make_pair", slow_make_pair)
     w._run.native.click()
     qtbot.waitUntil(lambda: not w.running, timeout=60_000)
     assert w.last_outcome.cancelled and w.last_outcome.result is None
