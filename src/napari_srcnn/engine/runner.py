@@ -14,8 +14,8 @@ depends on the device (measured in ``benchmarks/``, see ``docs/benchmarks.md``):
   their bf16 check, see [`napari_srcnn.engine.precision`][napari_srcnn.engine.precision]): the
   same blocks, the weights rounded to bf16 once (error diffusion keeps every kernel's sum),
   the activations in bf16, the last layer (and a first layer that is a small share of the
-  work) in fp32; blocks narrower than `BF16_MIN_WIDTH` are widened so that every block runs
-  the same oneDNN kernels.
+  work) in fp32; blocks narrower than `CPU_MIN_WIDTH` are widened (in fp32 too) so that every
+  block runs the same oneDNN kernels.
 - On CUDA: bf16 autocast (NaN check, fp32 fallback), channels-last, cuDNN autotuning; the
   block size comes from the free device memory and is halved on out-of-memory.
 - On an Apple GPU (MPS): the plain network in fp32, in blocks of `MPS_BLOCK`.
@@ -56,10 +56,11 @@ __all__ = ["NetworkRunner", "run_groups", "split_range"]
 # compute-bound and prefers larger ones, whose halo is recomputed less.
 CPU_BLOCK = 128
 CPU_BLOCK_WIDE_MAPPING = 256
-# bf16 on the CPU: oneDNN's AMX convolutions take another reduction order (other rounding)
-# below ~50 output columns (measured for every SRCNN layer shape, widths 1-600): narrower
-# blocks are run this wide and cropped, so a pixel's value never depends on its block.
-BF16_MIN_WIDTH = 64
+# On the CPU oneDNN takes another reduction order (other rounding) for narrow outputs: its AMX
+# bf16 convolutions below ~50 output columns (measured for every SRCNN layer shape, widths
+# 1-600), its AVX2 fp32 ones below ~30 (9-3-5-5 at 24 columns, on a 2-core AMD EPYC).
+# Narrower blocks are run this wide and cropped, so a pixel's value never depends on its block.
+CPU_MIN_WIDTH = 64
 # bf16 on the CPU: the first layer stays fp32 when it is at most this share of the work.
 BF16_FP32_FIRST_SHARE = 0.25
 # Apple GPU: one forward pass per block of this many output pixels per side (the tile bounds
@@ -347,10 +348,14 @@ class NetworkRunner:
     # ------------------------------------------------------------------ CPU
 
     def _forward_cpu(self, x: torch.Tensor) -> torch.Tensor:
+        wo = x.shape[-1] - 2 * self.halo
+        if wo < CPU_MIN_WIDTH:  # zeros on the right reach only outputs that are cropped off
+            x = F.pad(x, (0, CPU_MIN_WIDTH - wo))
         h = _true_channels_last(x)
         for weight, bias in self._layers:
             h = F.conv2d(h, weight, bias).relu_()
-        return self._last_layer(h)
+        y = self._last_layer(h)
+        return y[..., :wo] if y.shape[-1] != wo else y
 
     def _last_layer(self, h: torch.Tensor) -> torch.Tensor:
         """The reconstruction layer as a GEMM plus shifted adds (~8x oneDNN's conv with
@@ -373,8 +378,8 @@ class NetworkRunner:
         oneDNN), the reconstruction layer (and a cheap first layer) in fp32: on a 2-core AMX
         CPU 2-2.7x faster than fp32 end to end for 9-5-5, 1.4x for 9-1-5."""
         wo = x.shape[-1] - 2 * self.halo
-        if wo < BF16_MIN_WIDTH:  # zeros on the right reach only outputs that are cropped off
-            x = F.pad(x, (0, BF16_MIN_WIDTH - wo))
+        if wo < CPU_MIN_WIDTH:  # zeros on the right reach only outputs that are cropped off
+            x = F.pad(x, (0, CPU_MIN_WIDTH - wo))
         h = _true_channels_last(x)
         if self._bf16_first_fp32:
             weight, bias = self._layers[0]
