@@ -280,12 +280,12 @@ def _start_arch(model: str):
 def _check_data_memory(args: argparse.Namespace) -> None:
     """Refuse, from the files' headers, training data that would not fit in memory."""
     from ..engine.data import find_images
-    from ..engine.degradation import OWN_HR_KINDS, degradation_kinds
+    from ..engine.degradation import arrays_per_plane, degradation_kinds
     from ..engine.io import read_header
     from ..engine.memory import training_data_estimate
 
     kinds = degradation_kinds(args.degradation, args.blur)
-    partners = 1 if args.lr_data else len(kinds) + sum(k in OWN_HR_KINDS for k, _ in kinds)
+    partners = 1 if args.lr_data else arrays_per_plane(kinds)
     images = []
     for group in (args.data, args.lr_data, args.val_data):
         for path in find_images(group) if group else []:

@@ -30,8 +30,8 @@ from .color import normalization_auto
 from .degradation import (
     DEGRADATIONS,
     MAX_BLUR,
-    OWN_HR_KINDS,
     PairedPlanes,
+    arrays_per_plane,
     degradation_kinds,
     grid_step,
     level_grid,
@@ -349,14 +349,10 @@ def training_data_from_arrays(
         shapes = [(np.shape(a), np.asarray(a).dtype) for a in arrays]
     except ValueError:  # a ragged list
         raise TrainingDataError("training images must be arrays (a ragged list is not)") from None
-    kinds_n = len(degradation_kinds(degradation, 0.0)) if degradation in DEGRADATIONS else 1
-    # Oversampled and dim partners bring an HR plane of their own.
-    own_hr = (
-        sum(k in OWN_HR_KINDS for k, _ in degradation_kinds(degradation, 0.0))
-        if degradation in DEGRADATIONS
-        else 0
+    made = (
+        arrays_per_plane(degradation_kinds(degradation, 0.0)) if degradation in DEGRADATIONS else 1
     )
-    partners = 1 if lr_arrays is not None else kinds_n + own_hr
+    partners = 1 if lr_arrays is not None else made
     # Before anything is allocated: one line saying how much is needed and how to reduce it.
     training_data_estimate(shapes, scale, partners).check()
     try:

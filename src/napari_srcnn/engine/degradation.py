@@ -38,6 +38,7 @@ __all__ = [
     "MIXED_BLUR",
     "PairedPlanes",
     "area_downsample",
+    "arrays_per_plane",
     "degradation_kinds",
     "degrade",
     "grid_step",
@@ -85,8 +86,9 @@ def degradation_kinds(degradation: str, blur_sigma: float) -> list[tuple[str, fl
     """The ``(kind, blur sigma)`` partners every HR plane gets under ``degradation``.
 
     Kind ``"oversampled"`` means: blur the HR plane by 0.4-0.8 × ``scale``
-    (`OVERSAMPLED_BLURS`) and use the blurred plane as HR and (bicubic-shrunk) as LR source (see `oversample()`); kind ``"dim"``:
-    a dim recording of the plane, HR and LR stored on a few levels (see `make_pair()`)."""
+    (`OVERSAMPLED_BLURS`) and use the blurred plane as HR and (bicubic-shrunk) as LR source
+    (see `oversample()`); kind ``"dim"``: a dim recording of the plane, HR and LR stored on a
+    few levels (see `make_pair()`)."""
     if degradation not in DEGRADATIONS:
         raise ValueError(f"degradation {degradation!r} is not one of {', '.join(DEGRADATIONS)}")
     if degradation != "mixed":
@@ -98,6 +100,12 @@ def degradation_kinds(degradation: str, blur_sigma: float) -> list[tuple[str, fl
         ("oversampled", 0.0),
         ("dim", 0.0),
     ]
+
+
+def arrays_per_plane(kinds: list[tuple[str, float]]) -> int:
+    """Plane-sized arrays the partners ``kinds`` make of one HR plane (an LR plane each, and
+    an HR plane of their own for `OWN_HR_KINDS`): what the memory estimate counts."""
+    return len(kinds) + sum(kind in OWN_HR_KINDS for kind, _ in kinds)
 
 
 def oversample(hr: np.ndarray, scale: float, blur: float = OVERSAMPLED_BLURS[0]) -> np.ndarray:
