@@ -142,7 +142,7 @@ def make_pair(
     if kind == "dim":
         n = DIM_LEVELS[(index // 2) % len(DIM_LEVELS)]
         source = oversample(hr, scale, blur) if index % 2 else hr
-        dim = (np.rint(source * n) / n).astype(np.float32)
+        dim = _round_to(source, (0.0, 1 / n))
         binned = (index // 4) % 2 and abs(scale - round(scale)) < 1e-9
         lr_up = degrade(dim, scale, kind="area" if binned else "bicubic", levels=(0.0, 1 / n))
         return PairedPlanes(lr_up=lr_up, hr=dim)
