@@ -26,36 +26,40 @@ common=(--patch 48 --batch 32 --val-every 1000 --val-fraction 0.1 --intensity-au
 y=(--channels y "${common[@]}")
 rgb=(--channels rgb "${common[@]}")
 micro=(--channels per-channel --degradation mixed --patch 48 --batch 32 --val-every 2000 --intensity-augment 0.5 --seed 0 --val-data "${MICRO_VAL[@]}")
-# A long continuation of the shipped Y model for factor $1 on the fixed photo split (docs/training.md).
-long_y() {
-  local scale=$1; shift
+# A long continuation of the shipped model for factor $1 and colour mode $2 on the fixed photo
+# split plus its scaled copies (docs/training.md).
+long_photo() {
+  local scale=$1 channels=$2; shift 2
   local SP=runs/photo-split
   [ -d "$SP/val" ] || scripts/photo_split.sh
   [ -d "$SP/train-scaled" ] || python scripts/photo_scaled.py
-  napari-srcnn train "$SP"/train/* "$SP"/train-scaled/* --val-data "$SP/val" --scale "$scale" --channels y \
+  napari-srcnn train "$SP"/train/* "$SP"/train-scaled/* --val-data "$SP/val" --scale "$scale" --channels "$channels" \
     --from "$shipped/$model.safetensors" --steps 50000 --lr 2e-4 --ema 0.999 --patch 48 --batch 32 \
     --intensity-augment 0.5 --val-every 5000 --checkpoint-every 2500 --seed 0 -o "$OUT/$model.safetensors" "$@"
 }
 case "$model" in
-  srcnn-955-y-x3) napari-srcnn train "${PHOTO[@]}" --scale 3 --from "$shipped/srcnn-955-y-x3.safetensors" --steps 20000 --lr 3e-4 "${y[@]}" -o "$OUT/$model.safetensors" "$@" ;;
+  srcnn-955-y-x3-stages) napari-srcnn train "${PHOTO[@]}" --scale 3 --from "$shipped/srcnn-955-y-x3.safetensors" --steps 20000 --lr 3e-4 "${y[@]}" -o "$OUT/$model.safetensors" "$@" ;;
   # The others continue their own earlier model for a shorter run with the new recipe; the RGB
   # models in three stages, the last two with more whole-range content (the first left them
   # 0.5-0.6/255 off on flat near-black images), the last in fp32 (its output, $model-c, ships as $model).
-  srcnn-915-y-x3) napari-srcnn train "${PHOTO[@]}" --scale 3 --from "$shipped/srcnn-915-y-x3.safetensors" --steps 4000 --lr 3e-4 "${y[@]}" -o "$OUT/$model.safetensors" "$@" ;;
+  srcnn-915-y-x3-stages) napari-srcnn train "${PHOTO[@]}" --scale 3 --from "$shipped/srcnn-915-y-x3.safetensors" --steps 4000 --lr 3e-4 "${y[@]}" -o "$OUT/$model.safetensors" "$@" ;;
   # Y x2 (shipped) and x4 (in progress): the model of the previous release (this script's earlier
   # 5,000-step case on "${PHOTO[@]}", 10 % held out) continued for 50,000 steps on the fixed split
   # plus its scaled copies, with EMA 0.999 (long_y, above).
-  srcnn-955-y-x2) long_y 2 "$@" ;;
-  srcnn-955-y-x4) long_y 4 "$@" ;;
-  srcnn-955-rgb-x3)
+  srcnn-955-y-x2) long_photo 2 y "$@" ;;
+  srcnn-955-y-x4) long_photo 4 y "$@" ;;
+  # RGB, 9-1-5 and Y ×3: the same long continuation of the model the stages below made (shipped
+  # before it; run `scripts/train_shipped.sh srcnn-955-rgb-x2-stages` and so on to remake them).
+  srcnn-955-rgb-x[234]|srcnn-915-y-x3|srcnn-955-y-x3) long_photo "${model: -1}" "$(cut -d- -f3 <<<"$model")" "$@" ;;
+  srcnn-955-rgb-x3-stages)
     napari-srcnn train "${PHOTO[@]}" --scale 3 --from "$shipped/srcnn-955-rgb-x3.safetensors" --steps 3000 --lr 2e-4 "${rgb[@]}" -o "$OUT/$model.safetensors" "$@"
     napari-srcnn train "${PHOTO[@]}" --scale 3 --from "$OUT/$model.safetensors" --steps 3000 --lr 1e-4 "${rgb[@]}" --intensity-augment 0.7 -o "$OUT/$model-b.safetensors" "$@"
     napari-srcnn train "${PHOTO[@]}" --scale 3 --from "$OUT/$model-b.safetensors" --steps 2000 --lr 5e-5 "${rgb[@]}" --intensity-augment 0.9 --fp32 -o "$OUT/$model-c.safetensors" "$@" ;;
-  srcnn-955-rgb-x2)
+  srcnn-955-rgb-x2-stages)
     napari-srcnn train "${PHOTO[@]}" --scale 2 --from "$shipped/srcnn-955-rgb-x2.safetensors" --steps 3000 --lr 2e-4 "${rgb[@]}" -o "$OUT/$model.safetensors" "$@"
     napari-srcnn train "${PHOTO[@]}" --scale 2 --from "$OUT/$model.safetensors" --steps 3000 --lr 1e-4 "${rgb[@]}" --intensity-augment 0.7 -o "$OUT/$model-b.safetensors" "$@"
     napari-srcnn train "${PHOTO[@]}" --scale 2 --from "$OUT/$model-b.safetensors" --steps 2000 --lr 5e-5 "${rgb[@]}" --intensity-augment 0.9 --fp32 -o "$OUT/$model-c.safetensors" "$@" ;;
-  srcnn-955-rgb-x4)
+  srcnn-955-rgb-x4-stages)
     napari-srcnn train "${PHOTO[@]}" --scale 4 --from "$shipped/srcnn-955-rgb-x4.safetensors" --steps 3000 --lr 2e-4 "${rgb[@]}" -o "$OUT/$model.safetensors" "$@"
     napari-srcnn train "${PHOTO[@]}" --scale 4 --from "$OUT/$model.safetensors" --steps 3000 --lr 1e-4 "${rgb[@]}" --intensity-augment 0.7 -o "$OUT/$model-b.safetensors" "$@"
     napari-srcnn train "${PHOTO[@]}" --scale 4 --from "$OUT/$model-b.safetensors" --steps 2000 --lr 5e-5 "${rgb[@]}" --intensity-augment 0.9 --fp32 -o "$OUT/$model-c.safetensors" "$@" ;;
