@@ -43,9 +43,9 @@ case "$model" in
   # models in three stages, the last two with more whole-range content (the first left them
   # 0.5-0.6/255 off on flat near-black images), the last in fp32 (its output, $model-c, ships as $model).
   srcnn-915-y-x3-stages) napari-srcnn train "${PHOTO[@]}" --scale 3 --from "$shipped/srcnn-915-y-x3.safetensors" --steps 4000 --lr 3e-4 "${y[@]}" -o "$OUT/$model.safetensors" "$@" ;;
-  # Y x2 (shipped) and x4 (in progress): the model of the previous release (this script's earlier
+  # Y x2 and x4: the model of the previous release (this script's earlier
   # 5,000-step case on "${PHOTO[@]}", 10 % held out) continued for 50,000 steps on the fixed split
-  # plus its scaled copies, with EMA 0.999 (long_y, above).
+  # plus its scaled copies, with EMA 0.999 (long_photo, above).
   srcnn-955-y-x2) long_photo 2 y "$@" ;;
   srcnn-955-y-x4) long_photo 4 y "$@" ;;
   # RGB, 9-1-5 and Y ×3: the same long continuation of the model the stages below made (shipped
