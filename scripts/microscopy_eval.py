@@ -3,7 +3,7 @@
 Usage (from the repository root)::
 
     python scripts/microscopy_eval.py --scale 2 --degradation bicubic [--model NAME|FILE] \
-        [--sources haase neubias] [--json runs/eval.json]
+        [--sources haase neubias] [--strength auto|A] [--json runs/eval.json]
 
 Every image of every source folder in ``../shared/datasets/train/microscopy`` is shrunk by the
 factor (MATLAB bicubic or area binning), upscaled as ``napari-srcnn upscale`` would (its defaults:
@@ -39,10 +39,16 @@ MAX_PLANES = 8
 
 
 def score_sources(
-    model: str | None, scale: int, degradation: str, sources=HELD_OUT, quiet: bool = False
+    model: str | None,
+    scale: int,
+    degradation: str,
+    sources=HELD_OUT,
+    quiet: bool = False,
+    strength: float | str = "auto",
 ) -> list[dict]:
     """One row per image of ``sources``: bicubic's and the model's data-range PSNR/SSIM."""
-    upscaler = Upscaler(model, UpscaleOptions(scale=float(scale), precision="fp32"))
+    options = UpscaleOptions(scale=float(scale), precision="fp32", strength=strength)
+    upscaler = Upscaler(model, options)
     rows = []
     for source in sources:
         for path in find_images([MICROSCOPY / source]):
@@ -75,6 +81,7 @@ def per_source(rows: list[dict]) -> dict[str, dict]:
             "min_gain": round(float(gains.min()), 3),
             "worst": worst["name"],
             "worse_than_bicubic": int((gains < 0).sum()),
+            "strength": round(float(np.mean([r["strength"] for r in mine])), 3),
         }
     return out
 
@@ -85,10 +92,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--degradation", choices=("bicubic", "area"), default="bicubic")
     p.add_argument("--model", default=None, help="name or file (default: what upscale picks)")
     p.add_argument("--sources", nargs="+", default=list(HELD_OUT))
+    p.add_argument("--strength", default="auto", help="auto (default) or a number in [0, 1]")
     p.add_argument("--json", default=None, help="write every row here")
     args = p.parse_args(argv)
     t0 = time.perf_counter()
-    rows = score_sources(args.model, args.scale, args.degradation, args.sources)
+    strength = args.strength if args.strength == "auto" else float(args.strength)
+    rows = score_sources(args.model, args.scale, args.degradation, args.sources, strength=strength)
     print(
         f"×{args.scale} {args.degradation}, {len(rows)} images, "
         f"{time.perf_counter() - t0:.0f} s; model(s): {sorted({r['model'] for r in rows})}"
@@ -98,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
             f"  {source:<10} {s['images']:>3} images  bicubic {s['bicubic_psnr']:6.2f}"
             f"  model {s['psnr']:6.2f} dB  gain mean {s['gain']:+.2f}"
             f"  min {s['min_gain']:+.2f} ({s['worst']})  worse than bicubic: {s['worse_than_bicubic']}"
+            f"  strength {s['strength']:.2f}"
         )
     if args.json:
         Path(args.json).write_text(

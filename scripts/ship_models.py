@@ -101,10 +101,13 @@ def microscopy(path: Path, scale: int) -> dict:
     out: dict = {"sources": list(HELD_OUT), "photo_model": photo}
     for degradation in ("bicubic", "area"):
         mine = per_source(score_sources(str(path), scale, degradation, quiet=True))
+        plain = per_source(score_sources(str(path), scale, degradation, quiet=True, strength=1.0))
         theirs = per_source(score_sources(photo, scale, degradation, quiet=True))
         for source in mine:
             mine[source]["photo_psnr"] = theirs[source]["psnr"]
             mine[source]["photo_gain"] = theirs[source]["gain"]
+            mine[source]["plain_psnr"] = plain[source]["psnr"]
+            mine[source]["plain_min_gain"] = plain[source]["min_gain"]
             print(
                 f"×{scale} {degradation} {source}: bicubic {mine[source]['bicubic_psnr']:.2f}, "
                 f"photo {theirs[source]['psnr']:.2f}, microscopy {mine[source]['psnr']:.2f} dB "
@@ -212,15 +215,17 @@ def results_table() -> str:
             "sources the microscopy models never saw in training (`haase`: confocal and widefield",
             "fluorescence, 8/16-bit, 1–3 channels; `neubias`: widefield/confocal fluorescence and",
             "EM, 8/12/16-bit, 1–2 channels, z-stacks), shrunk by the factor and upscaled with the",
-            "defaults of `napari-srcnn upscale` (intensities by the data's own range). "
-            '"bicubic-shrunk" is',
+            "defaults of `napari-srcnn upscale` (intensities by the data's own range, the",
+            "strength of the correction measured on each image, `--strength auto`; the mean",
+            'strength is given). "bicubic-shrunk" is',
             'MATLAB\'s bicubic (the protocol); "area-binned" averages `scale × scale` pixels (a',
             'camera with bigger pixels). Means over a source\'s images; "worst" is the smallest',
             "gain over bicubic of any image. Scored by `napari_srcnn.engine.scoring` (also",
             "`napari-srcnn eval STACK.tif --scale S`).",
             "",
-            "| factor | input | source | images | bicubic | photo model | microscopy model | gain (worst) |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- |",
+            "| factor | input | source | images | bicubic | photo model | microscopy model, "
+            "strength 1 (worst gain) | microscopy model | strength | gain (worst) |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
         for m in sorted(micro, key=lambda m: m.scale):
             report = m.metrics["microscopy"]
@@ -228,13 +233,15 @@ def results_table() -> str:
                 for source, r in report.get(degradation, {}).items():
                     lines.append(
                         f"| ×{int(m.scale)} | {label} | {source} | {r['images']} | "
-                        f"{r['bicubic_psnr']:.2f} | {r['photo_psnr']:.2f} | **{r['psnr']:.2f}** | "
+                        f"{r['bicubic_psnr']:.2f} | {r['photo_psnr']:.2f} | "
+                        f"{r['plain_psnr']:.2f} ({r['plain_min_gain']:+.2f}) | "
+                        f"**{r['psnr']:.2f}** | {r['strength']:.2f} | "
                         f"{r['gain']:+.2f} ({r['min_gain']:+.2f}) |"
                     )
         lines += [
             "",
             f"The photo model column is `{micro[0].metrics['microscopy']['photo_model']}` (and its",
-            "×3/×4 siblings) run the same way, with the same intensity map.",
+            "×3/×4 siblings) run the same way, with the same intensity map and measured strength.",
         ]
     if FINE_TUNE.exists():
         runs = json.loads(FINE_TUNE.read_text(encoding="utf-8"))

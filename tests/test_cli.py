@@ -132,6 +132,9 @@ def test_several_inputs_need_a_folder(tmp_path, tiny_model_path, camera):
         (["upscale", "in.png", "-o", "o.png", "--weights", "bogus.safetensors"], "does not exist"),
         (["upscale", "in.png", "-o", "o.png", "--scale", "two"], "invalid float"),
         (["eval", "in.png", "--scale", "2", "--bicubic", "--json", "--model", "x"], "not allowed"),
+        (["upscale", "in.png", "-o", "o.png", "--strength", "2", "--weights", "W"], "strength"),
+        (["upscale", "in.png", "-o", "o.png", "--strength", "full", "--weights", "W"], "strength"),
+        (["eval", "in.png", "--scale", "2", "--strength", "0.5", "--weights", "W"], "data-range"),
         (["frobnicate"], "invalid choice"),
     ],
 )
@@ -433,3 +436,26 @@ def test_a_run_that_fails_prints_only_its_error(tmp_path, tiny_model_path, camer
     )
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1 and "gone.png' does not exist" in err
+
+
+def test_upscale_and_eval_take_and_report_the_strength(tmp_path, camera):
+    """--strength 0 writes bicubic, a measured strength is printed, and eval's data-range
+    table has a strength column (16-bit data: scored over its own range)."""
+    from napari_srcnn.engine.resize import imresize
+
+    image = (camera.astype(np.uint16) * 16)[:64, :64]
+    write_image(tmp_path / "in.tif", image, ImageMeta(axes="YX"))
+    r = cli("upscale", tmp_path / "in.tif", "-o", tmp_path / "b.tif", "--scale", 2, "--strength", 0)
+    assert r.returncode == 0, r.stderr
+    assert "; strength 0)" in r.stdout
+    expected = np.clip(np.rint(imresize(image.astype(np.float64), 2.0)), 0, 65535)
+    out, _ = read_image(tmp_path / "b.tif")
+    assert np.abs(out.astype(np.int64) - expected).max() <= 1
+    r = cli("upscale", tmp_path / "in.tif", "-o", tmp_path / "a.tif", "--scale", 2)
+    assert r.returncode == 0, r.stderr
+    measured = float(r.stdout.strip().rsplit("; strength ", 1)[1].rstrip(")"))
+    assert 0 <= measured <= 1
+    r = cli("eval", tmp_path / "in.tif", "--scale", 2, "--json")
+    assert r.returncode == 0, r.stderr
+    row = json.loads(r.stdout)["images"][0]
+    assert 0 <= row["strength"] <= 1

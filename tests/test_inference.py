@@ -290,9 +290,9 @@ def test_cpu_cells_run_side_by_side_and_equal_the_serial_run(model955, astronaut
     seen = []
     cell = parallel._cell
 
-    def spy(plane, origin, plan, box, norm=None):
+    def spy(plane, origin, plan, box, norm=None, strength=1.0):
         seen.append((threading.get_ident(), torch.get_num_threads(), box))
-        return cell(plane, origin, plan, box, norm)
+        return cell(plane, origin, plan, box, norm, strength)
 
     parallel._cell = spy
     threads = torch.get_num_threads()
@@ -343,10 +343,11 @@ def test_fewer_cells_than_threads_run_the_network_blocks_side_by_side(model955, 
     import threading
 
     image = camera[:40, :40].astype(np.float32) / 255  # ×3 -> one 120² tile
-    serial = Upscaler(model955, UpscaleOptions(scale=3))
+    # A fixed strength: a measured one would run cells of the image's binned copy too.
+    serial = Upscaler(model955, UpscaleOptions(scale=3, strength=1.0))
     serial.runner.parallel_blocks = False
     ref = serial(image)
-    up = Upscaler(model955, UpscaleOptions(scale=3))
+    up = Upscaler(model955, UpscaleOptions(scale=3, strength=1.0))
     up.runner.block = 32  # 4 × 4 network blocks
     cell_threads, block_threads = [], []
     cell, forward = up._cell, up.runner._forward_cpu

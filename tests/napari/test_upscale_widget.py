@@ -361,3 +361,30 @@ def test_self_ensemble_checkbox_runs_srcnn_plus(
     )
     assert out.metadata["srcnn"]["ensemble"] is True
     assert not np.array_equal(np.asarray(out.data), upscale(data, tiny_model, 2.0))
+
+
+def test_strength_menu_reaches_the_engine_and_the_status(
+    qtbot, run_widget, viewer, widget, tiny_model, camera
+):
+    """A fixed strength from the menu is the engine's, recorded in the metadata and said in
+    the status line; "auto" measures one on 16-bit data and says it too."""
+    from napari_srcnn.engine.inference import upscale
+
+    data = camera[:24, :30].astype(np.uint16) * 16
+    source = viewer.add_image(data, name="soft")
+    _setup(widget, source, tiny_model, scale=2.0, strength=0.5)
+    run_widget(widget)
+    out = _result(viewer, source, 2.0)
+    np.testing.assert_array_equal(
+        np.asarray(out.data), upscale(data, tiny_model, 2.0, strength=0.5)
+    )
+    assert out.metadata["srcnn"]["strength"] == 0.5
+    assert "strength 0.5" in widget._status.value
+    viewer.layers.remove(out)
+    _setup(widget, source, tiny_model, scale=2.0, strength="auto")
+    run_widget(widget)
+    out = _result(viewer, source, 2.0)
+    (measured,) = out.metadata["srcnn"]["strengths"]
+    assert 0 <= measured <= 1
+    assert f"strength {measured:.2g}" in widget._status.value
+    np.testing.assert_array_equal(np.asarray(out.data), upscale(data, tiny_model, 2.0))

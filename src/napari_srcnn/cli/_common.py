@@ -46,6 +46,25 @@ def add_device_arg(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_strength_arg(parser: argparse.ArgumentParser) -> None:
+    """Add ``--strength`` (``auto`` or a number in [0, 1]; validated by the engine)."""
+    parser.add_argument(
+        "--strength",
+        default="auto",
+        type=_strength,
+        metavar="A",
+        help="share of the network's correction over bicubic: 1 the plain model, 0 bicubic "
+        "(default auto: measured on each image mapped by its own range, 1 for photographs)",
+    )
+
+
+def _strength(text: str) -> float | str:
+    try:
+        return float(text)
+    except ValueError:
+        return text  # "auto", or a one-line error from the engine's options
+
+
 def model_arg(args: argparse.Namespace) -> str | None:
     """The model the user chose: a weights file, a registry name, or ``None`` (default)."""
     return args.weights or args.model

@@ -6,7 +6,14 @@ from __future__ import annotations
 import argparse
 import json
 
-from ._common import add_device_arg, add_model_args, model_arg, progress_bar, start_work
+from ._common import (
+    add_device_arg,
+    add_model_args,
+    add_strength_arg,
+    model_arg,
+    progress_bar,
+    start_work,
+)
 
 SCORINGS = ("auto", "protocol", "data-range")
 
@@ -44,6 +51,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     add_model_args(p, bicubic=True)
     add_device_arg(p)
+    add_strength_arg(p)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(run=run)
 
@@ -67,6 +75,10 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(
             "the protocol shrinks by bicubic; --degradation needs --scoring data-range"
         )
+    if scoring == "protocol" and args.strength != "auto":
+        raise InputError(
+            "the protocol scores the plain model; --strength needs --scoring data-range"
+        )
     upscaler = None
     if not args.bicubic:
         if scoring == "protocol":
@@ -75,7 +87,10 @@ def run(args: argparse.Namespace) -> int:
             )
         else:
             options = UpscaleOptions(
-                scale=float(args.scale), device=args.device, ensemble=args.ensemble
+                scale=float(args.scale),
+                device=args.device,
+                ensemble=args.ensemble,
+                strength=args.strength,
             )
             upscaler = Upscaler(model_arg(args), options)
     start_work()
@@ -118,6 +133,8 @@ def run(args: argparse.Namespace) -> int:
     if upscaler is not None:
         name = "SRCNN+ PSNR" if args.ensemble else "SRCNN PSNR"
         header += f"{name:>13}{'SSIM':>8}{'gain':>8}"
+        if scoring == "data-range":
+            header += f"{'strength':>10}"
     print(header)
     for row in [*rows, {"name": "mean", **mean}]:
         line = f"{row['name']:<24}{row['bicubic_psnr']:>14.2f}{row['bicubic_ssim']:>8.4f}"
@@ -125,5 +142,7 @@ def run(args: argparse.Namespace) -> int:
             line += (
                 f"{row['psnr']:>13.2f}{row['ssim']:>8.4f}{row['psnr'] - row['bicubic_psnr']:>+8.2f}"
             )
+            if "strength" in row:
+                line += f"{row['strength']:>10.2f}"
         print(line)
     return 0

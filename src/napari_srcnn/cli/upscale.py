@@ -10,7 +10,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import InputError
-from ._common import add_device_arg, add_model_args, model_arg, progress_bar, start_work
+from ._common import (
+    add_device_arg,
+    add_model_args,
+    add_strength_arg,
+    model_arg,
+    progress_bar,
+    start_work,
+)
 
 if TYPE_CHECKING:  # the engine (torch) is imported only when a command runs
     from ..engine.inference import Upscaler
@@ -77,6 +84,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="self-ensemble (SRCNN+): average the results of the 8 flips and rotations "
         "(8x the time; not for zarr inputs)",
     )
+    add_strength_arg(p)
     p.add_argument(
         "--reference",
         metavar="HR",
@@ -141,6 +149,7 @@ def _options(args: argparse.Namespace) -> UpscaleOptions:
         normalization=args.normalization,
         precision=args.precision,
         ensemble=args.ensemble,
+        strength=args.strength,
     )
 
 
@@ -195,10 +204,11 @@ def run(args: argparse.Namespace) -> int:
         write_image(dst, result, meta.upscaled(upscaler.scale))
         seconds = time.perf_counter() - start
         ran = upscaler.for_image(image.shape)  # the model that ran (auto picks per image)
-        intensities = ran.plan(image)[1].intensity_summary()
+        plan = ran.last_plan or ran.plan(image)[1]
         print(
             f"{src} {image.shape} {image.dtype} -> {dst} {result.shape} in {seconds:.2f} s "
-            f"({ran.model.name}, {ran.runner.precision}; intensities: {intensities})"
+            f"({ran.model.name}, {ran.runner.precision}; intensities: "
+            f"{plan.intensity_summary()}; strength {plan.strength_summary()})"
         )
         if args.reference:
             _report_reference(Path(args.reference), image, result, upscaler.scale)

@@ -87,12 +87,23 @@ class Plan:
     out_dtype: np.dtype
     scale: float
     channel_norms: tuple[Normalization, ...] = ()  # per channel (axis 0), when processed apart
+    # Share of the network's correction over bicubic (napari_srcnn.engine.calibration): one
+    # for every plane, or one per channel (axis 0); none is 1.
+    strengths: tuple[float, ...] = ()
 
     def norm_at(self, index: tuple[int, ...]) -> Normalization:
         """The intensity map of plane ``index`` (its channel's, when channels have their own)."""
         if self.channel_norms and index:
             return self.channel_norms[index[0]]
         return self.norm
+
+    def strength_at(self, index: tuple[int, ...]) -> float:
+        """The strength of plane ``index`` (its channel's, when channels have their own)."""
+        if not self.strengths:
+            return 1.0
+        if len(self.strengths) > 1 and index:
+            return self.strengths[index[0]]
+        return self.strengths[0]
 
     def intensity_summary(self) -> str:
         """The intensity map(s) in words, for the CLI's and the widget's report: e.g.
@@ -105,6 +116,12 @@ class Plan:
         if self.channel_norms:
             return "per channel: " + ", ".join(one(n) for n in self.channel_norms)
         return one(self.norm)
+
+    def strength_summary(self) -> str:
+        """The strength(s) in words: ``"1"``, ``"0.74"``, or one per channel."""
+        values = self.strengths or (1.0,)
+        text = ", ".join(f"{v:.2g}" for v in values)
+        return f"per channel: {text}" if len(values) > 1 else text
 
     @property
     def hr_shape(self) -> tuple[int, int]:
@@ -150,10 +167,12 @@ def compute_cell(
     plan: Plan,
     box: tuple[int, int, int, int],
     norm: Normalization | None = None,
+    strength: float = 1.0,
 ) -> torch.Tensor:
     """Output pixels ``box`` of one plane (intensity map ``norm``, default ``plan.norm``), normalised intensities, ``(h, w)`` or
     ``(h, w, C)`` float32 on the CPU (a fresh tensor: [`store()`][napari_srcnn.engine.cells.store]
-    may work in it).
+    may work in it). ``strength`` scales the network's correction over bicubic (``0``:
+    bicubic, and the network does not run).
 
     Colour stays interleaved (height, width, channel) from the stored image to the
     stored result: no planar copies, and the 3-channel network reads it as the
@@ -191,10 +210,16 @@ def compute_cell(
     net_in = _luma(up) if mode == "y" else up
     pad = (halo - (x0 - ex0), halo - (ex1 - x1), halo - (y0 - ey0), halo - (ey1 - y1))
     batch = net_in.permute(2, 0, 1).unsqueeze(0)
-    sr = runner(F.pad(batch, pad, mode="replicate") if any(pad) else batch)[0]
-    sr = sr.permute(1, 2, 0)  # (h, w, c)
     cy, cx = y0 - ey0, x0 - ex0
     centre = (slice(cy, cy + (y1 - y0)), slice(cx, cx + (x1 - x0)))
+    if strength == 0.0:
+        sr = net_in[centre].clone()
+    else:
+        sr = runner(F.pad(batch, pad, mode="replicate") if any(pad) else batch)[0]
+        sr = sr.permute(1, 2, 0)  # (h, w, c)
+        if strength != 1.0:  # bicubic + strength × (network - bicubic)
+            base = net_in[centre].to(sr.dtype)
+            sr = sr.sub_(base).mul_(strength).add_(base)
     # A map by the dtype's range (photographs) has its limits at 0 and 1; a map by the data's
     # own range does not: beyond it only the dtype's limits clip, in store().
     clip = norm.kind != "percentile"

@@ -38,6 +38,7 @@ __all__ = [
     "MIXED_BLUR",
     "PairedPlanes",
     "area_downsample",
+    "as_stored",
     "arrays_per_plane",
     "degradation_kinds",
     "degrade",
@@ -147,6 +148,14 @@ def make_pair(
         lr_up = degrade(dim, scale, kind="area" if binned else "bicubic", levels=(0.0, 1 / n))
         return PairedPlanes(lr_up=lr_up, hr=dim)
     return PairedPlanes(lr_up=degrade(hr, scale, blur_sigma, kind, levels=levels), hr=hr)
+
+
+def as_stored(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """``values`` as an image of ``dtype`` stores them (integers rounded and clipped)."""
+    if dtype.kind in "ui":
+        info = np.iinfo(dtype)
+        return np.clip(np.rint(values), info.min, info.max).astype(dtype)
+    return values.astype(dtype)
 
 
 def area_downsample(x: np.ndarray, factor: int) -> np.ndarray:

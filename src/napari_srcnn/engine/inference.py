@@ -40,6 +40,7 @@ import numpy as np
 import torch
 
 from ..errors import CancelledError, InputError
+from .calibration import calibrates, measure_strengths
 from .cells import Plan, cell_split, compute_cell, store
 from .color import Normalization
 from .device import resolve_device
@@ -131,6 +132,7 @@ class Upscaler:
         # channels_last: 1.8-3x faster convolutions on the CPU and on cuDNN.
         self.model.net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self._runner: NetworkRunner | None = None
+        self.last_plan: Plan | None = None  # of the last image planned (see plan())
 
     @property
     def scale(self) -> float:
@@ -254,8 +256,17 @@ class Upscaler:
     def plan(self, image: Any) -> tuple[Any, Plan]:
         """``image`` with its channel axis (if any) moved first, and how it will be upscaled.
 
-        Works on NumPy and dask arrays alike (the dask one stays lazy)."""
-        return plan_array(self.options, self.model, image)
+        Works on NumPy and dask arrays alike (the dask one stays lazy; a measured strength reads
+        a few crops of it, see [`calibration`][napari_srcnn.engine.calibration]). The plan is
+        kept as ``last_plan``, what the front ends report."""
+        arr, plan = plan_array(self.options, self.model, image)
+        strength = self.options.strength
+        if calibrates(strength, plan):
+            plan = replace(plan, strengths=measure_strengths(self, arr, plan))
+        elif strength != "auto":
+            plan = replace(plan, strengths=(float(strength),))
+        self.last_plan = plan
+        return arr, plan
 
     def tile_edge(self) -> int:
         """Output tile edge actually used: ``options.tile``, grown on CUDA to what the free
@@ -386,8 +397,9 @@ class Upscaler:
 
         def compute(index: tuple[int, ...], cell: tuple[int, int, int, int]) -> None:
             cy0, cy1, cx0, cx1 = cell
-            norm = plan.norm_at(tuple(i + o for i, o in zip(index, offset, strict=True)))
-            result = self._cell(lr[index], lr_origin, plan, cell, norm)
+            whole = tuple(i + o for i, o in zip(index, offset, strict=True))
+            norm = plan.norm_at(whole)
+            result = self._cell(lr[index], lr_origin, plan, cell, norm, plan.strength_at(whole))
             store(out[index][cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0], result, norm)
 
         def groups() -> Iterator[list[Callable[[], None]]]:
@@ -468,8 +480,9 @@ class Upscaler:
         plan: Plan,
         box: tuple[int, int, int, int],
         norm: Normalization | None = None,
+        strength: float = 1.0,
     ) -> torch.Tensor:
-        return compute_cell(self.runner, plane, origin, plan, box, norm)
+        return compute_cell(self.runner, plane, origin, plan, box, norm, strength)
 
 
 def upscale(

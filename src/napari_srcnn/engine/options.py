@@ -78,6 +78,12 @@ class UpscaleOptions:
         Self-ensemble ("SRCNN+", as EDSR+ and RCAN+): the image is upscaled in its 8 flips and
         rotations and the results, turned back, are averaged. 8× the work; in-memory arrays
         only. Scores are reported apart from the plain model's.
+    strength
+        Share of the network's correction over bicubic up-sampling: ``1`` the plain model,
+        ``0`` bicubic, any number between. ``"auto"``: measured on the image itself (once per
+        image, per channel for a channel axis) where it is mapped by its own range and processed
+        plane by plane (scientific data), 1 for photographs and the protocol (see
+        [`calibration`][napari_srcnn.engine.calibration]).
     """
 
     scale: float | None = None
@@ -90,6 +96,7 @@ class UpscaleOptions:
     precision: str = "auto"
     rgb: bool | None = None
     ensemble: bool = False
+    strength: float | str = "auto"
 
     def __post_init__(self) -> None:
         # NumPy scalars, Fractions and Decimals are numbers too: stored as plain float / int.
@@ -130,6 +137,11 @@ class UpscaleOptions:
             raise InputError(f"precision {self.precision!r} is not one of {', '.join(PRECISIONS)}")
         if not isinstance(self.ensemble, bool):
             raise InputError(f"ensemble {self.ensemble!r} must be True or False")
+        if self.strength != "auto":
+            strength = _real(self.strength)
+            if strength is None or not 0.0 <= strength <= 1.0:
+                raise InputError(f"strength {self.strength!r} must be 'auto' or a number in [0, 1]")
+            object.__setattr__(self, "strength", strength)
         if self.rgb is not None and not isinstance(self.rgb, bool):
             raise InputError(f"rgb {self.rgb!r} must be True, False or None (guess)")
 

@@ -27,7 +27,7 @@ import numpy as np
 
 from ..errors import InputError
 from .data import find_images
-from .degradation import area_downsample
+from .degradation import area_downsample, as_stored
 from .io import ImageMeta, read_image
 from .metrics import psnr, ssim
 from .resize import imresize
@@ -49,14 +49,6 @@ def shrink(plane: np.ndarray, scale: int, degradation: str = "bicubic") -> np.nd
         h, w = plane.shape
         return imresize(plane.astype(np.float64), output_shape=(h // scale, w // scale))
     raise InputError(f"degradation {degradation!r} is not one of {', '.join(SCORING_DEGRADATIONS)}")
-
-
-def _as_stored(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """``values`` as an image of ``dtype`` stores them (integers rounded and clipped)."""
-    if dtype.kind in "ui":
-        info = np.iinfo(dtype)
-        return np.clip(np.rint(values), info.min, info.max).astype(dtype)
-    return values.astype(dtype)
 
 
 def _channels_first(image: np.ndarray, meta: ImageMeta | None) -> tuple[np.ndarray, str]:
@@ -96,7 +88,8 @@ def score_image(
     -------
     dict
         ``planes``, ``bicubic_psnr``, ``bicubic_ssim`` and, with an upscaler, ``psnr``,
-        ``ssim`` and ``model`` (the model that ran).
+        ``ssim``, ``model`` (the model that ran) and ``strength`` (the strength it ran with,
+        the mean over channels that have their own).
 
     Raises
     ------
@@ -121,11 +114,11 @@ def score_image(
     hr = chans[..., :h, :w].astype(np.float64)
     planes = hr.reshape(-1, h, w)
     lr = np.stack([shrink(p, scale, degradation) for p in planes])
-    lr_stored = _as_stored(lr, arr.dtype).reshape(*hr.shape[:-2], h // scale, w // scale)
+    lr_stored = as_stored(lr, arr.dtype).reshape(*hr.shape[:-2], h // scale, w // scale)
     small = lr_stored.reshape(-1, h // scale, w // scale).astype(np.float64)
     # Bicubic as a viewer or a resize tool delivers it: in the image's dtype, like SRCNN's output
     # (8-bit data with a few levels would otherwise score rounding against unrounded values).
-    bicubic = _as_stored(np.stack([imresize(p, float(scale)) for p in small]), arr.dtype)
+    bicubic = as_stored(np.stack([imresize(p, float(scale)) for p in small]), arr.dtype)
     bicubic = bicubic.astype(np.float64)
     sr = None
     model = None
@@ -145,6 +138,8 @@ def score_image(
         runner = upscaler.for_image(tuple(data.shape))
         model = runner.model.name
         out = np.asarray(runner(data), dtype=np.float64)
+        assert runner.last_plan is not None
+        strengths = runner.last_plan.strengths or (1.0,)
         if axis == "S":
             out = np.moveaxis(out, -1, 0)
         sr = out.reshape(-1, h, w)
@@ -167,6 +162,7 @@ def score_image(
             result[key] = float(np.mean(finite)) if finite else math.inf
     if model is not None:
         result["model"] = model
+        result["strength"] = float(np.mean(strengths))
     return result
 
 

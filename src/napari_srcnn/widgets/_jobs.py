@@ -79,9 +79,10 @@ def run_upscale(
             result = upscaler(array, progress=progress, cancel=cancel)
         seconds = time.perf_counter() - start
         # What ran: with no model named, the engine picks one for the image (photo or
-        # microscopy); its map(s), planned again now that the engine has accepted the array.
+        # microscopy); its map(s) and strength(s), from the plan it ran.
         ran = upscaler.for_image(tuple(array.shape))
-        maps = normalization_maps(ran.plan(array)[1])
+        plan = ran.last_plan or ran.plan(array)[1]
+        maps = normalization_maps(plan)
     except CancelledError:
         return UpscaleOutcome(cancelled=True)
     except SRCNNError as exc:
@@ -104,6 +105,9 @@ def run_upscale(
         "precision": ran.options.precision,
         "precision_used": getattr(ran.runner, "precision", ran.options.precision),
         "ensemble": ran.options.ensemble,
+        "strength": ran.options.strength,
+        "strengths": list(plan.strengths or (1.0,)),
+        "strength_used": plan.strength_summary(),
         "device": str(ran.device),
         "seconds": round(seconds, 3),
         "lazy": lazy,

@@ -39,6 +39,16 @@ from ._intensity import describe_maps, robust_range
 from ._jobs import UpscaleOutcome, run_upscale
 from ._words import CHANNEL_LABELS, NORMALIZATION_LABELS, UPSCALE_VOCABULARY
 
+#: The strength menu: measured, or a fixed share of the network's correction.
+STRENGTH_CHOICES = [
+    ("auto (measured)", "auto"),
+    ("1 (full model)", 1.0),
+    ("0.75", 0.75),
+    ("0.5", 0.5),
+    ("0.25", 0.25),
+    ("0 (bicubic)", 0.0),
+]
+
 if TYPE_CHECKING:
     import napari
 
@@ -139,6 +149,14 @@ class UpscaleWidget(JobWidget):
             tooltip="average the results of the 8 flips and rotations of the layer "
             "(a little sharper and cleaner; not for previews or lazy results)",
         )
+        self._strength = ComboBox(
+            label="strength",
+            choices=STRENGTH_CHOICES,
+            value="auto",
+            tooltip="share of the network's correction over bicubic up-sampling\n"
+            "auto: measured on the layer itself (per channel) for scientific data, "
+            "full for colour photos\n1: the plain model; 0: bicubic",
+        )
         self._channel_axis = ComboBox(
             label="channel axis",
             choices=self._axis_choices,
@@ -184,7 +202,14 @@ class UpscaleWidget(JobWidget):
                 self._preview,
                 self._ensemble,
             ],
-            more=[self._channel_axis, self._device, self._precision, self._tile, self._lazy],
+            more=[
+                self._strength,
+                self._channel_axis,
+                self._device,
+                self._precision,
+                self._tile,
+                self._lazy,
+            ],
             run=PushButton(text="Upscale", tooltip="upscale the chosen layer into a new layer"),
             cancel=PushButton(text="Cancel", tooltip="stop after the current tile; no layer"),
         )
@@ -308,6 +333,7 @@ class UpscaleWidget(JobWidget):
             "precision": self._precision.value,
             # The self-ensemble needs the whole layer in memory: not for previews or lazy runs.
             "ensemble": bool(self._ensemble.value) and not lazy and plane_index is None,
+            "strength": self._strength.value,
             # napari's flag, not a guess from the shape: a layer 3 or 4 pixels wide that
             # napari shows as grayscale has Y and X as its last two axes.
             "rgb": bool(layer.rgb),
@@ -416,7 +442,8 @@ class UpscaleWidget(JobWidget):
         plus = "+ (self-ensemble)" if settings.get("ensemble") else ""
         self._status.value = (
             f"×{factor:g} with {settings['model']}{plus} on {settings['device']} "
-            f"in {outcome.seconds:.2f} s → {where}; {describe_maps(outcome.maps)}{note}"
+            f"in {outcome.seconds:.2f} s → {where}; {describe_maps(outcome.maps)}; "
+            f"strength {settings['strength_used']}{note}"
         )
 
     def _on_finished(self) -> None:
