@@ -24,6 +24,9 @@ inference
     large channels-last 3×3 convolution (oneDNN), both fp32, same thread count; the bf16
     peak (with native bf16 or CUDA) the same in bf16. The notes under the table say whether
     tiled == untiled holds bit for bit in each precision.
+strength
+    What ``strength="auto"`` costs: a 512² uint16 image ×2 with the shipped microscopy model,
+    measured strength vs ``strength=1``, interleaved (the ratio of the two times).
 training
     33×33 sub-images per second: the trainer's machinery (``PatchSampler`` random crops with
     augmentation, valid convolutions, channels-last model, Adam, MSE on the valid centre) vs
@@ -749,13 +752,41 @@ def bench_gpu(table: Table, repeats: int, memory_cap_mb: int = 512) -> dict:
 # ------------------------------------------------------------------------------ main
 
 
+def bench_strength(table: Table, repeats: int, scale: float = 2.0) -> dict:
+    """What measuring the strength costs: a 512² uint16 image (scikit-image's camera, 12-bit)
+    upscaled ×2 by the shipped microscopy model with ``strength="auto"`` (measured on the image)
+    and with ``strength=1`` (nothing measured), interleaved."""
+    from skimage import data
+
+    from napari_srcnn.engine.inference import Upscaler
+    from napari_srcnn.engine.options import UpscaleOptions
+
+    image = data.camera().astype(np.uint16) * 16
+    runs = {
+        name: Upscaler(None, UpscaleOptions(scale=scale, strength=value))
+        for name, value in (("auto", "auto"), ("one", 1.0))
+    }
+    times = rounds({name: (lambda up=up: up(image)) for name, up in runs.items()}, repeats)
+    ratios = [a / b for a, b in zip(times["auto"], times["one"], strict=True)]
+    auto = runs["auto"].for_image(image.shape)
+    table.section(f"Measured strength, {image.shape[0]}² uint16 ×{scale:g}, {auto.model.name}")
+    table.add("strength auto s", "strength 1 s", "auto / 1 (median)", "measured strength")
+    table.add(
+        f"{med(times['auto']):.3f} ({spread(times['auto'])})",
+        f"{med(times['one']):.3f} ({spread(times['one'])})",
+        f"{med(ratios):.2f}",
+        auto.last_plan.strength_summary() if auto.last_plan else "-",
+    )
+    return {"auto_s": med(times["auto"]), "one_s": med(times["one"]), "ratio": med(ratios)}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
         "--only",
         nargs="+",
-        choices=("inference", "training", "memory", "gpu"),
-        default=("inference", "training", "memory", "gpu"),
+        choices=("inference", "strength", "training", "memory", "gpu"),
+        default=("inference", "strength", "training", "memory", "gpu"),
     )
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--repeats", type=int, default=5)
@@ -783,6 +814,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict = {"cpu": cpu_line()}
     sections = {
         "inference": lambda: bench_inference(table, args.repeats),
+        "strength": lambda: bench_strength(table, args.repeats),
         "training": lambda: bench_training(table, max(1, args.repeats // 2 + 1), args.train_steps),
         "memory": lambda: bench_memory(table, args.memory_arch, args.memory_edge, 3.0, 512),
         "gpu": lambda: bench_gpu(table, args.repeats),
