@@ -109,3 +109,19 @@ def test_a_flat_image_stays_flat():
 def test_bad_strengths_are_refused(bad):
     with pytest.raises(InputError, match="strength"):
         UpscaleOptions(scale=2, strength=bad)
+
+
+def test_a_fixed_strength_applies_in_colour_and_at_any_factor(astronaut, moon16):
+    """Y mode: strength 0 is bicubic of the RGB image; a measured strength works at a
+    non-integer factor too (the copy is then shrunk by MATLAB bicubic)."""
+
+    out = upscale(astronaut, None, 2.0, strength=0.0).astype(np.float64)
+    bicubic = np.stack(
+        [imresize(astronaut[..., c].astype(np.float64), 2.0) for c in range(3)], axis=-1
+    )
+    assert np.abs(out - np.clip(np.rint(bicubic), 0, 255)).max() <= 1
+    up = Upscaler(None, UpscaleOptions(scale=2.5))
+    result = up(moon16)
+    assert result.shape == (640, 640) and result.dtype == np.uint16
+    (strength,) = up.for_image(moon16.shape).last_plan.strengths
+    assert 0 <= strength <= 1
