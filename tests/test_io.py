@@ -241,3 +241,23 @@ def test_a_cmyk_jpeg_is_refused(tmp_path, astronaut):
     for reader in (read_image, read_header):
         with pytest.raises(InputError, match="is a CMYK image"):
             reader(tmp_path / "c.jpg")
+
+
+@pytest.mark.parametrize("order", [b"II", b"MM"])
+def test_a_tiff_whose_directories_loop_is_refused_at_once(tmp_path, order):
+    """Two image directories pointing at each other (found by the reader fuzz test: tifffile
+    reads them forever): a one-line InputError from read_image and read_header, and the
+    napari reader declines the file."""
+    import struct
+
+    from napari_srcnn._reader import napari_get_reader
+
+    fmt = "<" if order == b"II" else ">"
+    data = order + struct.pack(fmt + "HI", 42, 8)
+    data += struct.pack(fmt + "HI", 0, 14) + struct.pack(fmt + "HI", 0, 8)  # IFD 8 <-> IFD 14
+    path = tmp_path / "loop.tif"
+    path.write_bytes(data)
+    for read in (read_image, read_header):
+        with pytest.raises(InputError, match="form a loop"):
+            read(path)
+    assert napari_get_reader(str(path)) is None

@@ -81,6 +81,9 @@ def _is_tiff(path: str | os.PathLike) -> bool:
                 return False
         import tifffile
 
+        from .engine.io import check_tiff_chain
+
+        check_tiff_chain(Path(path))
         with tifffile.TiffFile(path) as tif:
             return bool(tif.series) and 0 not in tif.series[0].shape
     except Exception:

@@ -30,9 +30,11 @@ from .files import atomic_path, check_readable_file, one_line
 
 __all__ = [
     "IMAGE_SUFFIXES",
+    "MAX_TIFF_PAGES",
     "TIFF_SUFFIXES",
     "ImageHeader",
     "ImageMeta",
+    "check_tiff_chain",
     "check_writable",
     "max_image_bytes",
     "read_header",
@@ -192,6 +194,7 @@ def read_header(path: str | os.PathLike) -> ImageHeader:
     if suffix in TIFF_SUFFIXES:
         import tifffile
 
+        check_tiff_chain(path)
         try:
             with tifffile.TiffFile(path) as tif:
                 series = _tiff_series(tif, path)
@@ -324,6 +327,59 @@ _PHOTOMETRIC_REFUSED = {
 }
 
 
+#: More image directories than this in one TIFF are refused (a 1-million-plane stack is ~1 TB
+#: even at 1 MB a plane); the chain is walked before tifffile parses it.
+MAX_TIFF_PAGES = 1_000_000
+
+
+def check_tiff_chain(path: Path) -> None:
+    """Refuse, with an InputError, a TIFF whose chain of image directories loops or is longer
+    than `MAX_TIFF_PAGES`: tifffile would otherwise read the same directories forever (a
+    damaged or crafted file of a few hundred bytes). Only the directory headers are read."""
+    import struct
+
+    with open(path, "rb") as fh:
+        head = fh.read(16)
+        if len(head) < 8 or head[:2] not in (b"II", b"MM"):
+            return  # tifffile says what is wrong
+        order = "<" if head[:2] == b"II" else ">"
+        (version,) = struct.unpack(order + "H", head[2:4])
+        if version == 43 and len(head) >= 16:  # BigTIFF: 8-byte offsets and counts
+            count_fmt, entry, offset_fmt = "Q", 20, "Q"
+            (offset,) = struct.unpack(order + "Q", head[8:16])
+        elif version == 42:
+            count_fmt, entry, offset_fmt = "H", 12, "I"
+            (offset,) = struct.unpack(order + "I", head[4:8])
+        else:
+            return
+        count_size, offset_size = struct.calcsize(count_fmt), struct.calcsize(offset_fmt)
+        size = os.fstat(fh.fileno()).st_size
+        seen: set[int] = set()
+        while 0 < offset < size:
+            if offset in seen:
+                raise InputError(
+                    f"cannot read {str(path)!r}: its image directories form a loop (a damaged TIFF)"
+                )
+            if len(seen) >= MAX_TIFF_PAGES:
+                raise InputError(
+                    f"cannot read {str(path)!r}: more than {MAX_TIFF_PAGES} image directories"
+                )
+            seen.add(offset)
+            fh.seek(offset)
+            raw = fh.read(count_size)
+            if len(raw) < count_size:
+                return
+            (count,) = struct.unpack(order + count_fmt, raw)
+            where = offset + count_size + count * entry
+            if where + offset_size > size:
+                return  # a directory beyond the end: tifffile says what is wrong
+            fh.seek(where)
+            raw = fh.read(offset_size)
+            if len(raw) < offset_size:
+                return
+            (offset,) = struct.unpack(order + offset_fmt, raw)
+
+
 def _tiff_series(tif: Any, path: Path) -> Any:
     """The one image series of a TIFF, checked: several series (several images in one file) and
     colour spaces other than gray and RGB(A) are refused, never half-read."""
@@ -375,6 +431,7 @@ def _layout(
 def _read_tiff(path: Path) -> tuple[np.ndarray, ImageMeta]:
     import tifffile
 
+    check_tiff_chain(path)
     try:
         with tifffile.TiffFile(path) as tif:
             series = _tiff_series(tif, path)
