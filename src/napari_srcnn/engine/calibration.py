@@ -25,15 +25,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from .cells import Plan
 from .degradation import area_downsample, as_stored
+from .lazy import UpscalerLike
 from .resize import imresize
 
-__all__ = ["MAX_PLANES", "MAX_SIDE", "Renderer", "calibrates", "measure_strengths"]
+__all__ = ["MAX_PLANES", "MAX_SIDE", "calibrates", "measure_strengths"]
 
 #: Planes of an image (per channel) that the strength is measured on.
 MAX_PLANES = 4
@@ -41,20 +42,6 @@ MAX_PLANES = 4
 MAX_SIDE = 384
 # The binned copy must leave the network something to see.
 _MIN_COPY = 8
-
-
-class Renderer(Protocol):
-    """What the measurement needs of an [`Upscaler`][napari_srcnn.engine.inference.Upscaler]:
-    its ``render()``, which computes output pixels of an array by a plan."""
-
-    def render(
-        self,
-        lr: np.ndarray,
-        lr_origin: tuple[int, int],
-        out: np.ndarray,
-        box: tuple[int, int, int, int],
-        plan: Plan,
-    ) -> None: ...
 
 
 def calibrates(strength: float | str, plan: Plan) -> bool:
@@ -66,7 +53,7 @@ def calibrates(strength: float | str, plan: Plan) -> bool:
     return all(n.kind == "percentile" for n in norms)
 
 
-def measure_strengths(upscaler: Renderer, arr: Any, plan: Plan) -> tuple[float, ...]:
+def measure_strengths(upscaler: UpscalerLike, arr: Any, plan: Plan) -> tuple[float, ...]:
     """One measured strength per channel where ``plan`` maps channels apart, else one.
 
     ``arr`` is the image as planned (channel axis first), NumPy or dask; only the crops of the
@@ -92,7 +79,7 @@ def measure_strengths(upscaler: Renderer, arr: Any, plan: Plan) -> tuple[float, 
 
 
 def _plane_terms(
-    upscaler: Renderer, arr: Any, plan: Plan, index: tuple[int, ...], norm: Any
+    upscaler: UpscalerLike, arr: Any, plan: Plan, index: tuple[int, ...], norm: Any
 ) -> tuple[float, float]:
     """``(<d, y - b>, <d, d>)`` of one plane's central crop ``y``: ``b`` the bicubic
     up-sampling of its binned copy, ``d`` the network's correction over ``b``."""
