@@ -34,7 +34,7 @@ from .degradation import area_downsample, as_stored
 from .lazy import UpscalerLike
 from .resize import imresize
 
-__all__ = ["MAX_PLANES", "MAX_SIDE", "calibrates", "measure_strengths"]
+__all__ = ["MAX_PLANES", "MAX_SIDE", "measure_strengths", "plan_strengths"]
 
 #: Planes of an image (per channel) that the strength is measured on.
 MAX_PLANES = 4
@@ -44,13 +44,18 @@ MAX_SIDE = 384
 _MIN_COPY = 8
 
 
-def calibrates(strength: float | str, plan: Plan) -> bool:
-    """Whether ``strength`` is measured for ``plan``: ``"auto"`` on an image processed plane
-    by plane and mapped by its own range (scientific data, not the protocol's photographs)."""
-    if strength != "auto" or plan.mode != "per-channel":
-        return False
+def plan_strengths(
+    upscaler: UpscalerLike, arr: Any, plan: Plan, strength: float | str
+) -> tuple[float, ...]:
+    """The ``Plan.strengths`` of ``arr`` for the option ``strength``: a number as given;
+    ``"auto"`` measured (`measure_strengths()`) on an image processed plane by plane and mapped
+    by its own range (scientific data), else none (the plain model: photographs, the protocol)."""
+    if strength != "auto":
+        return (float(strength),)
     norms = plan.channel_norms or (plan.norm,)
-    return all(n.kind == "percentile" for n in norms)
+    if plan.mode != "per-channel" or any(n.kind != "percentile" for n in norms):
+        return ()
+    return measure_strengths(upscaler, arr, plan)
 
 
 def measure_strengths(upscaler: UpscalerLike, arr: Any, plan: Plan) -> tuple[float, ...]:
@@ -105,11 +110,11 @@ def _plane_terms(
         channel_axis=None,
         planes_shape=(),
         lr_shape=small,
-        out_shape=(*_hr(small, plan),),
         out_dtype=np.dtype(np.float32),
         channel_norms=(),
     )
-    H, W = sub.out_shape
+    H, W = sub.hr_shape
+    sub = replace(sub, out_shape=(H, W))
     outs = []
     for strength in (0.0, 1.0):
         out = np.empty((H, W), dtype=np.float32)
@@ -125,8 +130,3 @@ def _plane_terms(
         return 0.0, 0.0
     d, e = d[ok], target[ok] - b[ok]
     return float(np.dot(d, e)), float(np.dot(d, d))
-
-
-def _hr(shape: tuple[int, int], plan: Plan) -> tuple[int, int]:
-    probe = replace(plan, lr_shape=shape)
-    return probe.hr_shape

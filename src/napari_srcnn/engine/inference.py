@@ -40,7 +40,7 @@ import numpy as np
 import torch
 
 from ..errors import CancelledError, InputError
-from .calibration import calibrates, measure_strengths
+from .calibration import plan_strengths
 from .cells import Plan, cell_split, compute_cell, store
 from .color import Normalization
 from .device import resolve_device
@@ -260,11 +260,7 @@ class Upscaler:
         a few crops of it, see [`calibration`][napari_srcnn.engine.calibration]). The plan is
         kept as ``last_plan``, what the front ends report."""
         arr, plan = plan_array(self.options, self.model, image)
-        strength = self.options.strength
-        if calibrates(strength, plan):
-            plan = replace(plan, strengths=measure_strengths(self, arr, plan))
-        elif strength != "auto":
-            plan = replace(plan, strengths=(float(strength),))
+        plan = replace(plan, strengths=plan_strengths(self, arr, plan, self.options.strength))
         self.last_plan = plan
         return arr, plan
 
