@@ -23,11 +23,16 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 from microscopy_eval import HELD_OUT, per_source, score_sources
 
-from napari_srcnn.engine.evaluation import check_bf16, evaluate_files, protocol_upscaler, summarize
-from napari_srcnn.engine.inference import upscale
+from napari_srcnn.engine.evaluation import (
+    FLAT_MAX_ERROR_255,
+    check_bf16,
+    check_flat,
+    evaluate_files,
+    protocol_upscaler,
+    summarize,
+)
 from napari_srcnn.engine.weights import list_models, load_model
 from napari_srcnn.engine.weights_file import save_weights
 
@@ -54,24 +59,16 @@ PAPER_955 = {
 PAPER_915_SET5_X3 = 32.39  # 9-1-5 trained on 91 images
 
 
-def flat_error(model) -> float:
-    """Worst error (in 1/255 of the range) on flat images at 21 levels in [0, 1], fp32."""
-    shape = (24, 24, 3) if model.info.arch.channels == 3 else (24, 24)
-    worst = 0.0
-    for level in np.linspace(0, 1, 21):
-        image = np.full(shape, level, np.float32)
-        out = upscale(image, model, model.info.scale, precision="fp32", normalization="dtype")
-        worst = max(worst, float(np.abs(out - level).max()) * 255)
-    return round(worst, 3)
-
-
 def evaluate(path: Path) -> dict:
     """The metrics of a weights file: see the module docstring."""
     model = load_model(path)
     scale = int(model.info.scale)
     metrics = dict(model.info.metrics)
-    metrics["flat_max_error_255"] = flat_error(model)
-    print(f"{model.name}: flat images within {metrics['flat_max_error_255']:.2f}/255")
+    flat = check_flat(model)
+    metrics["flat_max_error_255"] = flat["max_error_255"]
+    print(f"{model.name}: flat images within {flat['max_error_255']:.2f}/255 (worst: {flat})")
+    if not flat["ok"]:
+        raise SystemExit(f"{model.name} moves flat images by more than {FLAT_MAX_ERROR_255}/255")
     if model.info.color_mode == "per-channel":
         return {**metrics, "microscopy": microscopy(path, scale)}
     for ensemble in (False, True):

@@ -477,7 +477,11 @@ def test_a_dim_single_plane_fine_tunes_with_the_defaults_and_never_collapses(tmp
     start, tuned = (float(v) for v in m.groups())
     assert tuned >= start
     # Its LR partners were rounded onto the plane's 78 levels, as a camera stores them.
-    assert load_model(out).info.training["lr_levels"] == "stored"
+    info = load_model(out).info
+    assert info.training["lr_levels"] == "stored"
+    # Fine-tuning kept black black: the run checked and recorded it, and says so.
+    flat = info.metrics["flat_max_error_255"]
+    assert flat <= 0.5 and f"flat images stay flat within {flat:.2f}/255" in r.stdout
     lr = plane[::2, ::2]
     write_image(tmp_path / "lr.tif", lr)
     assert (

@@ -10,9 +10,11 @@ import torch
 from napari_srcnn.engine.checkpoints import read_checkpoint_state
 from napari_srcnn.engine.data import training_data_from_arrays
 from napari_srcnn.engine.device import mps_available
+from napari_srcnn.engine.evaluation import check_flat, flat_error_255
 from napari_srcnn.engine.inference import upscale
 from napari_srcnn.engine.model import SRCNN, ArchSpec, init_identity
 from napari_srcnn.engine.model_info import ModelInfo
+from napari_srcnn.engine.resize import imresize
 from napari_srcnn.engine.train_config import (
     StepEvent,
     TrainConfig,
@@ -311,6 +313,69 @@ def test_fine_tune_keeps_the_start_model_if_nothing_beats_it(tmp_path, tdata):
     assert all(torch.equal(ws[k], wt[k]) for k in ws)
     info = load_model(tuned.output).info
     assert info.training["init_from"] == str(start) and info.training["steps"] == 0
+
+
+def test_check_flat_sees_a_model_that_lifts_black(tmp_path):
+    """The identity network keeps every flat image flat; the same network with 2/255 added by
+    its last bias lifts black (and every level below white) by 2/255 and fails the check."""
+    good = identity_model(tmp_path / "good.safetensors")
+    flat = check_flat(good)
+    assert flat["ok"] and flat["max_error_255"] <= 0.01
+    net = load_model(good).net
+    with torch.no_grad():
+        net.convs()[-1].bias += 2 / 255
+    info = ModelInfo(name="lifted", arch=TINY, scale=2.0, color_mode="per-channel")
+    lifted = check_flat(save_weights(tmp_path / "lifted.safetensors", net, info))
+    assert not lifted["ok"] and lifted["max_error_255"] == pytest.approx(2.0, abs=0.02)
+    assert lifted["level"] < 1.0  # white clips back to white
+
+
+def test_a_run_records_how_far_its_model_moves_flat_images(tmp_path, tdata):
+    result = train(tdata, config(tmp_path))
+    recorded = load_model(result.output).info.metrics["flat_max_error_255"]
+    assert recorded == result.flat_max_error_255 == check_flat(result.output)["max_error_255"]
+    assert math.isfinite(recorded)
+
+
+def test_weights_that_move_flat_images_are_never_written(tmp_path, tiles):
+    """LR partners 20 % darker than their HR planes teach a gain of 1.25: every later step of a
+    fine-tune scores better on the held-out plane and lifts flat images by tens of /255, so none
+    is written: the run keeps its starting model (identity: flat stays flat) and says why. A run
+    from scratch on the same data writes its best step, and its flat check says how far off."""
+    lr = np.stack([np.clip(imresize(t.astype(np.float64), 0.5) * 0.8, 0, 65535) for t in tiles])
+    data = training_data_from_arrays(
+        [tiles],
+        2,
+        "per-channel",
+        lr_arrays=[lr.astype(np.uint16)],
+        patch_size=21,
+        val_fraction=0.25,
+        seed=0,
+    )
+    events = []
+    start = identity_model(tmp_path / "start.safetensors")
+    result = train(data, config(tmp_path, init_from=str(start), amp=False), on_event=events.append)
+    vals = [e for e in events if isinstance(e, ValidationEvent)]
+    assert vals[0].flat_255 < 0.01 and len(vals) == 4
+    assert all(v.psnr > result.start_psnr + 1 for v in vals[1:])
+    assert all(v.flat_255 > 5 and not v.flat_ok and not v.improved for v in vals[1:])
+    assert result.best_psnr == result.start_psnr and result.flat_max_error_255 < 0.01
+    history = read_checkpoint_state(result.checkpoint)["history"]
+    assert [h["flat"] for h in history] == [v.flat_255 for v in vals]
+    scratch = train(data, config(tmp_path, "scratch", amp=False))
+    assert scratch.best_psnr > scratch.start_psnr + 1 and scratch.flat_max_error_255 > 5
+
+
+def test_flat_error_255_is_the_network_part_of_check_flat(tmp_path):
+    net = SRCNN(TINY)
+    init_identity(net)
+    with torch.no_grad():
+        net.convs()[-1].bias += 1 / 255
+    assert flat_error_255(net) == pytest.approx(1.0, abs=1e-3)
+    info = ModelInfo(name="lifted", arch=TINY, scale=2.0, color_mode="per-channel")
+    path = save_weights(tmp_path / "lifted.safetensors", net, info)
+    # check_flat sees the same lift through the whole pipeline (uint8 output rounds it to 1).
+    assert check_flat(path)["max_error_255"] == pytest.approx(1.0, abs=0.02)
 
 
 def test_resume_errors(tmp_path, tdata, tiles, astronaut):

@@ -192,6 +192,37 @@ def test_a_one_plane_layer_fine_tunes_with_the_defaults(
     assert "val PSNR" in w._status.value
 
 
+def test_a_dim_16_bit_plane_fine_tunes_the_microscopy_model_and_keeps_black_black(
+    qtbot, run_widget, viewer, camera, tmp_path
+):
+    """The fidelity issue's case in the widget: one 256² uint16 plane with values 98..175,
+    the widget's defaults (start model: the installed microscopy model). The run ends at or
+    above the start model on the held-out region, and what it writes keeps flat images flat."""
+    from skimage.transform import resize
+
+    from napari_srcnn.engine.evaluation import FLAT_MAX_ERROR_255
+    from napari_srcnn.engine.weights import load_model
+
+    big = resize(camera.astype(np.float64), (256, 256), order=3, anti_aliasing=False)
+    plane = np.rint(98 + (big - big.min()) / (big.max() - big.min()) * 77).astype(np.uint16)
+    viewer.add_image(plane, name="dim plane")
+    w = TrainWidget(viewer)
+    viewer.window.add_dock_widget(w, name="SRCNN train")
+    w._scale.value = 2.0
+    w._steps.value = 40
+    w._device.value = "cpu"
+    w._output.value = tmp_path / "dim.safetensors"
+    run_widget(w, timeout=300)
+    outcome = w.last_outcome
+    assert outcome.error is None, outcome.error
+    assert outcome.init_from == "srcnn-955-micro-x2" and outcome.val_planes == 1
+    result = outcome.result
+    assert result.best_psnr >= result.start_psnr > result.bicubic_psnr
+    flat = load_model(result.output).info.metrics["flat_max_error_255"]
+    assert flat == result.flat_max_error_255 <= FLAT_MAX_ERROR_255
+    assert f"flat images stay flat within {flat:.2f}/255" in w._status.value
+
+
 def test_a_second_run_never_overwrites_the_first_model(
     qtbot, run_widget, viewer, tiny_model, stack, tmp_path
 ):

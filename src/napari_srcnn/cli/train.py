@@ -302,6 +302,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from ..engine.data import training_data_from_paths
+    from ..engine.evaluation import FLAT_MAX_ERROR_255
     from ..engine.memory import training_step_estimate
     from ..engine.model import ArchSpec
     from ..engine.train_config import StepEvent, TrainConfig, steps_for_epochs
@@ -405,6 +406,8 @@ def run(args: argparse.Namespace) -> int:
                 f"  val PSNR {_fmt(event.psnr)}  bicubic {_fmt(event.bicubic_psnr)}"
                 f"  best {_fmt(event.best_psnr)}" + ("  *" if event.improved and event.step else "")
             )
+            if not event.flat_ok:
+                text += f"  (not kept: moves flat images by {event.flat_255:.2f}/255)"
             print(text, flush=True)
         last["loss_sum"], last["loss_n"] = 0.0, 0
 
@@ -423,6 +426,16 @@ def run(args: argparse.Namespace) -> int:
             )
         else:
             print("no validation planes (--val-fraction 0): wrote the last weights, unscored")
+        flat = result.flat_max_error_255
+        if flat <= FLAT_MAX_ERROR_255:
+            print(f"flat images stay flat within {flat:.2f}/255 at every level")
+        else:
+            print(
+                f"warning: the model moves flat images by up to {flat:.2f}/255 (more than "
+                f"{FLAT_MAX_ERROR_255}/255): black backgrounds will not stay black; train with "
+                "a larger --intensity-augment",
+                file=sys.stderr,
+            )
         print(
             f"{result.steps} steps in {result.seconds:.0f} s; wrote {result.output} "
             f"(checkpoint {result.checkpoint})",

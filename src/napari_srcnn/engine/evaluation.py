@@ -23,7 +23,12 @@ from .precision import BF16_MAX_LOSS_DB
 from .resize import imresize
 
 __all__ = [
+    "FLAT_DTYPES",
+    "FLAT_LEVELS",
+    "FLAT_MAX_ERROR_255",
     "check_bf16",
+    "check_flat",
+    "flat_error_255",
     "compare_to_reference",
     "evaluate_files",
     "protocol_upscaler",
@@ -152,6 +157,84 @@ def compare_to_reference(
         "psnr": psnr(y_sr, y_hr, 255.0, shave=shave),
         "ssim": ssim(y_sr, y_hr, 255.0, shave=shave),
     }
+
+
+#: Levels of the flat-image check, as shares of the data's range: black and white included.
+FLAT_LEVELS = tuple(float(v) for v in np.linspace(0.0, 1.0, 21))
+#: Data types of the flat-image check and the top of the range they hold: 8-bit, 16-bit, 12-bit
+#: data stored in uint16 (a camera's), float in [0, 1].
+FLAT_DTYPES = (("uint8", 255), ("uint16", 65535), ("uint16", 4095), ("float32", 1))
+#: What a model may move a flat image by, in 1/255 of the range.
+FLAT_MAX_ERROR_255 = 0.5
+
+
+def flat_error_255(net: torch.nn.Module) -> float:
+    """How far a network moves a flat image, in 1/255 of its [0, 1] range: the worst over the
+    levels of `FLAT_LEVELS` and those of 12-bit data read by the uint16 dtype map (the bottom
+    6 %), in fp32. A flat input gives a flat output whatever the padding, so this is the
+    network's part of `check_flat()` at a few milliseconds' cost; training uses it to keep
+    weights that move flat images too far from being written."""
+    spec = net.spec
+    levels = torch.tensor(FLAT_LEVELS + tuple(v * 4095 / 65535 for v in FLAT_LEVELS))
+    side = 2 * spec.halo + 1
+    param = next(net.parameters())
+    x = levels.view(-1, 1, 1, 1).expand(-1, spec.channels, side, side)
+    was_training = net.training
+    net.eval()
+    try:
+        with torch.no_grad():
+            y = net.body(x.to(param.device, torch.float32)).float().cpu()
+    finally:
+        net.train(was_training)
+    return float((y - levels.view(-1, 1, 1, 1)).abs().max()) * 255
+
+
+def check_flat(model: Any, scale: float | None = None) -> dict[str, Any]:
+    """How far ``model`` moves flat images: the ``metrics["flat"]`` entry of a weights file.
+
+    A flat image at every level of `FLAT_LEVELS`, in every dtype of `FLAT_DTYPES`, is upscaled
+    in fp32 with the dtype's own intensity map (``normalization="dtype"``: 12-bit data then lies
+    in the bottom 6 % of the network's range) and with the default one; its error is measured
+    in 1/255 of the range that map spans (the dtype's, or for the default map the data's own).
+    A model that keeps flat regions flat (black stays black) is within `FLAT_MAX_ERROR_255`.
+
+    Returns
+    -------
+    dict
+        ``max_error_255``, ``ok``, and where the worst error is: ``level``, ``dtype``, ``top``
+        (the top of the data's range) and ``normalization``.
+    """
+    from .options import UpscaleOptions
+    from .weights import load_model
+
+    loaded = load_model(model)
+    factor = loaded.info.scale if scale is None else float(scale)
+    upscalers = {
+        n: Upscaler(loaded, UpscaleOptions(scale=factor, precision="fp32", normalization=n))
+        for n in ("dtype", "auto")
+    }
+    # Any size gives the same flat output (the network's border is padded from the image).
+    shape = (16, 16, 3) if loaded.info.arch.channels == 3 else (16, 16)
+    worst: dict[str, Any] = {"max_error_255": -1.0}
+    for level in FLAT_LEVELS:
+        for dtype_name, top in FLAT_DTYPES:
+            dtype = np.dtype(dtype_name)
+            value = level * top if dtype.kind == "f" else float(np.rint(level * top))
+            image = np.full(shape, value).astype(dtype)
+            for normalization, upscaler in upscalers.items():
+                out = upscaler(image).astype(np.float64)
+                span = top if normalization == "auto" or dtype.kind == "f" else np.iinfo(dtype).max
+                err = float(np.abs(out - value).max()) / span * 255
+                if err > worst["max_error_255"]:
+                    worst = {
+                        "max_error_255": err,
+                        "level": level,
+                        "dtype": dtype_name,
+                        "top": top,
+                        "normalization": normalization,
+                    }
+    worst["max_error_255"] = round(worst["max_error_255"], 4)
+    return {**worst, "ok": worst["max_error_255"] <= FLAT_MAX_ERROR_255}
 
 
 def default_eval_sets() -> dict[str, Path]:

@@ -289,7 +289,9 @@ class ValidationEvent:
     """Reported after every validation (step 0 is the starting model).
 
     PSNRs are in dB on intensities in [0, 1] (NaN without validation planes);
-    ``improved`` is True when these weights were just written as the new best.
+    ``improved`` is True when these weights were just written as the new best. ``flat_255`` is
+    how far these weights move a flat image ([`flat_error_255()`][napari_srcnn.engine.evaluation.flat_error_255]);
+    ``flat_ok`` is False when that kept them from being written although they scored better.
     """
 
     step: int
@@ -298,6 +300,8 @@ class ValidationEvent:
     bicubic_psnr: float
     best_psnr: float
     improved: bool
+    flat_255: float = math.nan
+    flat_ok: bool = True
 
 
 @dataclass(frozen=True)
@@ -318,6 +322,9 @@ class TrainResult:
     cancelled: bool = False
     history: list[dict[str, float]] = field(default_factory=list)
     checkpoint: Path | None = None
+    #: The written model's worst error on flat images, in 1/255 of the range
+    #: ([`check_flat()`][napari_srcnn.engine.evaluation.check_flat]; NaN on other ranks).
+    flat_max_error_255: float = math.nan
 
 
 EventFn = Callable[[StepEvent | ValidationEvent], Any]

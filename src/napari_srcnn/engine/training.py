@@ -26,7 +26,7 @@ import platform
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,7 @@ from .distributed import (
     reduce_scalar,
     wrap_model,
 )
+from .evaluation import FLAT_MAX_ERROR_255, check_flat, flat_error_255
 from .files import check_output_path
 from .memory import training_step_estimate
 from .model import SRCNN
@@ -284,9 +285,18 @@ def _train(
 
     def report_validation(step: int, final: bool) -> None:
         psnr, bic = validate(scored(), data, config.val_crop, device)
+        flat = flat_error_255(scored())
         state["bicubic_psnr"] = bic
         if step == 0:
-            state["start_psnr"] = psnr
+            state["start_psnr"], state["start_flat"] = psnr, flat
+        # A fine-tune never writes weights that move flat images further than
+        # FLAT_MAX_ERROR_255 (or than its starting model did): black stays black. (A run from
+        # scratch starts from a bicubic-equivalent net; its result is checked when it ends.)
+        flat_ok = (
+            start_info is None
+            or step == 0
+            or flat <= max(FLAT_MAX_ERROR_255, state.get("start_flat", 0.0))
+        )
         # Weights still fitted to bf16 arithmetic (before the fp32 tail) are never written:
         # in fp32 use they would be off by a fraction of a percent (see TrainConfig.fp32_tail).
         # An average still carries the bf16 steps until their weight has decayed below 5 %.
@@ -297,7 +307,7 @@ def _train(
         if math.isnan(psnr):
             improved = final  # nothing to choose by: keep the last weights
         else:
-            improved = eligible and psnr > state["best_psnr"]
+            improved = eligible and flat_ok and psnr > state["best_psnr"]
             if improved:
                 state["best_psnr"] = psnr
         if improved and step == 0 and not final:
@@ -307,10 +317,13 @@ def _train(
             write_best(scored(), state, time.perf_counter() - t0, step)
         else:
             flush_pending()  # the starting model stays the best
-        state["history"].append({"step": step, "psnr": psnr, "bicubic_psnr": bic})
+        state["history"].append({"step": step, "psnr": psnr, "bicubic_psnr": bic, "flat": flat})
         if on_event is not None:
             best = state["best_psnr"] if math.isfinite(state["best_psnr"]) else math.nan
-            on_event(ValidationEvent(step, config.steps, psnr, bic, best, improved))
+            rejected = eligible and not flat_ok and psnr > state["best_psnr"]
+            on_event(
+                ValidationEvent(step, config.steps, psnr, bic, best, improved, flat, not rejected)
+            )
 
     def write_checkpoint() -> None:
         rngs = gather_rng(gen, world, device)  # collective: every rank takes part
@@ -379,10 +392,12 @@ def _train(
                 report_validation(state["step"], final=done)
         if state["step"] % config.checkpoint_every == 0 or done:
             write_checkpoint()
+    flat = math.nan
     if rank == 0:
         flush_pending()
         if not config.output.exists():  # never report a file that is not there
             report_validation(state["step"], final=True)
+        flat = _record_flat(config.output)
     barrier(world)
     best = state["best_psnr"] if math.isfinite(state["best_psnr"]) else math.nan
     return TrainResult(
@@ -395,6 +410,7 @@ def _train(
         cancelled=cancelled,
         history=list(state["history"]),
         checkpoint=config.checkpoint_path,
+        flat_max_error_255=flat,
     )
 
 
@@ -424,6 +440,20 @@ def _hardware(device: torch.device, world: int) -> str:
     return (
         f"{cpu}, {os.cpu_count()} CPUs, {threads} torch thread{'s' if threads > 1 else ''}{procs}"
     )
+
+
+def _record_flat(path: Path) -> float:
+    """Check the written model on flat images ([`check_flat()`][napari_srcnn.engine.evaluation.check_flat])
+    and store its worst error in the file's ``metrics["flat_max_error_255"]``: whether the run
+    kept black black and flat regions flat (the weights are rewritten unchanged)."""
+    from .weights_file import load_file
+
+    with torch.random.fork_rng(devices=[]):  # building the net draws its init: not the caller's RNG
+        loaded = load_file(path)
+        error = float(check_flat(loaded)["max_error_255"])
+    metrics = {**loaded.info.metrics, "flat_max_error_255": error}
+    save_weights(path, loaded.net, replace(loaded.info, metrics=metrics))
+    return error
 
 
 def _write_model(

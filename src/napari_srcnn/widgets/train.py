@@ -372,6 +372,7 @@ class TrainWidget(JobWidget):
             self._status.value = (
                 f"step {e.step}/{e.total}: val PSNR {_fmt(e.psnr)} "
                 f"(bicubic {_fmt(e.bicubic_psnr)}, best {_fmt(e.best_psnr)})"
+                + ("" if e.flat_ok else f"; not kept, moves flat images by {e.flat_255:.2f}/255")
             )
 
     def _on_done(self, outcome: TrainOutcome) -> None:
@@ -403,13 +404,23 @@ class TrainWidget(JobWidget):
             if outcome.val_planes
             else "no validation planes"
         )
+        from napari.utils.notifications import show_info, show_warning
+
+        from ..engine.evaluation import FLAT_MAX_ERROR_255
+
+        flat = result.flat_max_error_255
+        flat_note = (
+            f"flat images stay flat within {flat:.2f}/255"
+            if flat <= FLAT_MAX_ERROR_255
+            else f"warning: flat images move by up to {flat:.2f}/255 (black will not stay black)"
+        )
         self._status.value = (
             f"{what} after {result.steps} steps ({result.seconds:.0f} s): "
-            f"{scores}; model {name!r} is ready in the upscale widget"
+            f"{scores}; {flat_note}; model {name!r} is ready in the upscale widget"
         )
-        from napari.utils.notifications import show_info
-
         show_info(f"SRCNN training {what}: {scores}; wrote {result.output}")
+        if flat > FLAT_MAX_ERROR_255:
+            show_warning(f"SRCNN training: the new model moves flat images by up to {flat:.2f}/255")
 
     def _on_finished(self) -> None:
         if self._timer is not None:
