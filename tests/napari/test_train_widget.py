@@ -18,9 +18,15 @@ def stack(camera):
     return np.stack([camera[i * 20 : i * 20 + 48, 10:58] for i in range(4)])
 
 
-def _widget(viewer, tmp_path, **values):
+def _docked(viewer):
+    """A train widget docked in the viewer, with its defaults."""
     w = TrainWidget(viewer)
     viewer.window.add_dock_widget(w, name="SRCNN train")
+    return w
+
+
+def _widget(viewer, tmp_path, **values):
+    w = _docked(viewer)
     w.reset_choices()
     defaults = dict(
         scale=2.0,
@@ -177,8 +183,7 @@ def test_a_one_plane_layer_fine_tunes_with_the_defaults(
     """One plane, the widget's default validation fraction: the engine holds out a region
     of the plane for validation."""
     layer = viewer.add_image(camera, name="one plane")
-    w = TrainWidget(viewer)
-    viewer.window.add_dock_widget(w, name="SRCNN train")
+    w = _docked(viewer)
     assert w._hr.value == [layer]  # the selected layer, not an empty list
     w._start.value = tiny_model
     w._scale.value = 2.0
@@ -206,8 +211,7 @@ def test_a_dim_16_bit_plane_fine_tunes_the_microscopy_model_and_keeps_black_blac
     big = resize(camera.astype(np.float64), (256, 256), order=3, anti_aliasing=False)
     plane = np.rint(98 + (big - big.min()) / (big.max() - big.min()) * 77).astype(np.uint16)
     viewer.add_image(plane, name="dim plane")
-    w = TrainWidget(viewer)
-    viewer.window.add_dock_widget(w, name="SRCNN train")
+    w = _docked(viewer)
     w._scale.value = 2.0
     w._steps.value = 40
     w._device.value = "cpu"
