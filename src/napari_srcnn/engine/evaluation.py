@@ -19,6 +19,7 @@ from .device import cpu_has_native_bf16, cpu_model
 from .inference import Upscaler
 from .io import read_image
 from .metrics import evaluate_pair, psnr, ssim
+from .model import SRCNN
 from .precision import BF16_MAX_LOSS_DB
 from .resize import imresize
 
@@ -168,7 +169,7 @@ FLAT_DTYPES = (("uint8", 255), ("uint16", 65535), ("uint16", 4095), ("float32", 
 FLAT_MAX_ERROR_255 = 0.5
 
 
-def flat_error_255(net: torch.nn.Module) -> float:
+def flat_error_255(net: SRCNN) -> float:
     """How far a network moves a flat image, in 1/255 of its [0, 1] range: the worst over the
     levels of `FLAT_LEVELS` and those of 12-bit data read by the uint16 dtype map (the bottom
     6 %), in fp32. A flat input gives a flat output whatever the padding, so this is the
