@@ -50,12 +50,13 @@ case "$model" in
   srcnn-955-y-x4) long_photo 4 y "$@" ;;
   # RGB, 9-1-5 and Y ×3: the same long continuation of the model the stages below made (shipped
   # before it; run `scripts/train_shipped.sh srcnn-955-rgb-x2-stages` and so on to remake them).
-  # RGB x2 and Y x4 then had a second, 40,000-step run at lr 1e-4 from that result (Set5
-  # 36.63 -> 36.71, 30.38 -> 30.42 dB), e.g. for RGB x2, with the first run's result installed:
+  # RGB x2, Y x4 and RGB x3 then had a second, 40,000-step run at lr 1e-4 from that result (Set5
+  # 36.63 -> 36.71, 30.38 -> 30.42, 32.61 -> 32.69 dB), e.g. for RGB x2, with the first run's result installed:
   #   scripts/train_shipped.sh srcnn-955-rgb-x2 --from src/napari_srcnn/weights/srcnn-955-rgb-x2.safetensors \
   #     --steps 40000 --lr 1e-4 -o runs/r2/srcnn-955-rgb-x2.safetensors
   # (The same run for RGB x4 reached 30.37 dB but left a flat near-black 12-bit image 0.53/255
-  # off, above the 0.5/255 bound of tests/test_shipped_models.py: not shipped.)
+  # off, above the 0.5/255 bound of tests/test_shipped_models.py: not shipped. Run again with the
+  # fine-tune flat guard, every validation after the fp32 tail was 0.53/255 off: it kept its start.)
   srcnn-955-rgb-x[234]|srcnn-915-y-x3|srcnn-955-y-x3) long_photo "${model: -1}" "$(cut -d- -f3 <<<"$model")" "$@" ;;
   srcnn-955-rgb-x3-stages)
     napari-srcnn train "${PHOTO[@]}" --scale 3 --from "$shipped/srcnn-955-rgb-x3.safetensors" --steps 3000 --lr 2e-4 "${rgb[@]}" -o "$OUT/$model.safetensors" "$@"
