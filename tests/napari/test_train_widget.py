@@ -18,11 +18,17 @@ def stack(camera):
     return np.stack([camera[i * 20 : i * 20 + 48, 10:58] for i in range(4)])
 
 
-def _docked(viewer):
-    """A train widget docked in the viewer, with its defaults."""
+def _docked(viewer, **values):
+    """A train widget docked in the viewer, with its defaults but for ``values`` (by field)."""
     w = TrainWidget(viewer)
     viewer.window.add_dock_widget(w, name="SRCNN train")
+    _set(w, **values)
     return w
+
+
+def _set(w, **values):
+    for key, value in values.items():
+        getattr(w, f"_{key}").value = value
 
 
 def _widget(viewer, tmp_path, **values):
@@ -38,8 +44,7 @@ def _widget(viewer, tmp_path, **values):
         device="cpu",
         output=tmp_path / "trained.safetensors",
     )
-    for key, value in {**defaults, **values}.items():
-        getattr(w, f"_{key}").value = value
+    _set(w, **{**defaults, **values})
     return w
 
 
@@ -185,11 +190,7 @@ def test_a_one_plane_layer_fine_tunes_with_the_defaults(
     layer = viewer.add_image(camera, name="one plane")
     w = _docked(viewer)
     assert w._hr.value == [layer]  # the selected layer, not an empty list
-    w._start.value = tiny_model
-    w._scale.value = 2.0
-    w._steps.value = 4
-    w._device.value = "cpu"
-    w._output.value = tmp_path / "one.safetensors"
+    _set(w, start=tiny_model, scale=2.0, steps=4, device="cpu", output=tmp_path / "one.safetensors")
     run_widget(w, timeout=180)
     outcome = w.last_outcome
     assert outcome.error is None, outcome.error
@@ -211,11 +212,7 @@ def test_a_dim_16_bit_plane_fine_tunes_the_microscopy_model_and_keeps_black_blac
     big = resize(camera.astype(np.float64), (256, 256), order=3, anti_aliasing=False)
     plane = np.rint(98 + (big - big.min()) / (big.max() - big.min()) * 77).astype(np.uint16)
     viewer.add_image(plane, name="dim plane")
-    w = _docked(viewer)
-    w._scale.value = 2.0
-    w._steps.value = 40
-    w._device.value = "cpu"
-    w._output.value = tmp_path / "dim.safetensors"
+    w = _docked(viewer, scale=2.0, steps=40, device="cpu", output=tmp_path / "dim.safetensors")
     run_widget(w, timeout=300)
     outcome = w.last_outcome
     assert outcome.error is None, outcome.error
