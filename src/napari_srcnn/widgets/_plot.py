@@ -1,10 +1,16 @@
 """The live training plot: loss per step, and validation PSNR against bicubic's.
 
-Drawing the figure costs 50 ms on an idle machine and 0.3-0.5 s next to a training run, far
-too long for the UI thread. So the figure is drawn by matplotlib's Agg backend in a thread
-of its own, and the UI thread only paints the finished image. Redraws are coalesced and
-paced: one is drawn at a time, at most `MIN_INTERVAL` apart, and requests made meanwhile
+Drawing the whole figure costs 50 ms on an idle machine and 0.3-0.5 s next to a training
+run, far too long for the UI thread. So the figure is drawn by matplotlib's Agg backend in a
+thread of its own, and the UI thread only paints the finished image. Redraws are coalesced
+and paced: one is drawn at a time, at most `MIN_INTERVAL` apart, and requests made meanwhile
 collapse into one with the latest data.
+
+Off the UI thread is not enough: matplotlib is Python, and a full draw holds the GIL for
+most of its 100-200 ms, so the UI thread waited for it (stalls of 100+ ms on 2 cores). The
+axes limits are therefore quantised (x up to the run's step count, loss in quarter decades,
+PSNR in half dB) and the axes, ticks and legend are drawn only when the limits or the size
+change; every other frame blits the three curves onto that cached background, a few ms.
 """
 
 from __future__ import annotations
@@ -21,6 +27,39 @@ __all__ = ["TrainingPlot"]
 MIN_INTERVAL = 0.25
 #: Most points drawn per curve: longer runs are thinned evenly (the last point kept).
 MAX_POINTS = 2000
+#: Loss axis limits snap to this fraction of a decade; PSNR limits to this many dB.
+LOSS_SNAP_DECADES = 0.25
+PSNR_SNAP_DB = 0.5
+
+
+def _nice_ceiling(value: float) -> float:
+    """The smallest of 1, 2, 5 × 10^k that is at least ``value`` (x limit of an open run)."""
+    if value <= 1:
+        return 1.0
+    power = 10 ** math.floor(math.log10(value))
+    return next(m * power for m in (1, 2, 5, 10) if m * power >= value)
+
+
+def _snapped(lo: float, hi: float, step: float) -> tuple[float, float]:
+    """``[lo, hi]`` widened outwards to multiples of ``step`` (never empty)."""
+    a, b = math.floor(lo / step) * step, math.ceil(hi / step) * step
+    return (a, b) if b > a else (a - step, b + step)
+
+
+def _limits(
+    total: int | None, loss: tuple[list, list], val: tuple[list, list, list]
+) -> tuple[tuple[float, float], tuple[float, float] | None, tuple[float, float] | None]:
+    """The snapped (x, loss, psnr) limits for this data; None where a curve is empty."""
+    last = max([*loss[0][-1:], *val[0][-1:], 1])
+    x = (0.0, float(total) if total and total >= last else _nice_ceiling(last))
+    loss_y = None
+    if loss[1]:
+        logs = [math.log10(v) for v in loss[1]]
+        a, b = _snapped(min(logs), max(logs), LOSS_SNAP_DECADES)
+        loss_y = (10**a, 10**b)
+    values = [v for v in (*val[1], *val[2]) if math.isfinite(v)]
+    psnr_y = _snapped(min(values), max(values), PSNR_SNAP_DB) if values else None
+    return x, loss_y, psnr_y
 
 
 def _thin(xs: list, ys: list) -> tuple[list, list]:
@@ -96,9 +135,15 @@ class TrainingPlot:
         self.val_steps: list[int] = []
         self.psnr: list[float] = []
         self.bicubic: list[float] = []
-        #: Figures drawn so far, and the seconds each took (in the drawing thread).
+        #: The run's step count, when known: the x axis spans it from the first step.
+        self.total: int | None = None
+        #: Figures drawn so far, and the seconds each took (in the drawing thread); of them,
+        #: ``full_draws`` drew the axes too (the others blitted the curves onto the cache).
         self.draws = 0
+        self.full_draws = 0
         self.draw_seconds: list[float] = []
+        self._background: Any = None
+        self._background_key: tuple | None = None
         self._colors = colors or {"background": "white", "foreground": "black", "text": "black"}
         self._drawing = False
         self._waiting: tuple | None = None
@@ -172,10 +217,11 @@ class TrainingPlot:
 
     # ------------------------------------------------------------------ data
 
-    def clear(self) -> None:
-        """Forget every point (a new run starts)."""
+    def clear(self, total: int | None = None) -> None:
+        """Forget every point: a new run of ``total`` steps (None: not known) starts."""
         for values in (self.steps, self.losses, self.val_steps, self.psnr, self.bicubic):
             values.clear()
+        self.total = total
         self.redraw()
 
     def add_events(self, events: list[Any]) -> None:
@@ -216,6 +262,7 @@ class TrainingPlot:
             _thin([s for s, _ in positive], [v for _, v in positive]),
             (list(self.val_steps), list(self.psnr), list(self.bicubic)),
             (width, height, ratio),
+            self.total,
         )
         self._kick()
 
@@ -245,18 +292,20 @@ class TrainingPlot:
         start = time.perf_counter()
         assert self.figure is not None
         try:
-            (loss_x, loss_y), (val_x, psnr, bicubic), (width, height, ratio) = job
-            dpi = 100 * ratio
-            self.figure.set_dpi(dpi)
-            self.figure.set_size_inches(width / 100, height / 100, forward=False)
-            self._loss_line.set_data(loss_x, loss_y)
-            self._psnr_line.set_data(val_x, psnr)
-            self._bicubic_line.set_data(val_x, bicubic)
-            for ax in (self.loss_ax, self.psnr_ax):
-                ax.relim()
-                ax.autoscale_view()
-            self._canvas.draw()
+            loss, val, size, total = job
+            limits = self._grown(_limits(total, loss, val))
+            if (size, limits) != self._background_key:
+                self._draw_background(size, limits)
+                self._background_key = (size, limits)
+            else:
+                self._canvas.restore_region(self._background)
+            self._loss_line.set_data(*loss)
+            self._psnr_line.set_data(val[0], val[1])
+            self._bicubic_line.set_data(val[0], val[2])
+            for line in self._lines:
+                self.figure.draw_artist(line)
             rgba = bytes(self._canvas.buffer_rgba())
+            ratio = size[2]
             w, h = self._canvas.get_width_height(physical=True)
         except Exception:
             self._deliver_failure()
@@ -264,6 +313,60 @@ class TrainingPlot:
         self.draws += 1
         self.draw_seconds.append(time.perf_counter() - start)
         self._deliver(rgba, w, h, ratio)
+
+    def _grown(self, limits: tuple) -> tuple:
+        """Keep the drawn limits while the data fits them; else grow past the data by one
+        more snap (losses fall, PSNR rises), so that the axes are redrawn a few times a run."""
+        if self._background_key is None:
+            return limits
+        old = self._background_key[1]
+        if old[0] != limits[0]:
+            return limits  # a new run (the x range changed)
+        grown = [limits[0]]
+        for now, before, snap, log in (
+            (limits[1], old[1], LOSS_SNAP_DECADES, True),
+            (limits[2], old[2], PSNR_SNAP_DB, False),
+        ):
+            if now is None or before is None:
+                grown.append(now)
+                continue
+            f = math.log10 if log else float
+            g = (lambda v: 10**v) if log else float
+            lo, hi = f(now[0]), f(now[1])
+            blo, bhi = f(before[0]), f(before[1])
+            if blo <= lo + 1e-9 and hi <= bhi + 1e-9:
+                grown.append(before)
+            else:
+                lo = min(blo, lo - snap if lo < blo else lo)
+                hi = max(bhi, hi + snap if hi > bhi else hi)
+                grown.append((g(lo), g(hi)))
+        return tuple(grown)
+
+    @property
+    def _lines(self) -> tuple:
+        return (self._loss_line, self._psnr_line, self._bicubic_line)
+
+    def _draw_background(self, size: tuple, limits: tuple) -> None:
+        """Draw the axes, ticks and legend without the curves, and keep that image."""
+        assert self.figure is not None
+        width, height, ratio = size
+        self.figure.set_dpi(100 * ratio)
+        self.figure.set_size_inches(width / 100, height / 100, forward=False)
+        x, loss_y, psnr_y = limits
+        self.psnr_ax.set_xlim(*x)  # shared with the loss axes
+        if loss_y is not None:
+            self.loss_ax.set_ylim(*loss_y)
+        if psnr_y is not None:
+            self.psnr_ax.set_ylim(*psnr_y)
+        for line in self._lines:
+            line.set_visible(False)
+        try:
+            self._canvas.draw()
+        finally:
+            for line in self._lines:
+                line.set_visible(True)
+        self._background = self._canvas.copy_from_bbox(self.figure.bbox)
+        self.full_draws += 1
 
     def _deliver_failure(self) -> None:
         from superqt.utils import ensure_main_thread

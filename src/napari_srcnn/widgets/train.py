@@ -336,7 +336,7 @@ class TrainWidget(JobWidget):
             self._error(one_line(exc))
             return None
         self._events.clear()
-        self.plot.clear()
+        self.plot.clear(total=request.steps)
         worker = self._start_job(
             run_training,
             request,
