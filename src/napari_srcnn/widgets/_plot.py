@@ -46,20 +46,19 @@ def _snapped(lo: float, hi: float, step: float) -> tuple[float, float]:
     return (a, b) if b > a else (a - step, b + step)
 
 
-def _limits(
-    total: int | None, loss: tuple[list, list], val: tuple[list, list, list]
-) -> tuple[tuple[float, float], tuple[float, float] | None, tuple[float, float] | None]:
-    """The snapped (x, loss, psnr) limits for this data; None where a curve is empty."""
-    last = max([*loss[0][-1:], *val[0][-1:], 1])
-    x = (0.0, float(total) if total and total >= last else _nice_ceiling(last))
-    loss_y = None
-    if loss[1]:
-        logs = [math.log10(v) for v in loss[1]]
-        a, b = _snapped(min(logs), max(logs), LOSS_SNAP_DECADES)
-        loss_y = (10**a, 10**b)
-    values = [v for v in (*val[1], *val[2]) if math.isfinite(v)]
-    psnr_y = _snapped(min(values), max(values), PSNR_SNAP_DB) if values else None
-    return x, loss_y, psnr_y
+def _grown(values: list[float], step: float, before: tuple | None) -> tuple | None:
+    """The axis range for ``values`` snapped to ``step``: ``before`` (the drawn range) while
+    the values fit it, else grown one more step past them on the side they left it, so that
+    a run redraws its axes a few times only. None while there are no values."""
+    if not values:
+        return before
+    lo, hi = _snapped(min(values), max(values), step)
+    if before is None:
+        return lo, hi
+    return (
+        min(before[0], lo - step if lo < before[0] else lo),
+        max(before[1], hi + step if hi > before[1] else hi),
+    )
 
 
 def _thin(xs: list, ys: list) -> tuple[list, list]:
@@ -142,6 +141,9 @@ class TrainingPlot:
         self.draws = 0
         self.full_draws = 0
         self.draw_seconds: list[float] = []
+        self._run = 0  # bumped by clear(): the drawing thread starts new axis ranges
+        self._ranges_run = 0
+        self._ranges: tuple = (None, None)  # (log10 loss, PSNR) ranges drawn this run
         self._background: Any = None
         self._background_key: tuple | None = None
         self._colors = colors or {"background": "white", "foreground": "black", "text": "black"}
@@ -222,6 +224,7 @@ class TrainingPlot:
         for values in (self.steps, self.losses, self.val_steps, self.psnr, self.bicubic):
             values.clear()
         self.total = total
+        self._run += 1
         self.redraw()
 
     def add_events(self, events: list[Any]) -> None:
@@ -262,7 +265,7 @@ class TrainingPlot:
             _thin([s for s, _ in positive], [v for _, v in positive]),
             (list(self.val_steps), list(self.psnr), list(self.bicubic)),
             (width, height, ratio),
-            self.total,
+            (self.total, self._run),
         )
         self._kick()
 
@@ -292,8 +295,8 @@ class TrainingPlot:
         start = time.perf_counter()
         assert self.figure is not None
         try:
-            loss, val, size, total = job
-            limits = self._grown(_limits(total, loss, val))
+            loss, val, size, run = job
+            limits = self._limits(run, loss, val)
             if (size, limits) != self._background_key:
                 self._draw_background(size, limits)
                 self._background_key = (size, limits)
@@ -305,42 +308,28 @@ class TrainingPlot:
             for line in self._lines:
                 self.figure.draw_artist(line)
             rgba = bytes(self._canvas.buffer_rgba())
-            ratio = size[2]
             w, h = self._canvas.get_width_height(physical=True)
         except Exception:
             self._deliver_failure()
             raise
         self.draws += 1
         self.draw_seconds.append(time.perf_counter() - start)
-        self._deliver(rgba, w, h, ratio)
+        self._deliver(rgba, w, h, size[2])
 
-    def _grown(self, limits: tuple) -> tuple:
-        """Keep the drawn limits while the data fits them; else grow past the data by one
-        more snap (losses fall, PSNR rises), so that the axes are redrawn a few times a run."""
-        if self._background_key is None:
-            return limits
-        old = self._background_key[1]
-        if old[0] != limits[0]:
-            return limits  # a new run (the x range changed)
-        grown = [limits[0]]
-        for now, before, snap, log in (
-            (limits[1], old[1], LOSS_SNAP_DECADES, True),
-            (limits[2], old[2], PSNR_SNAP_DB, False),
-        ):
-            if now is None or before is None:
-                grown.append(now)
-                continue
-            f = math.log10 if log else float
-            g = (lambda v: 10**v) if log else float
-            lo, hi = f(now[0]), f(now[1])
-            blo, bhi = f(before[0]), f(before[1])
-            if blo <= lo + 1e-9 and hi <= bhi + 1e-9:
-                grown.append(before)
-            else:
-                lo = min(blo, lo - snap if lo < blo else lo)
-                hi = max(bhi, hi + snap if hi > bhi else hi)
-                grown.append((g(lo), g(hi)))
-        return tuple(grown)
+    def _limits(self, run: tuple, loss: tuple[list, list], val: tuple) -> tuple:
+        """(x, log10 loss, PSNR) axis ranges for this data (drawing thread). x spans the
+        run's steps when known, else a 1-2-5 ceiling of the last step."""
+        total, number = run
+        if number != self._ranges_run:
+            self._ranges, self._ranges_run = (None, None), number
+        last = max([*loss[0][-1:], *val[0][-1:], 1])
+        x = (0.0, float(total) if total and total >= last else _nice_ceiling(last))
+        finite = [v for v in (*val[1], *val[2]) if math.isfinite(v)]
+        self._ranges = (
+            _grown([math.log10(v) for v in loss[1]], LOSS_SNAP_DECADES, self._ranges[0]),
+            _grown(finite, PSNR_SNAP_DB, self._ranges[1]),
+        )
+        return (x, *self._ranges)
 
     @property
     def _lines(self) -> tuple:
@@ -352,10 +341,10 @@ class TrainingPlot:
         width, height, ratio = size
         self.figure.set_dpi(100 * ratio)
         self.figure.set_size_inches(width / 100, height / 100, forward=False)
-        x, loss_y, psnr_y = limits
+        x, log_loss, psnr_y = limits
         self.psnr_ax.set_xlim(*x)  # shared with the loss axes
-        if loss_y is not None:
-            self.loss_ax.set_ylim(*loss_y)
+        if log_loss is not None:
+            self.loss_ax.set_ylim(10 ** log_loss[0], 10 ** log_loss[1])
         if psnr_y is not None:
             self.psnr_ax.set_ylim(*psnr_y)
         for line in self._lines:
